@@ -1,0 +1,3 @@
+//! ui-gateway (work in progress)
+pub mod ids;
+pub mod protocol;
