@@ -1,4 +1,7 @@
 //! ui-gateway (work in progress)
+pub mod config;
 pub mod ids;
+pub mod lua;
 pub mod protocol;
+pub mod site;
 pub mod tracker;

@@ -1,0 +1,307 @@
+//! Command line and configuration (operations.md §1–§2): every flag has a `UI_*` environment variable and
+//! a default; precedence is flag, then environment, then default.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// ui-gateway: a web UI for programs, without frontend code.
+#[derive(Parser, Debug)]
+#[command(name = "ui-gateway", version, about, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the gateway (the default command).
+    Serve(ServeArgs),
+}
+
+/// How sessions get their state (operations.md §1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// `embedded` when Lua is enabled and the site has `lua/main.lua`, else `connected`.
+    Auto,
+    /// Per-session Lua only.
+    Embedded,
+    /// An external backend over `/backend` only.
+    Connected,
+    /// Lua and a backend.
+    Hybrid,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Auto => "auto",
+            Mode::Embedded => "embedded",
+            Mode::Connected => "connected",
+            Mode::Hybrid => "hybrid",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Flags of `ui-gateway serve`.
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// TCP listen address; port 0 picks a free port (logged).
+    #[arg(long, env = "UI_LISTEN", default_value = "127.0.0.1:8000")]
+    pub listen: SocketAddr,
+
+    /// Site directory (html/, viewdefs/, lua/main.lua); default: the built-in demo.
+    #[arg(long, env = "UI_SITE")]
+    pub site: Option<PathBuf>,
+
+    /// auto, embedded, connected or hybrid.
+    #[arg(long, env = "UI_MODE", value_enum, default_value = "auto")]
+    pub mode: Mode,
+
+    /// Do not load Lua (env: UI_LUA=false).
+    #[arg(long = "no-lua")]
+    pub no_lua: bool,
+
+    /// Extra origins accepted on /ws/, exact scheme://host[:port] (repeatable; env: comma-separated).
+    #[arg(long = "allowed-origin", env = "UI_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Idle lifetime of a session (DUR: 10ms, 30s, 5m, 24h; 0 = never).
+    #[arg(long, env = "UI_SESSION_TIMEOUT", default_value = "24h", value_parser = parse_duration)]
+    pub session_timeout: Duration,
+
+    /// Lifetime of a session that never had a WebSocket; 0 = use the session timeout.
+    #[arg(long, env = "UI_UNCLAIMED_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
+    pub unclaimed_timeout: Duration,
+
+    /// Live sessions; 0 = unlimited.
+    #[arg(long, env = "UI_MAX_SESSIONS", default_value_t = 10_000)]
+    pub max_sessions: usize,
+
+    /// Variables per session, all owners.
+    #[arg(long, env = "UI_MAX_VARIABLES", default_value_t = 100_000)]
+    pub max_variables: usize,
+
+    /// WebSocket connections per session.
+    #[arg(long, env = "UI_MAX_CONNECTIONS", default_value_t = 32)]
+    pub max_connections: usize,
+
+    /// Heap limit of each session's Lua state, MiB.
+    #[arg(long, env = "UI_LUA_MEMORY_MB", default_value_t = 64)]
+    pub lua_memory_mb: usize,
+
+    /// Lua instruction budget per phase (about 1 s of work).
+    #[arg(long, env = "UI_LUA_INSTRUCTIONS", default_value_t = 200_000_000)]
+    pub lua_instructions: u64,
+
+    /// Browser inbound frame limit (BYTES: 4096, 64KiB, 1MiB, 1GiB).
+    #[arg(long, env = "UI_MAX_FRAME", default_value = "1MiB", value_parser = parse_bytes)]
+    pub max_frame: usize,
+
+    /// Messages per browser frame.
+    #[arg(long, env = "UI_MAX_MESSAGES", default_value_t = 10_000)]
+    pub max_messages: usize,
+
+    /// JSON nesting depth of a browser frame.
+    #[arg(long, env = "UI_MAX_JSON_DEPTH", default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub max_json_depth: u32,
+
+    /// Unsent bytes per browser connection before it is closed with 1013.
+    #[arg(long, env = "UI_MAX_OUTBOUND", default_value = "16MiB", value_parser = parse_bytes)]
+    pub max_outbound: usize,
+
+    /// Session mailbox capacity.
+    #[arg(long, env = "UI_MAILBOX", default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub mailbox: u32,
+
+    /// Outbound batching delay.
+    #[arg(long, env = "UI_FLUSH_DELAY", default_value = "10ms", value_parser = parse_duration)]
+    pub flush_delay: Duration,
+
+    /// WebSocket ping period.
+    #[arg(long, env = "UI_PING_INTERVAL", default_value = "25s", value_parser = parse_duration)]
+    pub ping_interval: Duration,
+
+    /// Close a WebSocket silent this long (4408).
+    #[arg(long, env = "UI_IDLE_CLOSE", default_value = "60s", value_parser = parse_duration)]
+    pub idle_close: Duration,
+
+    /// trace … error, or a filter such as info,ui_gateway::session=debug.
+    #[arg(long, env = "UI_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+
+    /// text or json.
+    #[arg(long, env = "UI_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+
+    /// Log only the first 8 hex digits of internal session ids.
+    #[arg(long, env = "UI_REDACT_IDS", default_value_t = false, value_parser = parse_bool, num_args = 0..=1, default_missing_value = "true")]
+    pub redact_ids: bool,
+
+    /// Graceful shutdown deadline.
+    #[arg(long, env = "UI_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+}
+
+impl ServeArgs {
+    /// Whether Lua is enabled: `--no-lua` wins, else `UI_LUA` (a boolean), else on.
+    pub fn lua_enabled(&self) -> Result<bool, String> {
+        if self.no_lua {
+            return Ok(false);
+        }
+        match std::env::var("UI_LUA") {
+            Ok(v) => parse_bool(&v).map_err(|e| format!("UI_LUA: {e}")),
+            Err(_) => Ok(true),
+        }
+    }
+}
+
+impl Default for ServeArgs {
+    /// The defaults of the table in operations.md §2 (what `ui-gateway` with no flags uses).
+    fn default() -> Self {
+        let cli = Cli::try_parse_from(["ui-gateway"]).expect("defaults parse");
+        cli.serve
+    }
+}
+
+/// DUR: an integer with `ms`, `s`, `m` or `h`; a bare `0` is allowed.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(|| format!("{s:?}: a unit (ms, s, m, h) is required"))?;
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a duration (e.g. 10ms, 30s, 5m, 24h)"))?;
+    let ms = match unit {
+        "ms" => Some(n),
+        "s" => n.checked_mul(1000),
+        "m" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m, h)")),
+    };
+    ms.map(Duration::from_millis).ok_or_else(|| format!("{s:?} is too large"))
+}
+
+/// BYTES: an integer, optionally with `KiB`, `MiB` or `GiB`.
+pub fn parse_bytes(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: usize = num.parse().map_err(|_| format!("{s:?} is not a size (e.g. 4096, 64KiB, 1MiB)"))?;
+    let mult: usize = match unit {
+        "" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (KiB, MiB, GiB)")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("{s:?} is too large"))
+}
+
+/// Boolean environment values: 1/true/yes/on or 0/false/no/off, case-insensitive.
+pub fn parse_bool(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(format!("{s:?} is not a boolean (1/true/yes/on or 0/false/no/off)")),
+    }
+}
+
+/// Where the site's files come from.
+pub fn site_description(site: &Option<PathBuf>) -> String {
+    match site {
+        Some(p) => p.display().to_string(),
+        None => "built-in".to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("10ms"), Ok(Duration::from_millis(10)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+        for bad in ["", "10", "1.5s", "s", "10d", "-1s", "99999999999999999999h"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert_eq!(parse_bytes("64KiB"), Ok(65536));
+        assert_eq!(parse_bytes("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_bytes("2GiB"), Ok(2 << 30));
+        for bad in ["", "1MB", "1 MiB", "x", "1.5MiB"] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn booleans() {
+        for t in ["1", "TRUE", "yes", "On"] {
+            assert_eq!(parse_bool(t), Ok(true));
+        }
+        for f in ["0", "false", "NO", "off"] {
+            assert_eq!(parse_bool(f), Ok(false));
+        }
+        assert!(parse_bool("maybe").is_err());
+    }
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let d = ServeArgs::default();
+        assert_eq!(d.listen, "127.0.0.1:8000".parse().unwrap());
+        assert_eq!(d.mode, Mode::Auto);
+        assert!(!d.no_lua);
+        assert_eq!(d.session_timeout, Duration::from_secs(86_400));
+        assert_eq!(d.unclaimed_timeout, Duration::from_secs(300));
+        assert_eq!(d.max_sessions, 10_000);
+        assert_eq!(d.max_connections, 32);
+        assert_eq!(d.max_frame, 1 << 20);
+        assert_eq!(d.max_outbound, 16 << 20);
+        assert_eq!(d.flush_delay, Duration::from_millis(10));
+        assert_eq!(d.mailbox, 1024);
+    }
+
+    #[test]
+    fn flags_parse() {
+        let cli = Cli::try_parse_from([
+            "ui-gateway",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-lua",
+            "--session-timeout",
+            "0",
+            "--allowed-origin",
+            "http://a.example",
+            "--allowed-origin",
+            "https://b.example:8443",
+        ])
+        .unwrap();
+        assert!(cli.serve.no_lua);
+        assert_eq!(cli.serve.lua_enabled(), Ok(false));
+        assert_eq!(cli.serve.session_timeout, Duration::ZERO);
+        assert_eq!(cli.serve.allowed_origins.len(), 2);
+        assert!(Cli::try_parse_from(["ui-gateway", "--bogus"]).is_err());
+        assert!(Cli::try_parse_from(["ui-gateway", "--max-frame", "1MB"]).is_err());
+        let cli = Cli::try_parse_from(["ui-gateway", "serve", "--mode", "embedded"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Serve(a)) if a.mode == Mode::Embedded));
+    }
+}

@@ -1,0 +1,135 @@
+//! The `session`, `ui` and `EMPTY` globals `main.lua` and app code use (lua-and-tracking.md §5).
+//!
+//! Callbacks run while Lua runs, so they never touch the tracker directly: they record what they were
+//! asked in [`ApiState`], which the backend applies once the Lua call has returned.
+
+use std::sync::Arc;
+
+use mlua::{Lua, MultiValue, Table, Value};
+use parking_lot::Mutex;
+
+use super::limits::Budget;
+use crate::ids::VendedId;
+
+/// What Lua code asked for, shared between the callbacks and the backend.
+#[derive(Default)]
+pub struct ApiState {
+    /// The current app object (`getApp`).
+    pub app: Option<Value>,
+    /// A `createAppVariable` not yet applied to the tracker.
+    pub pending_app: Option<Value>,
+}
+
+/// Drops a leading `self` so both `session:m()` and `session.m()` work.
+fn strip_self(this: &Table, mut args: MultiValue) -> MultiValue {
+    if let Some(Value::Table(t)) = args.front() {
+        if t == this {
+            args.pop_front();
+        }
+    }
+    args
+}
+
+pub fn install(lua: &Lua, vended: VendedId, state: Arc<Mutex<ApiState>>, budget: Arc<Budget>) -> mlua::Result<()> {
+    let g = lua.globals();
+    let session = lua.create_table()?;
+    session.set("_sessionID", vended.to_string())?;
+    session.set("reloading", false)?;
+
+    let this = session.clone();
+    let st = state.clone();
+    session.set(
+        "createAppVariable",
+        lua.create_function(move |_, args: MultiValue| {
+            // Once the phase's budget is gone, later Lua work fails at once (pcall cannot hide it).
+            if budget.exhausted() {
+                return Err(mlua::Error::runtime("lua-timeout: instruction budget exhausted"));
+            }
+            let mut args = strip_self(&this, args);
+            let obj = args.pop_front().unwrap_or(Value::Nil);
+            if obj.is_nil() {
+                return Err(mlua::Error::runtime("bad-message: createAppVariable needs a value"));
+            }
+            let mut st = st.lock();
+            if st.app.is_some() {
+                tracing::info!("createAppVariable: replacing the value of variable 1");
+            }
+            st.app = Some(obj.clone());
+            st.pending_app = Some(obj);
+            Ok(1)
+        })?,
+    )?;
+
+    let this = session.clone();
+    let st = state.clone();
+    session.set(
+        "getApp",
+        lua.create_function(move |_, args: MultiValue| {
+            let _ = strip_self(&this, args);
+            Ok(st.lock().app.clone().unwrap_or(Value::Nil))
+        })?,
+    )?;
+
+    let this = session.clone();
+    let tag = vended.to_string();
+    let log = lua.create_function(move |_, args: MultiValue| {
+        let mut args = strip_self(&this, args);
+        let (level, msg) = if args.len() >= 2 { (args.pop_front(), args.pop_front()) } else { (None, args.pop_front()) };
+        let msg = msg.map(|m| m.to_string().unwrap_or_else(|_| format!("{m:?}"))).unwrap_or_default();
+        log_at(level.as_ref(), &tag, &msg);
+        Ok(())
+    })?;
+    session.set("log", log.clone())?;
+
+    let tag = vended.to_string();
+    g.set(
+        "print",
+        lua.create_function(move |_, args: MultiValue| {
+            let text: Vec<String> = args.iter().map(|v| v.to_string().unwrap_or_else(|_| format!("{v:?}"))).collect();
+            tracing::info!(target: "ui_gateway::lua", vended = %tag, "{}", text.join("\t"));
+            Ok(())
+        })?,
+    )?;
+
+    let ui = lua.create_table()?;
+    let session_for_ui = session.clone();
+    ui.set(
+        "log",
+        lua.create_function(move |_, args: MultiValue| {
+            let mut with_self = args;
+            with_self.push_front(Value::Table(session_for_ui.clone()));
+            log.call::<()>(with_self)
+        })?,
+    )?;
+    g.set("ui", ui)?;
+
+    let empty = lua.create_table()?;
+    let empty_mt = lua.create_table()?;
+    empty_mt.set(
+        "__newindex",
+        lua.create_function(|_, _: MultiValue| -> mlua::Result<()> { Err(mlua::Error::runtime("EMPTY is read-only")) })?,
+    )?;
+    empty_mt.set("__metatable", false)?;
+    empty.set_metatable(Some(empty_mt))?;
+    g.set("EMPTY", empty)?;
+
+    g.set("session", session)?;
+    Ok(())
+}
+
+fn log_at(level: Option<&Value>, vended: &str, msg: &str) {
+    let level = match level {
+        Some(Value::String(s)) => s.to_string_lossy().to_ascii_lowercase(),
+        Some(Value::Integer(0)) | None => "info".into(),
+        Some(Value::Integer(1)) => "debug".into(),
+        Some(Value::Integer(_)) => "trace".into(),
+        Some(_) => "info".into(),
+    };
+    match level.as_str() {
+        "error" => tracing::error!(target: "ui_gateway::lua", vended, "{msg}"),
+        "warn" => tracing::warn!(target: "ui_gateway::lua", vended, "{msg}"),
+        "debug" => tracing::debug!(target: "ui_gateway::lua", vended, "{msg}"),
+        "trace" => tracing::trace!(target: "ui_gateway::lua", vended, "{msg}"),
+        _ => tracing::info!(target: "ui_gateway::lua", vended, "{msg}"),
+    }
+}

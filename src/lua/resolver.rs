@@ -1,0 +1,254 @@
+//! `LuaResolver`: the tracker's window onto Lua values (lua-and-tracking.md §2–§3).
+
+use mlua::{Lua, Table, Value};
+use serde_json::Value as Json;
+
+use crate::protocol::ErrorCode;
+use crate::tracker::{Kind, ObjId, ObjectRegistry, Resolver, VarError};
+
+use super::limits::Budget;
+use std::sync::Arc;
+
+/// Resolves paths against Lua values. Cheap to clone: it holds handles only.
+#[derive(Clone)]
+pub struct LuaResolver {
+    lua: Lua,
+    type_key: mlua::String,
+    budget: Arc<Budget>,
+}
+
+impl LuaResolver {
+    pub fn new(lua: &Lua, budget: Arc<Budget>) -> mlua::Result<Self> {
+        Ok(LuaResolver { lua: lua.clone(), type_key: lua.create_string("type")?, budget })
+    }
+
+    /// Maps a Lua failure to the protocol's codes (`lua-timeout`, `lua-memory`, `lua-error`).
+    pub fn error(&self, e: mlua::Error) -> VarError {
+        lua_error(&self.budget, &e)
+    }
+
+    fn not_indexable(v: &Value) -> VarError {
+        VarError::new(ErrorCode::PathFailure, format!("cannot index a {}", v.type_name()))
+    }
+
+    /// Normal (metamethod-honouring) indexing of any value.
+    fn index_value(&self, base: &Value, key: Value) -> Result<Value, VarError> {
+        match base {
+            Value::Nil => Ok(Value::Nil),
+            Value::Table(t) => t.get(key).map_err(|e| self.error(e)),
+            Value::String(_) => {
+                // Strings index the string library, as `("x"):upper` does.
+                let string_lib: Table = self.lua.globals().get("string").map_err(|e| self.error(e))?;
+                string_lib.get(key).map_err(|e| self.error(e))
+            }
+            Value::UserData(ud) => {
+                let mt = ud.metatable().map_err(|e| self.error(e))?;
+                match mt.get::<Value>(mlua::MetaMethod::Index) {
+                    Ok(Value::Table(t)) => t.get(key).map_err(|e| self.error(e)),
+                    Ok(Value::Function(f)) => f.call((base.clone(), key)).map_err(|e| self.error(e)),
+                    _ => Err(Self::not_indexable(base)),
+                }
+            }
+            other => Err(Self::not_indexable(other)),
+        }
+    }
+
+    fn assign(&self, base: &Value, key: Value, v: Value) -> Result<(), VarError> {
+        match base {
+            Value::Table(t) => t.set(key, v).map_err(|e| self.error(e)),
+            Value::Nil => Err(VarError::new(ErrorCode::PathFailure, "cannot assign into nil")),
+            other => Err(VarError::new(ErrorCode::PathFailure, format!("cannot assign into a {}", other.type_name()))),
+        }
+    }
+}
+
+/// Classifies a Lua failure; the budget decides whether it was a timeout (the message may have been
+/// rewrapped by `pcall`/`error` on the way out).
+pub fn lua_error(budget: &Budget, e: &mlua::Error) -> VarError {
+    if budget.exhausted() {
+        return VarError::new(ErrorCode::LuaTimeout, "Lua instruction budget exhausted");
+    }
+    let mut cur = e;
+    loop {
+        match cur {
+            mlua::Error::MemoryError(_) => return VarError::new(ErrorCode::LuaMemory, "Lua memory limit reached"),
+            mlua::Error::CallbackError { cause, .. } => cur = cause,
+            mlua::Error::WithContext { cause, .. } => cur = cause,
+            mlua::Error::RuntimeError(msg) => return VarError::new(ErrorCode::LuaError, first_line(msg)),
+            mlua::Error::SyntaxError { message, .. } => return VarError::new(ErrorCode::LuaError, first_line(message)),
+            other => return VarError::new(ErrorCode::LuaError, first_line(&other.to_string())),
+        }
+    }
+}
+
+/// Lua messages carry a traceback after the first line; the browser gets the message only.
+fn first_line(msg: &str) -> String {
+    msg.split("\nstack traceback:").next().unwrap_or(msg).trim_end().to_string()
+}
+
+impl Resolver for LuaResolver {
+    type Value = Value;
+    type Key = Value;
+
+    fn nil(&self) -> Value {
+        Value::Nil
+    }
+
+    fn intern(&self, name: &str) -> Result<Value, VarError> {
+        self.lua.create_string(name).map(Value::String).map_err(|e| self.error(e))
+    }
+
+    fn get(&self, base: &Value, key: &Value) -> Result<Value, VarError> {
+        self.index_value(base, key.clone())
+    }
+
+    fn index(&self, base: &Value, index: u32) -> Result<Value, VarError> {
+        self.index_value(base, Value::Integer(i64::from(index) + 1))
+    }
+
+    fn set(&self, base: &Value, key: &Value, v: Value) -> Result<(), VarError> {
+        self.assign(base, key.clone(), v)
+    }
+
+    fn set_index(&self, base: &Value, index: u32, v: Value) -> Result<(), VarError> {
+        self.assign(base, Value::Integer(i64::from(index) + 1), v)
+    }
+
+    fn call(&self, base: &Value, key: &Value, arg: Option<Value>) -> Result<Value, VarError> {
+        if base.is_nil() {
+            return Ok(Value::Nil);
+        }
+        let f = self.index_value(base, key.clone())?;
+        let name = key.to_string().unwrap_or_default();
+        let result = match &f {
+            Value::Function(f) => match arg {
+                None => f.call::<Value>(base.clone()),
+                Some(v) => f.call::<Value>((base.clone(), v)),
+            },
+            Value::Table(t) => match t.metatable().and_then(|mt| mt.get::<Option<mlua::Function>>("__call").ok().flatten()) {
+                Some(call) => match arg {
+                    None => call.call::<Value>((f.clone(), base.clone())),
+                    Some(v) => call.call::<Value>((f.clone(), base.clone(), v)),
+                },
+                None => return Err(VarError::new(ErrorCode::PathFailure, format!("{name} is not callable"))),
+            },
+            _ => return Err(VarError::new(ErrorCode::PathFailure, format!("{name} is not a function"))),
+        };
+        result.map_err(|e| self.error(e))
+    }
+
+    fn classify(&self, v: &Value) -> Kind {
+        match v {
+            Value::Nil => Kind::Nil,
+            Value::Boolean(b) => Kind::Bool(*b),
+            Value::Integer(i) => Kind::Int(*i),
+            Value::Number(f) => Kind::Float(*f),
+            Value::String(s) => Kind::Str(s.as_bytes().to_vec()),
+            Value::Table(t) => classify_table(self, t, v),
+            other => Kind::Object(other.to_pointer() as usize),
+        }
+    }
+
+    fn elem(&self, v: &Value, i: usize) -> Value {
+        match v {
+            Value::Table(t) => t.raw_get(i as i64 + 1).unwrap_or(Value::Nil),
+            _ => Value::Nil,
+        }
+    }
+
+    fn type_of(&self, v: &Value) -> Option<String> {
+        let Value::Table(t) = v else { return None };
+        let from_meta = t.metatable().and_then(|mt| mt.get::<Value>(self.type_key.clone()).ok());
+        let named = |x: Option<Value>| match x {
+            Some(Value::String(s)) if !s.as_bytes().is_empty() => Some(s.to_string_lossy()),
+            _ => None,
+        };
+        named(from_meta).or_else(|| named(t.get::<Value>(self.type_key.clone()).ok()))
+    }
+
+    fn from_json(&self, json: &Json, registry: &ObjectRegistry<Value>) -> Result<Value, VarError> {
+        json_to_lua(&self.lua, json, registry, 0).map_err(|e| match e {
+            JsonToLua::Lua(e) => self.error(e),
+            JsonToLua::Var(v) => v,
+        })
+    }
+}
+
+/// Tables with a derived type are objects; untyped tables whose keys (ignoring `_`-prefixed strings) are
+/// exactly 1..n are sequences; keyless plain tables are `[]`; anything else is an object.
+fn classify_table(r: &LuaResolver, t: &Table, v: &Value) -> Kind {
+    let object = Kind::Object(v.to_pointer() as usize);
+    if r.type_of(v).is_some() {
+        return object;
+    }
+    let mut count: usize = 0;
+    let mut max: i64 = 0;
+    for pair in t.pairs::<Value, Value>() {
+        let Ok((k, _)) = pair else { return object };
+        match k {
+            Value::Integer(i) if i >= 1 => {
+                count += 1;
+                max = max.max(i);
+            }
+            Value::String(s) if s.as_bytes().first() == Some(&b'_') => {}
+            _ => return object,
+        }
+    }
+    if count == 0 {
+        return if t.metatable().is_none() { Kind::EmptyPlain } else { object };
+    }
+    if max as usize == count {
+        Kind::Seq(count)
+    } else {
+        object
+    }
+}
+
+enum JsonToLua {
+    Lua(mlua::Error),
+    Var(VarError),
+}
+
+impl From<mlua::Error> for JsonToLua {
+    fn from(e: mlua::Error) -> Self {
+        JsonToLua::Lua(e)
+    }
+}
+
+/// JSON → Lua for written values (§3.4): `{"obj":N}` is the registered object itself.
+fn json_to_lua(lua: &Lua, json: &Json, registry: &ObjectRegistry<Value>, depth: usize) -> Result<Value, JsonToLua> {
+    if depth > crate::tracker::value::MAX_VALUE_DEPTH {
+        return Err(JsonToLua::Var(VarError::new(ErrorCode::LimitExceeded, "value nested deeper than 32")));
+    }
+    Ok(match json {
+        Json::Null => Value::Nil,
+        Json::Bool(b) => Value::Boolean(*b),
+        Json::Number(n) => match n.as_i64() {
+            Some(i) => Value::Integer(i),
+            None => Value::Number(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Json::String(s) => Value::String(lua.create_string(s)?),
+        Json::Array(items) => {
+            let t = lua.create_table_with_capacity(items.len(), 0)?;
+            for (i, item) in items.iter().enumerate() {
+                t.raw_set(i as i64 + 1, json_to_lua(lua, item, registry, depth + 1)?)?;
+            }
+            Value::Table(t)
+        }
+        Json::Object(map) => {
+            if map.len() == 1 {
+                if let Some(n) = map.get("obj").and_then(Json::as_u64) {
+                    return registry
+                        .lookup(ObjId(n))
+                        .cloned()
+                        .ok_or_else(|| JsonToLua::Var(VarError::new(ErrorCode::NotFound, format!("unknown object {n}"))));
+                }
+            }
+            let t = lua.create_table_with_capacity(0, map.len())?;
+            for (k, item) in map {
+                t.raw_set(k.as_str(), json_to_lua(lua, item, registry, depth + 1)?)?;
+            }
+            Value::Table(t)
+        }
+    })
+}

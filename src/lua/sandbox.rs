@@ -1,0 +1,141 @@
+//! The sandbox (lua-and-tracking.md §6): which libraries a session's Lua state gets.
+
+use mlua::{Lua, LuaOptions, StdLib, Table, Value};
+
+/// Creates a state with only the safe standard libraries, then trims what remains.
+pub fn new_state() -> mlua::Result<Lua> {
+    let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::UTF8 | StdLib::COROUTINE | StdLib::OS | StdLib::PACKAGE;
+    let lua = Lua::new_with(libs, LuaOptions::default())?;
+    let g = lua.globals();
+
+    // os: only clock, date, difftime, time.
+    let os: Table = g.get("os")?;
+    let safe_os = lua.create_table()?;
+    for name in ["clock", "date", "difftime", "time"] {
+        safe_os.set(name, os.get::<Value>(name)?)?;
+    }
+    g.set("os", safe_os)?;
+
+    // package: only `loaded` (require is replaced by a site-confined loader).
+    let package: Table = g.get("package")?;
+    let safe_package = lua.create_table()?;
+    safe_package.set("loaded", package.get::<Value>("loaded")?)?;
+    g.set("package", safe_package)?;
+
+    let string: Table = g.get("string")?;
+    string.set("dump", Value::Nil)?;
+
+    // load: text chunks only.
+    let raw_load: mlua::Function = g.get("load")?;
+    for name in ["io", "dofile", "loadfile", "require", "collectgarbage", "load", "print", "warn", "debug"] {
+        g.set(name, Value::Nil)?;
+    }
+    let load = lua
+        .load(
+            "local raw_load = ...
+             return function(chunk, name, mode, env)
+               if type(chunk) ~= 'string' and type(chunk) ~= 'function' then
+                 return nil, 'load expects a string or a function'
+               end
+               if env ~= nil then return raw_load(chunk, name, 't', env) end
+               return raw_load(chunk, name, 't')
+             end",
+        )
+        .set_name("=sandbox")
+        .call::<mlua::Function>(raw_load.clone())?;
+    g.set("load", load)?;
+
+    // collectgarbage: only "count".
+    g.set(
+        "collectgarbage",
+        lua.create_function(|lua, opt: Option<String>| match opt.as_deref() {
+            Some("count") => Ok(lua.used_memory() as f64 / 1024.0),
+            _ => Ok(0.0),
+        })?,
+    )?;
+
+    // debug: traceback only.
+    let debug = lua.create_table()?;
+    debug.set(
+        "traceback",
+        lua.create_function(|_, (msg, _level): (Option<Value>, Option<Value>)| {
+            Ok(match msg {
+                Some(Value::String(s)) => s.to_string_lossy(),
+                Some(other) => format!("{other:?}"),
+                None => String::new(),
+            })
+        })?,
+    )?;
+    g.set("debug", debug)?;
+
+    install_compat(&lua)?;
+    Ok(lua)
+}
+
+/// Lua 5.1 compatibility shims (§5.9).
+fn install_compat(lua: &Lua) -> mlua::Result<()> {
+    lua.load(
+        r#"
+        unpack = table.unpack
+        loadstring = function(s, name) return load(s, name) end
+        table.getn = function(t) return #t end
+        table.maxn = function(t)
+          local m = 0
+          for k in pairs(t) do if type(k) == "number" and k > m then m = k end end
+          return m
+        end
+        math.pow = function(x, y) return x ^ y end
+        math.log10 = function(x) return math.log(x, 10) end
+        math.mod = math.fmod
+        math.ldexp = function(m, e) return m * 2.0 ^ e end
+        math.frexp = function(x)
+          if x == 0 then return 0.0, 0 end
+          local e = math.floor(math.log(math.abs(x), 2)) + 1
+          return x / 2.0 ^ e, e
+        end
+        math.cosh = function(x) return (math.exp(x) + math.exp(-x)) / 2 end
+        math.sinh = function(x) return (math.exp(x) - math.exp(-x)) / 2 end
+        math.tanh = function(x) local a, b = math.exp(x), math.exp(-x) return (a - b) / (a + b) end
+        string.gfind = string.gmatch
+        "#,
+    )
+    .set_name("=compat")
+    .exec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dangerous_things_are_gone() {
+        let lua = new_state().unwrap();
+        let nil = |expr: &str| lua.load(format!("return {expr} == nil")).eval::<bool>().unwrap();
+        for expr in ["io", "os.exit", "os.execute", "os.getenv", "os.remove", "debug.getinfo", "string.dump", "dofile", "loadfile", "package.loadlib", "package.cpath"] {
+            assert!(nil(expr), "{expr} should be nil");
+        }
+        assert!(!nil("os.time"));
+        assert!(!nil("debug.traceback"));
+    }
+
+    #[test]
+    fn load_is_text_only() {
+        let lua = new_state().unwrap();
+        assert_eq!(lua.load("return load('return 1 + 1')()").eval::<i64>().unwrap(), 2);
+        let (f, err): (Value, Option<String>) = lua.load("return load('\\27Lua')").eval().unwrap();
+        assert!(f.is_nil());
+        assert!(err.unwrap().contains("binary"));
+    }
+
+    #[test]
+    fn compat_shims() {
+        let lua = new_state().unwrap();
+        let ok: bool = lua
+            .load("return unpack({1,2})==1 and table.getn({1,2,3})==3 and math.pow(2,3)==8 and loadstring('return 5')()==5 and table.maxn({1,[7]=1})==7")
+            .eval()
+            .unwrap();
+        assert!(ok);
+        assert_eq!(lua.load("return collectgarbage('collect')").eval::<f64>().unwrap(), 0.0);
+        assert!(lua.load("return collectgarbage('count')").eval::<f64>().unwrap() > 0.0);
+    }
+}

@@ -1,0 +1,236 @@
+//! The site a gateway serves: the built-in demo (compiled into the binary) or a directory given with
+//! `--site` holding `html/`, `viewdefs/` and `lua/`.
+//!
+//! Lua sources and viewdefs are read once at startup so no batch touches the filesystem; `html/` files
+//! are read per request so edits show without a restart.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Errors found while loading a site; they stop the gateway at startup (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum SiteError {
+    #[error("site directory {0} does not exist or is not a directory")]
+    Missing(PathBuf),
+    #[error("site directory {0} has none of html/, viewdefs/, lua/main.lua")]
+    Empty(PathBuf),
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+}
+
+/// Built-in viewdefs (browser protocol §13), layered under the site's.
+const BUILTIN_VIEWDEFS: &[(&str, &str)] = &[
+    ("lua.ViewList.DEFAULT", "<template><div ui-viewlist=\"items\"></div></template>"),
+    ("lua.ViewList.list-item", "<template><div ui-viewlist=\"items\"></div></template>"),
+    ("lua.ViewListItem.DEFAULT", "<template><div ui-view=\"item\"></div></template>"),
+    ("lua.ViewListItem.list-item", "<template><div ui-view=\"item\"></div></template>"),
+];
+
+/// The built-in demo site's files.
+const DEMO_MAIN_LUA: &str = include_str!("demo/lua/main.lua");
+const DEMO_VIEWDEFS: &[(&str, &str)] = &[("Demo.DEFAULT", include_str!("demo/viewdefs/Demo.DEFAULT.html"))];
+
+/// Viewdefs grouped by type, so a connection meeting a new type gets all its namespaces at once.
+#[derive(Debug, Default)]
+pub struct Viewdefs {
+    by_type: HashMap<String, BTreeMap<String, String>>,
+}
+
+impl Viewdefs {
+    /// Adds or replaces one viewdef (`key` = `Type.namespace`).
+    pub fn insert(&mut self, key: &str, template: String) {
+        let Some((ty, _ns)) = key.rsplit_once('.') else { return };
+        self.by_type.entry(ty.to_string()).or_default().insert(key.to_string(), template);
+    }
+
+    /// Every viewdef of a type, keyed `Type.namespace`.
+    pub fn for_type(&self, ty: &str) -> Option<&BTreeMap<String, String>> {
+        self.by_type.get(ty)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_type.values().map(BTreeMap::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_type.is_empty()
+    }
+}
+
+/// A loaded site.
+#[derive(Debug)]
+pub struct Site {
+    /// `None` for the built-in demo.
+    pub root: Option<PathBuf>,
+    /// Source of `lua/main.lua`, if the site has one.
+    pub main_lua: Option<Arc<str>>,
+    pub viewdefs: Viewdefs,
+}
+
+impl Site {
+    /// The demo compiled into the binary.
+    pub fn builtin() -> Site {
+        let mut viewdefs = builtin_viewdefs();
+        for (key, html) in DEMO_VIEWDEFS {
+            viewdefs.insert(key, html.trim().to_string());
+        }
+        Site { root: None, main_lua: Some(DEMO_MAIN_LUA.into()), viewdefs }
+    }
+
+    /// Loads a site directory.
+    pub fn load(dir: &Path) -> Result<Site, SiteError> {
+        if !dir.is_dir() {
+            return Err(SiteError::Missing(dir.to_path_buf()));
+        }
+        let main_path = dir.join("lua").join("main.lua");
+        let has_html = dir.join("html").is_dir();
+        let has_viewdefs = dir.join("viewdefs").is_dir();
+        let has_main = main_path.is_file();
+        if !has_html && !has_viewdefs && !has_main {
+            return Err(SiteError::Empty(dir.to_path_buf()));
+        }
+        let main_lua = if has_main {
+            let text = std::fs::read_to_string(&main_path)
+                .map_err(|source| SiteError::Read { path: main_path.clone(), source })?;
+            Some(text.into())
+        } else {
+            None
+        };
+        let mut viewdefs = builtin_viewdefs();
+        if has_viewdefs {
+            load_viewdefs(&dir.join("viewdefs"), &mut viewdefs)?;
+        }
+        Ok(Site { root: Some(dir.to_path_buf()), main_lua, viewdefs })
+    }
+
+    /// The site's `html/` directory, if it has one.
+    pub fn html_dir(&self) -> Option<PathBuf> {
+        self.root.as_ref().map(|r| r.join("html")).filter(|d| d.is_dir())
+    }
+
+    /// The site's `lua/` directory (where `require` resolves), if it has one.
+    pub fn lua_dir(&self) -> Option<PathBuf> {
+        self.root.as_ref().map(|r| r.join("lua")).filter(|d| d.is_dir())
+    }
+}
+
+fn builtin_viewdefs() -> Viewdefs {
+    let mut v = Viewdefs::default();
+    for (key, html) in BUILTIN_VIEWDEFS {
+        v.insert(key, html.to_string());
+    }
+    v
+}
+
+/// Reads `viewdefs/` recursively; among duplicate keys the lexicographically first path wins.
+fn load_viewdefs(dir: &Path, into: &mut Viewdefs) -> Result<(), SiteError> {
+    let mut files = Vec::new();
+    collect_html(dir, &mut files)?;
+    files.sort();
+    let mut seen: HashMap<String, PathBuf> = HashMap::new();
+    for path in files {
+        let Some(key) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".html")) else {
+            continue;
+        };
+        if !key.contains('.') {
+            tracing::warn!(file = %path.display(), "viewdef file name is not Type.namespace.html; skipped");
+            continue;
+        }
+        if let Some(first) = seen.get(key) {
+            tracing::warn!(file = %path.display(), kept = %first.display(), "duplicate viewdef key; skipped");
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).map_err(|source| SiteError::Read { path: path.clone(), source })?;
+        match single_template(&text) {
+            Some(t) => {
+                into.insert(key, t.to_string());
+                seen.insert(key.to_string(), path);
+            }
+            None => tracing::warn!(file = %path.display(), "viewdef is not exactly one <template> element; skipped"),
+        }
+    }
+    Ok(())
+}
+
+fn collect_html(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), SiteError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| SiteError::Read { path: dir.to_path_buf(), source })?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_html(&path, out)?;
+        } else if path.extension().is_some_and(|e| e == "html") {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+/// The trimmed text if it is exactly one `<template>…</template>` element.
+pub fn single_template(text: &str) -> Option<&str> {
+    let t = text.trim();
+    let opens_right = t.starts_with("<template>") || t.starts_with("<template ");
+    if !opens_right || !t.ends_with("</template>") {
+        return None;
+    }
+    // The outer element must close only at the very end: track nesting of template tags.
+    let mut depth = 0i32;
+    let mut rest = t;
+    while let Some(pos) = rest.find("<template").into_iter().chain(rest.find("</template>")).min() {
+        if rest[pos..].starts_with("</template>") {
+            depth -= 1;
+            rest = &rest[pos + "</template>".len()..];
+            if depth == 0 && !rest.is_empty() {
+                return None;
+            }
+        } else {
+            depth += 1;
+            rest = &rest[pos + "<template".len()..];
+        }
+    }
+    (depth == 0).then_some(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn template_check() {
+        assert!(single_template("  <template><div></div></template>\n").is_some());
+        assert!(single_template("<template class=x><template></template></template>").is_some());
+        assert!(single_template("<div></div>").is_none());
+        assert!(single_template("<template></template><template></template>").is_none());
+        assert!(single_template("<template><div>").is_none());
+        assert!(single_template("<templatex></template>").is_none());
+    }
+
+    #[test]
+    fn builtin_site_has_demo_and_viewlist_defaults() {
+        let site = Site::builtin();
+        assert!(site.main_lua.as_deref().unwrap().contains("createAppVariable"));
+        assert!(site.viewdefs.for_type("Demo").unwrap().contains_key("Demo.DEFAULT"));
+        let vl = site.viewdefs.for_type("lua.ViewList").unwrap();
+        assert_eq!(vl.len(), 2);
+        assert!(vl.contains_key("lua.ViewList.list-item"));
+    }
+
+    #[test]
+    fn site_directory_rules() {
+        let dir = std::env::temp_dir().join(format!("uigw-site-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(matches!(Site::load(&dir), Err(SiteError::Missing(_))));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(matches!(Site::load(&dir), Err(SiteError::Empty(_))));
+        std::fs::create_dir_all(dir.join("viewdefs/sub")).unwrap();
+        std::fs::write(dir.join("viewdefs/A.DEFAULT.html"), "<template><b>a</b></template>").unwrap();
+        std::fs::write(dir.join("viewdefs/sub/lua.ViewList.DEFAULT.html"), "<template><i></i></template>").unwrap();
+        std::fs::write(dir.join("viewdefs/Bad.DEFAULT.html"), "<div></div>").unwrap();
+        let site = Site::load(&dir).unwrap();
+        assert!(site.main_lua.is_none());
+        assert_eq!(site.viewdefs.for_type("A").unwrap()["A.DEFAULT"], "<template><b>a</b></template>");
+        assert_eq!(site.viewdefs.for_type("lua.ViewList").unwrap()["lua.ViewList.DEFAULT"], "<template><i></i></template>");
+        assert!(site.viewdefs.for_type("Bad").is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
