@@ -3,5 +3,6 @@ pub mod config;
 pub mod ids;
 pub mod lua;
 pub mod protocol;
+pub mod session;
 pub mod site;
 pub mod tracker;

@@ -1,0 +1,149 @@
+//! Activity bookkeeping shared between a session's connections and the manager's sweep.
+//!
+//! Connection tasks stamp every frame here without messaging the session, so the expiry sweep can
+//! decide from atomics alone and never waits on a busy session's mailbox.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// A monotonic millisecond clock anchored at gateway start (tokio time, so tests can pause it).
+#[derive(Clone, Copy, Debug)]
+pub struct Clock {
+    base: Instant,
+}
+
+impl Clock {
+    pub fn new() -> Self {
+        Clock { base: Instant::now() }
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        Instant::now().saturating_duration_since(self.base).as_millis() as u64
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Per-session activity: last frame, open connections, whether a WebSocket ever connected.
+#[derive(Debug)]
+pub struct Activity {
+    clock: Clock,
+    created_ms: u64,
+    last_active_ms: AtomicU64,
+    open_connections: AtomicUsize,
+    claimed: AtomicBool,
+}
+
+/// Why a session is ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EndReason {
+    /// Idle past `--session-timeout`.
+    Timeout,
+    /// Never connected within `--unclaimed-timeout`.
+    Unclaimed,
+    /// Gateway shutdown.
+    Shutdown,
+    /// Destroyed through the API.
+    Destroyed,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Timeout => "timeout",
+            EndReason::Unclaimed => "unclaimed",
+            EndReason::Shutdown => "shutdown",
+            EndReason::Destroyed => "destroyed",
+        }
+    }
+}
+
+impl Activity {
+    pub fn new(clock: Clock) -> Self {
+        let now = clock.now_ms();
+        Activity {
+            clock,
+            created_ms: now,
+            last_active_ms: AtomicU64::new(now),
+            open_connections: AtomicUsize::new(0),
+            claimed: AtomicBool::new(false),
+        }
+    }
+
+    /// Any frame, open or close counts as activity.
+    pub fn touch(&self) {
+        self.last_active_ms.store(self.clock.now_ms(), Ordering::Relaxed);
+    }
+
+    pub fn connection_opened(&self) {
+        self.claimed.store(true, Ordering::Relaxed);
+        self.open_connections.fetch_add(1, Ordering::Relaxed);
+        self.touch();
+    }
+
+    pub fn connection_closed(&self) {
+        self.open_connections.fetch_sub(1, Ordering::Relaxed);
+        self.touch();
+    }
+
+    pub fn open_connections(&self) -> usize {
+        self.open_connections.load(Ordering::Relaxed)
+    }
+
+    pub fn age(&self) -> Duration {
+        Duration::from_millis(self.clock.now_ms().saturating_sub(self.created_ms))
+    }
+
+    /// Whether the session should end now, and why. A session with an open connection never expires;
+    /// a zero timeout means never.
+    pub fn expired(&self, session_timeout: Duration, unclaimed_timeout: Duration) -> Option<EndReason> {
+        if self.open_connections() > 0 {
+            return None;
+        }
+        let idle = Duration::from_millis(self.clock.now_ms().saturating_sub(self.last_active_ms.load(Ordering::Relaxed)));
+        if !self.claimed.load(Ordering::Relaxed) {
+            let limit = if unclaimed_timeout.is_zero() { session_timeout } else { unclaimed_timeout };
+            let reason = if unclaimed_timeout.is_zero() { EndReason::Timeout } else { EndReason::Unclaimed };
+            return (!limit.is_zero() && idle >= limit).then_some(reason);
+        }
+        (!session_timeout.is_zero() && idle >= session_timeout).then_some(EndReason::Timeout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn expiry_rules() {
+        let a = Activity::new(Clock::new());
+        let (t, u) = (Duration::from_secs(100), Duration::from_secs(10));
+        assert_eq!(a.expired(t, u), None);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(a.expired(t, u), Some(EndReason::Unclaimed));
+        a.connection_opened();
+        tokio::time::advance(Duration::from_secs(1000)).await;
+        assert_eq!(a.expired(t, u), None, "an open connection never expires");
+        a.connection_closed();
+        tokio::time::advance(Duration::from_secs(99)).await;
+        assert_eq!(a.expired(t, u), None);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(a.expired(t, u), Some(EndReason::Timeout));
+        assert_eq!(a.expired(Duration::ZERO, u), None, "0 = never");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unclaimed_zero_uses_the_session_timeout() {
+        let a = Activity::new(Clock::new());
+        tokio::time::advance(Duration::from_secs(50)).await;
+        assert_eq!(a.expired(Duration::from_secs(60), Duration::ZERO), None);
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(a.expired(Duration::from_secs(60), Duration::ZERO), Some(EndReason::Timeout));
+    }
+}

@@ -1,0 +1,155 @@
+//! Per-connection state inside a session: the client⇄global id table, watches, the set of types whose
+//! viewdefs this connection has, and the outbound queue with its flush timer.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::sink::{ConnSink, SendOutcome};
+use crate::ids::{ConnId, VarId};
+use crate::protocol::{encode_server_frame, Properties, ServerMessage, UpdateOut};
+use crate::site::Viewdefs;
+
+/// One browser tab's view of the session.
+#[derive(Debug)]
+pub struct Connection {
+    pub id: ConnId,
+    sink: ConnSink,
+    /// Client id → global id, for variables this connection created (ids ≥ 2).
+    client_to_global: HashMap<i64, i64>,
+    global_to_client: HashMap<i64, i64>,
+    /// Global ids this connection watches.
+    pub watches: HashSet<VarId>,
+    /// Types whose viewdefs were delivered (set D of browser protocol §13).
+    seen_types: HashSet<String>,
+    /// Errors and destroys produced while processing client messages, in production order.
+    notices: Vec<ServerMessage>,
+    /// Updates (and detection errors), in emission order.
+    updates: Vec<ServerMessage>,
+    flush_at: Option<Instant>,
+}
+
+impl Connection {
+    pub fn new(id: ConnId, sink: ConnSink) -> Self {
+        Connection {
+            id,
+            sink,
+            client_to_global: HashMap::new(),
+            global_to_client: HashMap::new(),
+            watches: HashSet::new(),
+            seen_types: HashSet::new(),
+            notices: Vec::new(),
+            updates: Vec::new(),
+            flush_at: None,
+        }
+    }
+
+    /// Maps an incoming id to the global id: 1 and negative ids are shared, ids ≥ 2 must be in this
+    /// connection's table.
+    pub fn to_global(&self, client: VarId) -> Option<VarId> {
+        if client.is_shared() {
+            Some(client)
+        } else {
+            self.client_to_global.get(&client.0).map(|&g| VarId(g))
+        }
+    }
+
+    /// Maps a global id to this connection's id space.
+    pub fn to_client(&self, global: VarId) -> VarId {
+        if global.is_shared() {
+            global
+        } else {
+            self.global_to_client.get(&global.0).map(|&c| VarId(c)).unwrap_or(global)
+        }
+    }
+
+    /// Whether `client` is one of this connection's live client ids.
+    pub fn owns_client_id(&self, client: VarId) -> bool {
+        self.client_to_global.contains_key(&client.0)
+    }
+
+    pub fn map_id(&mut self, client: VarId, global: VarId) {
+        self.client_to_global.insert(client.0, global.0);
+        self.global_to_client.insert(global.0, client.0);
+    }
+
+    pub fn unmap_global(&mut self, global: VarId) {
+        if let Some(client) = self.global_to_client.remove(&global.0) {
+            self.client_to_global.remove(&client);
+        }
+    }
+
+    /// Global ids of the variables this connection created.
+    pub fn created(&self) -> impl Iterator<Item = VarId> + '_ {
+        self.global_to_client.keys().map(|&g| VarId(g))
+    }
+
+    fn arm(&mut self, delay: Duration) {
+        if self.flush_at.is_none() {
+            self.flush_at = Some(Instant::now() + delay);
+        }
+    }
+
+    /// Queues an error or destroy produced while processing this connection's messages (ids already
+    /// in this connection's space).
+    pub fn push_notice(&mut self, msg: ServerMessage, delay: Duration) {
+        self.notices.push(msg);
+        self.arm(delay);
+    }
+
+    /// Queues an update or detection error about global variable `global`; translated to client ids.
+    pub fn push_update(&mut self, mut msg: ServerMessage, delay: Duration) {
+        let client = self.to_client(msg.var_id());
+        match &mut msg {
+            ServerMessage::Update(u) => u.var_id = client,
+            ServerMessage::Error(e) => e.var_id = client,
+            ServerMessage::Destroy { var_id } => *var_id = client,
+        }
+        self.updates.push(msg);
+        self.arm(delay);
+    }
+
+    pub fn flush_at(&self) -> Option<Instant> {
+        self.flush_at
+    }
+
+    pub fn has_queued(&self) -> bool {
+        !self.notices.is_empty() || !self.updates.is_empty()
+    }
+
+    /// Sends everything queued as one frame: notices, then the viewdefs of types new to this
+    /// connection, then updates.
+    pub fn flush(&mut self, viewdefs: &Viewdefs) -> SendOutcome {
+        self.flush_at = None;
+        if !self.has_queued() {
+            return SendOutcome::Queued;
+        }
+        let mut frame = std::mem::take(&mut self.notices);
+        let mut delivered = serde_json::Map::new();
+        for msg in &self.updates {
+            let ServerMessage::Update(u) = msg else { continue };
+            let Some(ty) = u.properties.get("type") else { continue };
+            if ty.is_empty() || self.seen_types.contains(ty) {
+                continue;
+            }
+            self.seen_types.insert(ty.to_string());
+            if let Some(defs) = viewdefs.for_type(ty) {
+                for (key, html) in defs {
+                    delivered.insert(key.clone(), serde_json::Value::String(html.clone()));
+                }
+            }
+        }
+        if !delivered.is_empty() {
+            let mut props = Properties::default();
+            props.set("viewdefs", &serde_json::Value::Object(delivered).to_string());
+            frame.push(ServerMessage::Update(UpdateOut { var_id: VarId::APP, value: None, properties: props }));
+        }
+        frame.append(&mut self.updates);
+        self.sink.send_frame(encode_server_frame(&frame))
+    }
+
+    pub fn close(&self, code: u16, reason: &'static str) {
+        self.sink.close(code, reason);
+    }
+}

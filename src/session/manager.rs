@@ -1,0 +1,358 @@
+//! `SessionManager`, as the seed card `crc-SessionManager.md` describes it: the session map, vended ids
+//! with their bidirectional maps, URL-path registrations, the inactivity sweep.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
+
+use super::{Activity, Clock, EndReason, Session, SessionConfig, SessionHandle, Stop};
+use crate::ids::{SessionId, VarId, VendedId};
+
+/// Why a session could not be created.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CreateError {
+    #[error("session limit of {0} reached")]
+    AtCapacity(usize),
+}
+
+/// Timeouts the sweep applies (from config).
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// Idle lifetime; zero = never.
+    pub session: Duration,
+    /// Lifetime of a never-connected session; zero = use `session`.
+    pub unclaimed: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts { session: Duration::from_secs(24 * 3600), unclaimed: Duration::from_secs(300) }
+    }
+}
+
+impl Timeouts {
+    /// Sweep period: min(timeout / 10, 60 s) over the active timeouts; `None` when nothing expires.
+    pub fn sweep_period(&self) -> Option<Duration> {
+        [self.session, self.unclaimed]
+            .into_iter()
+            .filter(|t| !t.is_zero())
+            .map(|t| (t / 10).clamp(Duration::from_millis(10), Duration::from_secs(60)))
+            .min()
+    }
+}
+
+struct Entry {
+    handle: SessionHandle,
+    stop: oneshot::Sender<Stop>,
+}
+
+#[derive(Default)]
+struct State {
+    /// sessions: internal id → session.
+    sessions: HashMap<SessionId, Entry>,
+    /// urlPaths: (session, URL path) → presenter variable.
+    url_paths: HashMap<(SessionId, String), VarId>,
+    internal_to_vended: HashMap<SessionId, VendedId>,
+    vended_to_internal: HashMap<VendedId, SessionId>,
+}
+
+/// Creates, finds and ends sessions. Shared by the HTTP layer, the WebSocket layer and the sweep task.
+pub struct SessionManager {
+    state: Mutex<State>,
+    /// nextVendedID: starts at 1, never reused for the life of the process.
+    next_vended_id: AtomicU64,
+    /// sessionTimeout (and the unclaimed timeout).
+    timeouts: Timeouts,
+    /// luaSessionFactory: what every new session's Lua backend is built from.
+    session_config: Arc<SessionConfig>,
+    max_sessions: usize,
+    clock: Clock,
+}
+
+impl SessionManager {
+    pub fn new(session_config: Arc<SessionConfig>, timeouts: Timeouts, max_sessions: usize) -> Self {
+        SessionManager {
+            state: Mutex::new(State::default()),
+            next_vended_id: AtomicU64::new(1),
+            timeouts,
+            session_config,
+            max_sessions,
+            clock: Clock::new(),
+        }
+    }
+
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
+    }
+
+    pub fn session_config(&self) -> &Arc<SessionConfig> {
+        &self.session_config
+    }
+
+    /// generateSessionId: a fresh internal id (128 random bits).
+    pub fn generate_session_id(&self) -> SessionId {
+        SessionId::generate()
+    }
+
+    /// createSession: new internal id, next vended id, `Session::new` (which builds the Lua backend and
+    /// runs `main.lua`), then the session task starts.
+    pub fn create_session(&self) -> Result<SessionHandle, CreateError> {
+        if self.max_sessions != 0 && self.count() >= self.max_sessions {
+            return Err(CreateError::AtCapacity(self.max_sessions));
+        }
+        let id = self.generate_session_id();
+        let vended = VendedId(self.next_vended_id.fetch_add(1, Ordering::Relaxed));
+        let activity = Arc::new(Activity::new(self.clock));
+        let session = Session::new(id, vended, self.session_config.clone(), activity);
+        let (handle, stop) = session.spawn();
+        let mut st = self.state.lock();
+        st.internal_to_vended.insert(id, vended);
+        st.vended_to_internal.insert(vended, id);
+        st.sessions.insert(id, Entry { handle: handle.clone(), stop });
+        Ok(handle)
+    }
+
+    /// getSession.
+    pub fn get_session(&self, id: &SessionId) -> Option<SessionHandle> {
+        self.state.lock().sessions.get(id).map(|e| e.handle.clone())
+    }
+
+    /// sessionExists.
+    pub fn session_exists(&self, id: &SessionId) -> bool {
+        self.state.lock().sessions.contains_key(id)
+    }
+
+    /// getVendedID.
+    pub fn get_vended_id(&self, id: &SessionId) -> Option<VendedId> {
+        self.state.lock().internal_to_vended.get(id).copied()
+    }
+
+    /// getInternalID.
+    pub fn get_internal_id(&self, vended: VendedId) -> Option<SessionId> {
+        self.state.lock().vended_to_internal.get(&vended).copied()
+    }
+
+    /// Live sessions.
+    pub fn count(&self) -> usize {
+        self.state.lock().sessions.len()
+    }
+
+    /// Vended ids of every live session, ascending.
+    pub fn vended_ids(&self) -> Vec<VendedId> {
+        let mut ids: Vec<VendedId> = self.state.lock().vended_to_internal.keys().copied().collect();
+        ids.sort();
+        ids
+    }
+
+    /// registerUrlPath: associates a URL path with a presenter variable of a session.
+    pub fn register_url_path(&self, session: &SessionId, path: &str, var: VarId) -> bool {
+        let mut st = self.state.lock();
+        if !st.sessions.contains_key(session) {
+            return false;
+        }
+        st.url_paths.insert((*session, path.to_string()), var);
+        true
+    }
+
+    /// resolveUrlPath: the presenter variable registered for a session's URL path.
+    pub fn resolve_url_path(&self, session: &SessionId, path: &str) -> Option<VarId> {
+        self.state.lock().url_paths.get(&(*session, path.to_string())).copied()
+    }
+
+    /// destroySession: removes the session and its vended id mappings and URL paths, stops its task
+    /// (which closes its sockets with 4404, or 1001 at shutdown) and so frees its Lua state.
+    pub fn destroy_session(&self, id: &SessionId, reason: EndReason) -> bool {
+        let entry = {
+            let mut st = self.state.lock();
+            let Some(entry) = st.sessions.remove(id) else { return false };
+            if let Some(vended) = st.internal_to_vended.remove(id) {
+                st.vended_to_internal.remove(&vended);
+            }
+            st.url_paths.retain(|(s, _), _| s != id);
+            entry
+        };
+        tracing::info!(
+            internal = %id,
+            vended = %entry.handle.vended,
+            reason = reason.as_str(),
+            age_s = entry.handle.activity.age().as_secs(),
+            connections = entry.handle.activity.open_connections(),
+            "session destroyed"
+        );
+        let _ = entry.stop.send(Stop::for_reason(reason));
+        true
+    }
+
+    /// Ends every session (shutdown); returns how many there were.
+    pub fn destroy_all(&self, reason: EndReason) -> usize {
+        let ids: Vec<SessionId> = self.state.lock().sessions.keys().copied().collect();
+        ids.iter().filter(|id| self.destroy_session(id, reason)).count()
+    }
+
+    /// cleanupInactiveSessions: ends sessions idle past their timeout. A session with an open connection
+    /// never expires. Returns the ids ended.
+    pub fn cleanup_inactive_sessions(&self) -> Vec<SessionId> {
+        let expired: Vec<(SessionId, EndReason)> = {
+            let st = self.state.lock();
+            st.sessions
+                .iter()
+                .filter_map(|(id, e)| e.handle.activity.expired(self.timeouts.session, self.timeouts.unclaimed).map(|r| (*id, r)))
+                .collect()
+        };
+        expired.into_iter().filter(|(id, reason)| self.destroy_session(id, *reason)).map(|(id, _)| id).collect()
+    }
+
+    /// The periodic task that runs [`SessionManager::cleanup_inactive_sessions`].
+    pub fn spawn_sweeper(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        let period = self.timeouts.sweep_period()?;
+        let weak = Arc::downgrade(self);
+        Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(manager) = weak.upgrade() else { break };
+                manager.cleanup_inactive_sessions();
+            }
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lua::LuaConfig;
+    use crate::site::Site;
+
+    fn manager(timeouts: Timeouts, max: usize) -> SessionManager {
+        SessionManager::new(Arc::new(SessionConfig::default()), timeouts, max)
+    }
+
+    #[tokio::test]
+    async fn create_get_exists_and_id_maps() {
+        let m = manager(Timeouts::default(), 0);
+        let a = m.create_session().unwrap();
+        let b = m.create_session().unwrap();
+        assert_eq!((a.vended, b.vended), (VendedId(1), VendedId(2)));
+        assert!(m.session_exists(&a.id));
+        assert_eq!(m.get_session(&b.id).unwrap().vended, VendedId(2));
+        assert_eq!(m.get_vended_id(&a.id), Some(VendedId(1)));
+        assert_eq!(m.get_internal_id(VendedId(2)), Some(b.id));
+        assert_eq!(m.get_internal_id(VendedId(3)), None);
+        assert_eq!(m.vended_ids(), vec![VendedId(1), VendedId(2)]);
+        assert_eq!(m.count(), 2);
+        assert_ne!(m.generate_session_id(), m.generate_session_id());
+    }
+
+    #[tokio::test]
+    async fn vended_ids_are_never_reused_even_after_destroying_everything() {
+        let m = manager(Timeouts::default(), 0);
+        let a = m.create_session().unwrap();
+        let b = m.create_session().unwrap();
+        assert_eq!(m.destroy_all(EndReason::Destroyed), 2);
+        assert_eq!(m.count(), 0);
+        assert!(!m.session_exists(&a.id));
+        assert_eq!(m.get_vended_id(&b.id), None);
+        assert_eq!(m.get_internal_id(VendedId(1)), None);
+        let c = m.create_session().unwrap();
+        assert_eq!(c.vended, VendedId(3));
+    }
+
+    #[tokio::test]
+    async fn destroy_stops_the_task_and_is_idempotent() {
+        let m = manager(Timeouts::default(), 0);
+        let a = m.create_session().unwrap();
+        assert!(m.destroy_session(&a.id, EndReason::Destroyed));
+        assert!(!m.destroy_session(&a.id, EndReason::Destroyed));
+        // The task ends and drops its mailbox.
+        for _ in 0..100 {
+            if a.is_closed() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(a.is_closed());
+    }
+
+    #[tokio::test]
+    async fn url_paths() {
+        let m = manager(Timeouts::default(), 0);
+        let a = m.create_session().unwrap();
+        let b = m.create_session().unwrap();
+        assert!(m.register_url_path(&a.id, "/contacts", VarId(-3)));
+        assert_eq!(m.resolve_url_path(&a.id, "/contacts"), Some(VarId(-3)));
+        assert_eq!(m.resolve_url_path(&b.id, "/contacts"), None);
+        assert_eq!(m.resolve_url_path(&a.id, "/other"), None);
+        m.destroy_session(&a.id, EndReason::Destroyed);
+        assert_eq!(m.resolve_url_path(&a.id, "/contacts"), None);
+        assert!(!m.register_url_path(&a.id, "/contacts", VarId(1)));
+    }
+
+    #[tokio::test]
+    async fn session_cap() {
+        let m = manager(Timeouts::default(), 2);
+        m.create_session().unwrap();
+        let b = m.create_session().unwrap();
+        assert_eq!(m.create_session().unwrap_err(), CreateError::AtCapacity(2));
+        m.destroy_session(&b.id, EndReason::Destroyed);
+        assert!(m.create_session().is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cleanup_expires_idle_and_unclaimed_sessions_but_never_connected_ones() {
+        let timeouts = Timeouts { session: Duration::from_secs(3600), unclaimed: Duration::from_secs(60) };
+        let m = manager(timeouts, 0);
+        let unclaimed = m.create_session().unwrap();
+        let connected = m.create_session().unwrap();
+        let idle = m.create_session().unwrap();
+        connected.activity.connection_opened();
+        idle.activity.connection_opened();
+        idle.activity.connection_closed();
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert!(m.cleanup_inactive_sessions().is_empty());
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(m.cleanup_inactive_sessions(), vec![unclaimed.id]);
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        assert_eq!(m.cleanup_inactive_sessions(), vec![idle.id]);
+        tokio::time::advance(Duration::from_secs(100 * 3600)).await;
+        assert!(m.cleanup_inactive_sessions().is_empty());
+        assert!(m.session_exists(&connected.id));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_sweeper_runs_periodically() {
+        let timeouts = Timeouts { session: Duration::from_secs(10), unclaimed: Duration::ZERO };
+        assert_eq!(timeouts.sweep_period(), Some(Duration::from_secs(1)));
+        let m = Arc::new(manager(timeouts, 0));
+        let a = m.create_session().unwrap();
+        let task = m.spawn_sweeper().unwrap();
+        tokio::time::sleep(Duration::from_secs(12)).await;
+        assert!(!m.session_exists(&a.id));
+        task.abort();
+    }
+
+    #[test]
+    fn zero_timeouts_never_sweep() {
+        assert_eq!(Timeouts { session: Duration::ZERO, unclaimed: Duration::ZERO }.sweep_period(), None);
+        let t = Timeouts::default();
+        assert_eq!(t.sweep_period(), Some(Duration::from_secs(30)));
+    }
+
+    #[tokio::test]
+    async fn each_session_has_its_own_lua_state() {
+        let site = Site { root: None, main_lua: Some("counter = (counter or 0) + 1 session:createAppVariable({n = counter})".into()), viewdefs: Default::default() };
+        let config = SessionConfig { site: Arc::new(site), lua: Some(LuaConfig::default()), ..Default::default() };
+        let id = SessionId::generate();
+        let a = Session::new(id, VendedId(1), Arc::new(config), Arc::new(Activity::new(Clock::new())));
+        let config = a.config.clone();
+        let b = Session::new(SessionId::generate(), VendedId(2), config, Arc::new(Activity::new(Clock::new())));
+        for s in [&a, &b] {
+            assert_eq!(s.lua().unwrap().eval::<i64>("return counter").unwrap(), 1);
+            assert_eq!(s.lua().unwrap().eval::<String>("return session._sessionID").unwrap(), s.vended.to_string());
+        }
+    }
+}
