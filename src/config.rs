@@ -180,7 +180,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     if s == "0" {
         return Ok(Duration::ZERO);
     }
-    let split = s.find(|c: char| !c.is_ascii_digit()).ok_or_else(|| format!("{s:?}: a unit (ms, s, m, h) is required"))?;
+    let split =
+        s.find(|c: char| !c.is_ascii_digit()).ok_or_else(|| format!("{s:?}: a unit (ms, s, m, h) is required"))?;
     let (num, unit) = s.split_at(split);
     let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a duration (e.g. 10ms, 30s, 5m, 24h)"))?;
     let ms = match unit {

@@ -1,5 +1,33 @@
-//! ui-gateway (work in progress)
+//! # ui-gateway
+//!
+//! A server that gives programs a web UI without frontend code. A browser opens the site, gets its own
+//! session URL and a WebSocket; the session's UI state is a tree of *variables* whose values live in a
+//! per-session Lua program (and, later, in an external backend). The gateway tracks changes and pushes
+//! updates; the browser renders HTML templates (*viewdefs*) bound with `ui-*` attributes.
+//!
+//! ## Layout
+//!
+//! | module | concept |
+//! |---|---|
+//! | [`protocol`] | wire types for the browser and backend protocols, parsing, error codes |
+//! | [`ids`] | typed ids: [`ids::SessionId`], [`ids::VendedId`], [`ids::VarId`], [`ids::ConnId`] |
+//! | [`config`] | command line and `UI_*` environment |
+//! | [`site`] | the served site: built-in demo or `--site DIR`, viewdefs |
+//! | [`gateway`] | startup: mode decision, shared state, the running server |
+//! | [`http`] | routes: `GET /` creates sessions, the shell, static files, `/healthz` |
+//! | [`browser`] | one browser WebSocket: reader and writer tasks |
+//! | [`session`] | the session actor, its per-connection state, [`session::SessionManager`] |
+//! | [`lua`] | the per-session sandboxed Lua state and the `session` API |
+//! | [`tracker`] | variables, paths, value snapshots, object registry, change detection |
+//!
+//! A frame's path: socket → [`browser`] reader (parse) → session mailbox → [`session::Session`]
+//! (apply messages, Lua via [`lua::LuaBackend`] and its [`tracker::Tracker`]) → per-connection queue →
+//! flush (timer or user event) → writer → socket. See `ARCHITECTURE.md`.
+
+pub mod browser;
 pub mod config;
+pub mod gateway;
+pub mod http;
 pub mod ids;
 pub mod lua;
 pub mod protocol;

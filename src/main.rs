@@ -1,1 +1,74 @@
-fn main(){}
+//! The `ui-gateway` binary: parse the command line, set up logging, serve until a signal.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+use ui_gateway::config::{Cli, Command, LogFormat, ServeArgs};
+use ui_gateway::gateway::RunningGateway;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Command::Serve(args)) => args,
+        None => cli.serve,
+    };
+    if let Err(e) = init_logging(&args) {
+        eprintln!("ui-gateway: {e}");
+        return ExitCode::from(2);
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    runtime.block_on(serve(args))
+}
+
+fn init_logging(args: &ServeArgs) -> Result<(), String> {
+    let filter = EnvFilter::try_new(&args.log_level).map_err(|e| format!("--log-level {:?}: {e}", args.log_level))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+    Ok(())
+}
+
+async fn serve(args: ServeArgs) -> ExitCode {
+    let running = match RunningGateway::start(&args).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("ui-gateway: {e}");
+            return ExitCode::from(e.exit_code() as u8);
+        }
+    };
+    println!("ui-gateway serving {} on http://{}/", running.gateway.mode.as_str(), running.addr);
+    wait_for_signal().await;
+    let deadline = args.shutdown_timeout;
+    let second_signal = tokio::spawn(async {
+        wait_for_signal().await;
+        eprintln!("ui-gateway: second signal, exiting now");
+        std::process::exit(1);
+    });
+    let clean = running.shutdown(deadline).await;
+    second_signal.abort();
+    if clean {
+        ExitCode::SUCCESS
+    } else {
+        tracing::error!("shutdown deadline missed");
+        ExitCode::from(1)
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

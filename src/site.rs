@@ -229,7 +229,10 @@ mod tests {
         let site = Site::load(&dir).unwrap();
         assert!(site.main_lua.is_none());
         assert_eq!(site.viewdefs.for_type("A").unwrap()["A.DEFAULT"], "<template><b>a</b></template>");
-        assert_eq!(site.viewdefs.for_type("lua.ViewList").unwrap()["lua.ViewList.DEFAULT"], "<template><i></i></template>");
+        assert_eq!(
+            site.viewdefs.for_type("lua.ViewList").unwrap()["lua.ViewList.DEFAULT"],
+            "<template><i></i></template>"
+        );
         assert!(site.viewdefs.for_type("Bad").is_none());
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -74,7 +74,8 @@ pub fn install(lua: &Lua, vended: VendedId, state: Arc<Mutex<ApiState>>, budget:
     let tag = vended.to_string();
     let log = lua.create_function(move |_, args: MultiValue| {
         let mut args = strip_self(&this, args);
-        let (level, msg) = if args.len() >= 2 { (args.pop_front(), args.pop_front()) } else { (None, args.pop_front()) };
+        let (level, msg) =
+            if args.len() >= 2 { (args.pop_front(), args.pop_front()) } else { (None, args.pop_front()) };
         let msg = msg.map(|m| m.to_string().unwrap_or_else(|_| format!("{m:?}"))).unwrap_or_default();
         log_at(level.as_ref(), &tag, &msg);
         Ok(())
@@ -107,7 +108,9 @@ pub fn install(lua: &Lua, vended: VendedId, state: Arc<Mutex<ApiState>>, budget:
     let empty_mt = lua.create_table()?;
     empty_mt.set(
         "__newindex",
-        lua.create_function(|_, _: MultiValue| -> mlua::Result<()> { Err(mlua::Error::runtime("EMPTY is read-only")) })?,
+        lua.create_function(|_, _: MultiValue| -> mlua::Result<()> {
+            Err(mlua::Error::runtime("EMPTY is read-only"))
+        })?,
     )?;
     empty_mt.set("__metatable", false)?;
     empty.set_metatable(Some(empty_mt))?;

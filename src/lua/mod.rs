@@ -75,7 +75,9 @@ impl LuaBackend {
         self.budget.begin_phase();
         let result = self.lua.load(source).set_name("@lua/main.lua").set_mode(mlua::ChunkMode::Text).exec();
         let result = match result {
-            Ok(()) if self.budget.exhausted() => Err(VarError::new(ErrorCode::LuaTimeout, "Lua instruction budget exhausted")),
+            Ok(()) if self.budget.exhausted() => {
+                Err(VarError::new(ErrorCode::LuaTimeout, "Lua instruction budget exhausted"))
+            }
             other => other.map_err(|e| resolver::lua_error(&self.budget, &e)),
         };
         self.apply_pending();

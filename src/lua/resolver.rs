@@ -125,13 +125,15 @@ impl Resolver for LuaResolver {
                 None => f.call::<Value>(base.clone()),
                 Some(v) => f.call::<Value>((base.clone(), v)),
             },
-            Value::Table(t) => match t.metatable().and_then(|mt| mt.get::<Option<mlua::Function>>("__call").ok().flatten()) {
-                Some(call) => match arg {
-                    None => call.call::<Value>((f.clone(), base.clone())),
-                    Some(v) => call.call::<Value>((f.clone(), base.clone(), v)),
-                },
-                None => return Err(VarError::new(ErrorCode::PathFailure, format!("{name} is not callable"))),
-            },
+            Value::Table(t) => {
+                match t.metatable().and_then(|mt| mt.get::<Option<mlua::Function>>("__call").ok().flatten()) {
+                    Some(call) => match arg {
+                        None => call.call::<Value>((f.clone(), base.clone())),
+                        Some(v) => call.call::<Value>((f.clone(), base.clone(), v)),
+                    },
+                    None => return Err(VarError::new(ErrorCode::PathFailure, format!("{name} is not callable"))),
+                }
+            }
             _ => return Err(VarError::new(ErrorCode::PathFailure, format!("{name} is not a function"))),
         };
         result.map_err(|e| self.error(e))
@@ -238,10 +240,9 @@ fn json_to_lua(lua: &Lua, json: &Json, registry: &ObjectRegistry<Value>, depth: 
         Json::Object(map) => {
             if map.len() == 1 {
                 if let Some(n) = map.get("obj").and_then(Json::as_u64) {
-                    return registry
-                        .lookup(ObjId(n))
-                        .cloned()
-                        .ok_or_else(|| JsonToLua::Var(VarError::new(ErrorCode::NotFound, format!("unknown object {n}"))));
+                    return registry.lookup(ObjId(n)).cloned().ok_or_else(|| {
+                        JsonToLua::Var(VarError::new(ErrorCode::NotFound, format!("unknown object {n}")))
+                    });
                 }
             }
             let t = lua.create_table_with_capacity(0, map.len())?;

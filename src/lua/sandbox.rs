@@ -4,7 +4,8 @@ use mlua::{Lua, LuaOptions, StdLib, Table, Value};
 
 /// Creates a state with only the safe standard libraries, then trims what remains.
 pub fn new_state() -> mlua::Result<Lua> {
-    let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::UTF8 | StdLib::COROUTINE | StdLib::OS | StdLib::PACKAGE;
+    let libs =
+        StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::UTF8 | StdLib::COROUTINE | StdLib::OS | StdLib::PACKAGE;
     let lua = Lua::new_with(libs, LuaOptions::default())?;
     let g = lua.globals();
 
@@ -72,35 +73,12 @@ pub fn new_state() -> mlua::Result<Lua> {
     Ok(lua)
 }
 
+/// The Lua 5.1 compatibility shims, shipped from the repo's `lua/` library.
+const COMPAT_LUA: &str = include_str!("../../lua/compat.lua");
+
 /// Lua 5.1 compatibility shims (§5.9).
 fn install_compat(lua: &Lua) -> mlua::Result<()> {
-    lua.load(
-        r#"
-        unpack = table.unpack
-        loadstring = function(s, name) return load(s, name) end
-        table.getn = function(t) return #t end
-        table.maxn = function(t)
-          local m = 0
-          for k in pairs(t) do if type(k) == "number" and k > m then m = k end end
-          return m
-        end
-        math.pow = function(x, y) return x ^ y end
-        math.log10 = function(x) return math.log(x, 10) end
-        math.mod = math.fmod
-        math.ldexp = function(m, e) return m * 2.0 ^ e end
-        math.frexp = function(x)
-          if x == 0 then return 0.0, 0 end
-          local e = math.floor(math.log(math.abs(x), 2)) + 1
-          return x / 2.0 ^ e, e
-        end
-        math.cosh = function(x) return (math.exp(x) + math.exp(-x)) / 2 end
-        math.sinh = function(x) return (math.exp(x) - math.exp(-x)) / 2 end
-        math.tanh = function(x) local a, b = math.exp(x), math.exp(-x) return (a - b) / (a + b) end
-        string.gfind = string.gmatch
-        "#,
-    )
-    .set_name("=compat")
-    .exec()
+    lua.load(COMPAT_LUA).set_name("=compat").exec()
 }
 
 #[cfg(test)]
@@ -111,7 +89,19 @@ mod tests {
     fn dangerous_things_are_gone() {
         let lua = new_state().unwrap();
         let nil = |expr: &str| lua.load(format!("return {expr} == nil")).eval::<bool>().unwrap();
-        for expr in ["io", "os.exit", "os.execute", "os.getenv", "os.remove", "debug.getinfo", "string.dump", "dofile", "loadfile", "package.loadlib", "package.cpath"] {
+        for expr in [
+            "io",
+            "os.exit",
+            "os.execute",
+            "os.getenv",
+            "os.remove",
+            "debug.getinfo",
+            "string.dump",
+            "dofile",
+            "loadfile",
+            "package.loadlib",
+            "package.cpath",
+        ] {
             assert!(nil(expr), "{expr} should be nil");
         }
         assert!(!nil("os.time"));

@@ -129,7 +129,13 @@ mod tests {
         assert!(b.user_event);
         assert!(b.messages[0].is_ok());
         assert_eq!(b.messages[1].as_ref().unwrap_err().code, ErrorCode::BadMessage);
-        for bad in [&br#"[]"#[..], br#"{"session":1,"messages":[]}"#, br#"{"session":"1"}"#, b"{", br#"{"session":"x","messages":[]}"#] {
+        for bad in [
+            &br#"[]"#[..],
+            br#"{"session":1,"messages":[]}"#,
+            br#"{"session":"1"}"#,
+            b"{",
+            br#"{"session":"x","messages":[]}"#,
+        ] {
             assert_eq!(parse_backend_frame(bad, 128).unwrap_err().code, ErrorCode::BadMessage);
         }
     }

@@ -306,9 +306,7 @@ fn parse_create(data: &Map<String, Value>, side: Side) -> Result<Create, Message
             return Err(MessageError::new(id, ErrorCode::AccessDenied, "browsers create ids ≥ 2 only"))
         }
         Side::Backend if id.0 >= 2 => return Err(bad(id, "backends may not create ids ≥ 2")),
-        Side::Backend if id.0 < MIN_BACKEND_ID => {
-            return Err(bad(id, "backend ids must lie in -1 … -(2^32-1)"))
-        }
+        Side::Backend if id.0 < MIN_BACKEND_ID => return Err(bad(id, "backend ids must lie in -1 … -(2^32-1)")),
         _ => {}
     }
     let parent_id = match data.get("parentId") {
@@ -521,8 +519,9 @@ mod tests {
 
     #[test]
     fn wire_form_of_forwarded_create() {
-        let m = browser(json!({"type":"create","data":{"id":2,"parentId":1,"properties":{"path":"count","access":"r"}}}))
-            .unwrap();
+        let m =
+            browser(json!({"type":"create","data":{"id":2,"parentId":1,"properties":{"path":"count","access":"r"}}}))
+                .unwrap();
         let Message::Create(mut c) = m else { panic!() };
         c.nowatch = true;
         assert_eq!(

@@ -9,8 +9,8 @@ pub mod message;
 pub mod priority;
 
 pub use browser::{
-    encode_server_frame, parse_client_frame, ClientFrame, ErrorOut, FrameError, FrameLimits, Properties,
-    ServerMessage, UpdateOut,
+    encode_server_frame, parse_client_frame, ClientFrame, ErrorOut, FrameError, FrameLimits, Properties, ServerMessage,
+    UpdateOut,
 };
 pub use code::{close, ErrorCode};
 pub use message::{Create, ErrorReport, Message, MessageError, PropertyWrite, Side, Update};

@@ -106,7 +106,8 @@ impl Activity {
         if self.open_connections() > 0 {
             return None;
         }
-        let idle = Duration::from_millis(self.clock.now_ms().saturating_sub(self.last_active_ms.load(Ordering::Relaxed)));
+        let idle =
+            Duration::from_millis(self.clock.now_ms().saturating_sub(self.last_active_ms.load(Ordering::Relaxed)));
         if !self.claimed.load(Ordering::Relaxed) {
             let limit = if unclaimed_timeout.is_zero() { session_timeout } else { unclaimed_timeout };
             let reason = if unclaimed_timeout.is_zero() { EndReason::Timeout } else { EndReason::Unclaimed };

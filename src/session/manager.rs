@@ -200,7 +200,9 @@ impl SessionManager {
             let st = self.state.lock();
             st.sessions
                 .iter()
-                .filter_map(|(id, e)| e.handle.activity.expired(self.timeouts.session, self.timeouts.unclaimed).map(|r| (*id, r)))
+                .filter_map(|(id, e)| {
+                    e.handle.activity.expired(self.timeouts.session, self.timeouts.unclaimed).map(|r| (*id, r))
+                })
                 .collect()
         };
         expired.into_iter().filter(|(id, reason)| self.destroy_session(id, *reason)).map(|(id, _)| id).collect()
@@ -344,7 +346,11 @@ mod tests {
 
     #[tokio::test]
     async fn each_session_has_its_own_lua_state() {
-        let site = Site { root: None, main_lua: Some("counter = (counter or 0) + 1 session:createAppVariable({n = counter})".into()), viewdefs: Default::default() };
+        let site = Site {
+            root: None,
+            main_lua: Some("counter = (counter or 0) + 1 session:createAppVariable({n = counter})".into()),
+            viewdefs: Default::default(),
+        };
         let config = SessionConfig { site: Arc::new(site), lua: Some(LuaConfig::default()), ..Default::default() };
         let id = SessionId::generate();
         let a = Session::new(id, VendedId(1), Arc::new(config), Arc::new(Activity::new(Clock::new())));

@@ -259,13 +259,23 @@ impl Session {
             }
             Message::Update(update) => {
                 let Some(global) = c.to_global(update.var_id).filter(|g| self.var_exists(*g)) else {
-                    return self.error(conn, update.var_id, ErrorCode::NotFound, format!("variable {} not found", update.var_id));
+                    return self.error(
+                        conn,
+                        update.var_id,
+                        ErrorCode::NotFound,
+                        format!("variable {} not found", update.var_id),
+                    );
                 };
                 if update.value.is_some() && global == VarId::APP {
                     self.error(conn, update.var_id, ErrorCode::AccessDenied, "variable 1 has no path to write");
                 }
                 if update.properties.is_some() {
-                    self.error(conn, update.var_id, ErrorCode::Internal, "property updates are not available in this build");
+                    self.error(
+                        conn,
+                        update.var_id,
+                        ErrorCode::Internal,
+                        "property updates are not available in this build",
+                    );
                 }
             }
             Message::Error(_) => {

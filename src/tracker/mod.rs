@@ -66,6 +66,7 @@ pub trait Resolver {
     /// The derived `type` of a value (§3.3), if any.
     fn type_of(&self, v: &Self::Value) -> Option<String>;
     /// Converts written value JSON to a host value; `{"obj":N}` is looked up in the registry.
+    #[allow(clippy::wrong_self_convention)]
     fn from_json(&self, json: &Json, registry: &ObjectRegistry<Self::Value>) -> Result<Self::Value, VarError>;
 }
 

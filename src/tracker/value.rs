@@ -117,7 +117,8 @@ mod tests {
 
     #[test]
     fn json_of_snapshots() {
-        let s = Snap::Arr(vec![Snap::Int(1), Snap::Str(b"<a>".to_vec().into()), Snap::Obj(ObjId(3)), Snap::Null].into());
+        let s =
+            Snap::Arr(vec![Snap::Int(1), Snap::Str(b"<a>".to_vec().into()), Snap::Obj(ObjId(3)), Snap::Null].into());
         assert_eq!(s.to_json(), json!([1, "<a>", {"obj": 3}, null]));
         assert_eq!(Snap::Str(b"\xff".to_vec().into()).to_json(), json!("\u{fffd}"));
     }

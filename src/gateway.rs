@@ -1,0 +1,201 @@
+//! The gateway: configuration resolved at startup and the state every request handler shares.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::{Mode, ServeArgs};
+use crate::ids::{ConnId, SessionId};
+use crate::lua::LuaConfig;
+use crate::protocol::FrameLimits;
+use crate::session::manager::Timeouts;
+use crate::session::{EndReason, SessionConfig, SessionManager};
+use crate::site::{Site, SiteError};
+
+/// Startup failures. Configuration problems exit with 2, runtime ones with 1.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{0}")]
+    Site(#[from] SiteError),
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+}
+
+impl StartError {
+    /// The process exit code for this failure (operations.md §1).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            StartError::Bind { .. } => 1,
+            _ => 2,
+        }
+    }
+}
+
+/// WebSocket settings for browser connections.
+#[derive(Clone, Debug)]
+pub struct SocketConfig {
+    pub max_frame: usize,
+    pub max_outbound: usize,
+    pub frame_limits: FrameLimits,
+    pub ping_interval: Duration,
+    pub idle_close: Duration,
+}
+
+/// Shared state of a running gateway.
+pub struct Gateway {
+    pub mode: Mode,
+    pub site: Arc<Site>,
+    pub sessions: Arc<SessionManager>,
+    pub allowed_origins: Vec<String>,
+    pub sockets: SocketConfig,
+    pub redact_ids: bool,
+    next_conn: AtomicU64,
+    last_cap_warning: Mutex<Option<tokio::time::Instant>>,
+}
+
+impl Gateway {
+    /// Resolves the configuration: loads the site, decides the mode, builds the session manager.
+    pub fn new(args: &ServeArgs) -> Result<Gateway, StartError> {
+        let site = match &args.site {
+            Some(dir) => Site::load(dir)?,
+            None => Site::builtin(),
+        };
+        let lua_enabled = args.lua_enabled().map_err(StartError::Config)?;
+        let has_main = site.main_lua.is_some();
+        let mode = match args.mode {
+            Mode::Auto if lua_enabled && has_main => Mode::Embedded,
+            Mode::Auto => Mode::Connected,
+            m => m,
+        };
+        match mode {
+            Mode::Embedded | Mode::Hybrid if !lua_enabled => {
+                return Err(StartError::Config(format!("--mode {} needs Lua (remove --no-lua)", mode.as_str())))
+            }
+            Mode::Embedded | Mode::Hybrid if !has_main => {
+                return Err(StartError::Config(format!("--mode {} needs lua/main.lua in the site", mode.as_str())))
+            }
+            Mode::Connected | Mode::Hybrid => {
+                return Err(StartError::Config(format!(
+                    "mode {} needs the /backend endpoint, which this build does not provide yet; \
+                     give the site a lua/main.lua for embedded mode",
+                    mode.as_str()
+                )))
+            }
+            _ => {}
+        }
+        let site = Arc::new(site);
+        let session_config = SessionConfig {
+            site: site.clone(),
+            lua: (mode != Mode::Connected).then(|| LuaConfig {
+                memory_limit: args.lua_memory_mb.saturating_mul(1 << 20),
+                instruction_budget: args.lua_instructions,
+            }),
+            max_connections: args.max_connections,
+            flush_delay: args.flush_delay,
+            mailbox: args.mailbox as usize,
+        };
+        let timeouts = Timeouts { session: args.session_timeout, unclaimed: args.unclaimed_timeout };
+        let sessions = Arc::new(SessionManager::new(Arc::new(session_config), timeouts, args.max_sessions));
+        Ok(Gateway {
+            mode,
+            site,
+            sessions,
+            allowed_origins: args.allowed_origins.clone(),
+            sockets: SocketConfig {
+                max_frame: args.max_frame,
+                max_outbound: args.max_outbound,
+                frame_limits: FrameLimits { max_messages: args.max_messages, max_depth: args.max_json_depth as usize },
+                ping_interval: args.ping_interval,
+                idle_close: args.idle_close,
+            },
+            redact_ids: args.redact_ids,
+            next_conn: AtomicU64::new(1),
+            last_cap_warning: Mutex::new(None),
+        })
+    }
+
+    pub fn next_conn_id(&self) -> ConnId {
+        ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// An internal id as logs show it (`--redact-ids` keeps 8 hex digits).
+    pub fn log_id(&self, id: &SessionId) -> String {
+        if self.redact_ids {
+            id.redacted()
+        } else {
+            id.to_string()
+        }
+    }
+
+    /// Logs the session cap at most once a minute.
+    pub fn warn_at_capacity(&self, max: usize) {
+        let now = tokio::time::Instant::now();
+        let mut last = self.last_cap_warning.lock();
+        if last.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60)) {
+            *last = Some(now);
+            tracing::warn!(max_sessions = max, "session cap reached");
+        }
+    }
+}
+
+/// A gateway serving on a socket.
+pub struct RunningGateway {
+    pub addr: SocketAddr,
+    pub gateway: Arc<Gateway>,
+    shutdown: watch::Sender<bool>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningGateway {
+    /// Binds the listener and starts serving.
+    pub async fn start(args: &ServeArgs) -> Result<RunningGateway, StartError> {
+        let gateway = Arc::new(Gateway::new(args)?);
+        let listener =
+            TcpListener::bind(args.listen).await.map_err(|source| StartError::Bind { addr: args.listen, source })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: args.listen, source })?;
+        gateway.sessions.spawn_sweeper();
+        let (shutdown, mut shutdown_rx) = watch::channel(false);
+        let app = crate::http::router(gateway.clone());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+                .with_graceful_shutdown(async move {
+                    let _ = shutdown_rx.wait_for(|stop| *stop).await;
+                })
+                .await
+        });
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            mode = gateway.mode.as_str(),
+            listen = %addr,
+            site = %crate::config::site_description(&args.site),
+            lua = if gateway.sessions.session_config().lua.is_some() { "on" } else { "off" },
+            "ui-gateway {} mode={} listen={}",
+            env!("CARGO_PKG_VERSION"),
+            gateway.mode.as_str(),
+            addr
+        );
+        if !addr.ip().is_loopback() {
+            tracing::warn!(listen = %addr, "listening on a non-loopback address: session URLs are bearer capabilities");
+        }
+        Ok(RunningGateway { addr, gateway, shutdown, server })
+    }
+
+    /// Graceful shutdown: stop accepting, close every session's sockets with 1001, let HTTP finish.
+    pub async fn shutdown(self, deadline: Duration) -> bool {
+        let started = tokio::time::Instant::now();
+        let sessions = self.gateway.sessions.count();
+        tracing::info!(sessions, "shutdown started");
+        let _ = self.shutdown.send(true);
+        self.gateway.sessions.destroy_all(EndReason::Shutdown);
+        let finished = tokio::time::timeout(deadline, self.server).await.is_ok();
+        tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "shutdown finished");
+        finished
+    }
+}

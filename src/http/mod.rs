@@ -1,0 +1,178 @@
+//! The HTTP surface (operations.md §4–§6): session creation at `/`, the shell at `/<id>`, the browser
+//! WebSocket at `/ws/<id>`, `/healthz`, built-in assets and the site's static files.
+
+pub mod origin;
+pub mod pages;
+pub mod static_files;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::ws::{rejection::WebSocketUpgradeRejection, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, Method, Response, StatusCode, Uri};
+use axum::response::IntoResponse;
+use axum::routing::{any, get};
+use axum::Router;
+
+use crate::browser;
+use crate::gateway::Gateway;
+use crate::ids::SessionId;
+use crate::session::manager::CreateError;
+
+/// Builds the router over the shared gateway state.
+pub fn router(gateway: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/", get(create_session).head(root_head))
+        .route("/healthz", get(healthz))
+        .route("/ws/{*rest}", any(browser_socket))
+        .fallback(fallback)
+        .with_state(gateway)
+}
+
+/// Adds the headers every HTML response carries.
+pub fn html_security_headers(builder: axum::http::response::Builder) -> axum::http::response::Builder {
+    builder
+        .header("referrer-policy", "no-referrer")
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        .header(header::CONTENT_SECURITY_POLICY, "frame-ancestors 'self'")
+}
+
+fn html(status: StatusCode, body: &'static str, no_store: bool) -> Response<Body> {
+    let mut b = html_security_headers(Response::builder().status(status))
+        .header(header::CONTENT_TYPE, "text/html; charset=utf-8");
+    if no_store {
+        b = b.header(header::CACHE_CONTROL, "no-store");
+    }
+    b.body(Body::from(body)).expect("valid response")
+}
+
+/// `GET /`: a new session, then `302 Location: /<id>`.
+async fn create_session(State(gw): State<Arc<Gateway>>, ConnectInfo(peer): ConnectInfo<SocketAddr>) -> Response<Body> {
+    match gw.sessions.create_session() {
+        Ok(handle) => {
+            tracing::info!(internal = %gw.log_id(&handle.id), vended = %handle.vended, peer = %peer, "session created");
+            Response::builder()
+                .status(StatusCode::FOUND)
+                .header(header::LOCATION, format!("/{}", handle.id))
+                .header(header::CACHE_CONTROL, "no-store")
+                .body(Body::empty())
+                .expect("valid response")
+        }
+        Err(CreateError::AtCapacity(max)) => {
+            gw.warn_at_capacity(max);
+            let mut r = html(StatusCode::SERVICE_UNAVAILABLE, pages::AT_CAPACITY_HTML, true);
+            r.headers_mut().insert(header::RETRY_AFTER, "30".parse().expect("valid header"));
+            r
+        }
+    }
+}
+
+/// `HEAD /`: never creates a session.
+async fn root_head() -> StatusCode {
+    StatusCode::OK
+}
+
+async fn healthz(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
+    let body = serde_json::json!({
+        "status": "ok",
+        "mode": gw.mode.as_str(),
+        "sessions": gw.sessions.count(),
+        "backend": "none",
+    });
+    ([(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")], body.to_string())
+}
+
+/// `/ws/<id>[/…]`: upgrade checks in the spec's order (valid upgrade, Origin, session, limit).
+async fn browser_socket(
+    State(gw): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    uri: Uri,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response<Body> {
+    let upgrade = match upgrade {
+        Ok(u) => u,
+        Err(WebSocketUpgradeRejection::MethodNotGet(r)) => return r.into_response(),
+        Err(_) => return (StatusCode::BAD_REQUEST, "not a WebSocket upgrade").into_response(),
+    };
+    if !origin::origin_allowed(&headers, &gw.allowed_origins) {
+        return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
+    }
+    let id = uri.path().trim_start_matches("/ws/").split('/').next().unwrap_or("");
+    let session = id.parse::<SessionId>().ok().and_then(|id| gw.sessions.get_session(&id));
+    browser::upgrade(gw.clone(), upgrade, session, peer)
+}
+
+/// Everything else: `/_ui/…`, `/<id>[/…]`, robots/favicon and the site's `html/`.
+async fn fallback(State(gw): State<Arc<Gateway>>, method: Method, uri: Uri, headers: HeaderMap) -> Response<Body> {
+    let head = method == Method::HEAD;
+    if method != Method::GET && !head {
+        return Response::builder()
+            .status(StatusCode::METHOD_NOT_ALLOWED)
+            .header(header::ALLOW, "GET, HEAD")
+            .body(Body::empty())
+            .expect("valid response");
+    }
+    let path = uri.path();
+    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    if first == "_ui" {
+        let name = &path["/_ui/".len().min(path.len())..];
+        return match pages::ASSETS.iter().find(|(n, _, _)| *n == name) {
+            Some((_, ty, body)) => static_files::respond(body.as_bytes().to_vec(), ty, &headers, head),
+            None => html(StatusCode::NOT_FOUND, pages::NOT_FOUND_HTML, false),
+        };
+    }
+    if let Ok(id) = first.parse::<SessionId>() {
+        return session_page(&gw, &id, path, &headers, head).await;
+    }
+    static_file(&gw, path, &headers, head).await
+}
+
+/// The shell for a live session, or the "session ended" page.
+async fn session_page(gw: &Gateway, id: &SessionId, path: &str, headers: &HeaderMap, head: bool) -> Response<Body> {
+    let rest = &path[1 + 32..];
+    if !gw.sessions.session_exists(id) || rest == "/variables" || rest == "/variables.json" {
+        // Debug pages are not served by this build; unknown sessions get the ended page.
+        let body = if gw.sessions.session_exists(id) { pages::NOT_FOUND_HTML } else { pages::SESSION_ENDED_HTML };
+        return html(StatusCode::NOT_FOUND, body, true);
+    }
+    let shell = match gw.site.html_dir().map(|d| d.join("index.html")) {
+        Some(p) if p.is_file() => tokio::fs::read_to_string(&p).await.ok(),
+        _ => None,
+    };
+    let body = shell.unwrap_or_else(|| pages::SHELL_HTML.to_string());
+    let mut cookie = format!("ui-session={id}; Path=/; SameSite=Lax");
+    if origin::forwarded_https(headers) {
+        cookie.push_str("; Secure");
+    }
+    html_security_headers(Response::builder().status(StatusCode::OK))
+        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-store")
+        .header(header::SET_COOKIE, cookie)
+        .body(if head { Body::empty() } else { Body::from(body) })
+        .expect("valid response")
+}
+
+async fn static_file(gw: &Gateway, path: &str, headers: &HeaderMap, head: bool) -> Response<Body> {
+    if path == "/index.html" {
+        return html(StatusCode::NOT_FOUND, pages::NOT_FOUND_HTML, false);
+    }
+    if let Some(dir) = gw.site.html_dir() {
+        if let Some(file) = static_files::resolve(&dir, path) {
+            if let Ok(bytes) = tokio::fs::read(&file).await {
+                return static_files::respond(bytes, static_files::content_type(&file), headers, head);
+            }
+        }
+    }
+    match path {
+        "/robots.txt" => {
+            static_files::respond(pages::ROBOTS_TXT.as_bytes().to_vec(), "text/plain; charset=utf-8", headers, head)
+        }
+        "/favicon.ico" => static_files::respond(FAVICON_SVG.as_bytes().to_vec(), "image/svg+xml", headers, head),
+        _ => html(StatusCode::NOT_FOUND, pages::NOT_FOUND_HTML, false),
+    }
+}
+
+const FAVICON_SVG: &str = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 16 16\"><rect width=\"16\" height=\"16\" rx=\"3\" fill=\"#3451b2\"/><path d=\"M4 4v5a4 4 0 0 0 8 0V4\" stroke=\"#fff\" stroke-width=\"2\" fill=\"none\"/></svg>";

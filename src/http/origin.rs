@@ -1,0 +1,128 @@
+//! The `Origin` check on `/ws/<id>` and the "local request" rule (operations.md §6).
+
+use std::net::SocketAddr;
+
+use axum::http::HeaderMap;
+
+/// Whether a WebSocket request's `Origin` is allowed: absent (not a browser), the same host and port as
+/// `Host` (default ports implied), or listed exactly in `--allowed-origin`. `null` only when listed.
+pub fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let Some(origin) = headers.get("origin") else { return true };
+    let Ok(origin) = origin.to_str() else { return false };
+    if allowed.iter().any(|a| a == origin) {
+        return true;
+    }
+    if origin == "null" {
+        return false;
+    }
+    let Some(host) = headers.get("host").and_then(|h| h.to_str().ok()) else { return false };
+    let Some((scheme, rest)) = origin.split_once("://") else { return false };
+    let default_port = match scheme.to_ascii_lowercase().as_str() {
+        "http" | "ws" => 80,
+        "https" | "wss" => 443,
+        _ => return false,
+    };
+    match (host_port(rest, default_port), host_port(host, default_port)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// `host[:port]` → (lowercase host, port), default port implied.
+fn host_port(s: &str, default_port: u16) -> Option<(String, u16)> {
+    if s.is_empty() || s.contains('/') {
+        return None;
+    }
+    // IPv6 literal: [::1]:8000
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        let (h, after) = rest.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().ok()?,
+            None if after.is_empty() => default_port,
+            None => return None,
+        };
+        (format!("[{h}]"), port)
+    } else {
+        match s.rsplit_once(':') {
+            Some((h, p)) => (h.to_string(), p.parse().ok()?),
+            None => (s.to_string(), default_port),
+        }
+    };
+    Some((host.to_ascii_lowercase(), port))
+}
+
+/// A local request: loopback peer and none of `Origin`, `Forwarded`, `X-Forwarded-For`, `X-Real-IP`.
+pub fn is_local(peer: &SocketAddr, headers: &HeaderMap) -> bool {
+    let loopback = match peer.ip() {
+        std::net::IpAddr::V4(v4) => v4.is_loopback(),
+        std::net::IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+    };
+    loopback && ["origin", "forwarded", "x-forwarded-for", "x-real-ip"].iter().all(|h| !headers.contains_key(*h))
+}
+
+/// Whether the request came through an https proxy (for the cookie's `Secure` flag).
+pub fn forwarded_https(headers: &HeaderMap) -> bool {
+    let xfp = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').next().is_some_and(|p| p.trim().eq_ignore_ascii_case("https")));
+    let fwd = headers.get("forwarded").and_then(|v| v.to_str().ok()).is_some_and(|v| {
+        v.split([';', ',']).any(|part| part.trim().to_ascii_lowercase().replace('"', "") == "proto=https")
+    });
+    xfp || fwd
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn origin_rules() {
+        let none: Vec<String> = vec![];
+        assert!(origin_allowed(&headers(&[("host", "127.0.0.1:8000")]), &none));
+        assert!(origin_allowed(&headers(&[("host", "127.0.0.1:8000"), ("origin", "http://127.0.0.1:8000")]), &none));
+        assert!(origin_allowed(&headers(&[("host", "Example.com"), ("origin", "http://example.COM:80")]), &none));
+        assert!(origin_allowed(&headers(&[("host", "example.com:443"), ("origin", "https://example.com")]), &none));
+        assert!(origin_allowed(&headers(&[("host", "example.com"), ("origin", "https://example.com")]), &none));
+        assert!(!origin_allowed(&headers(&[("host", "example.com:8443"), ("origin", "https://example.com")]), &none));
+        assert!(!origin_allowed(&headers(&[("host", "127.0.0.1:8000"), ("origin", "http://evil.example")]), &none));
+        assert!(!origin_allowed(&headers(&[("host", "127.0.0.1:8000"), ("origin", "http://127.0.0.1:8001")]), &none));
+        assert!(!origin_allowed(&headers(&[("host", "127.0.0.1:8000"), ("origin", "null")]), &none));
+        assert!(origin_allowed(&headers(&[("host", "[::1]:8000"), ("origin", "http://[::1]:8000")]), &none));
+        let allowed = vec!["https://app.example".to_string(), "null".to_string()];
+        assert!(origin_allowed(&headers(&[("host", "127.0.0.1:8000"), ("origin", "https://app.example")]), &allowed));
+        assert!(origin_allowed(&headers(&[("host", "127.0.0.1:8000"), ("origin", "null")]), &allowed));
+        assert!(!origin_allowed(
+            &headers(&[("host", "127.0.0.1:8000"), ("origin", "https://app.example:444")]),
+            &allowed
+        ));
+    }
+
+    #[test]
+    fn local_requests() {
+        let lo: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let lo6: SocketAddr = "[::1]:5000".parse().unwrap();
+        let far: SocketAddr = "192.0.2.1:5000".parse().unwrap();
+        assert!(is_local(&lo, &HeaderMap::new()));
+        assert!(is_local(&lo6, &HeaderMap::new()));
+        assert!(!is_local(&far, &HeaderMap::new()));
+        assert!(!is_local(&lo, &headers(&[("x-forwarded-for", "1.2.3.4")])));
+        assert!(!is_local(&lo, &headers(&[("origin", "http://x")])));
+    }
+
+    #[test]
+    fn https_proxies() {
+        assert!(forwarded_https(&headers(&[("x-forwarded-proto", "https")])));
+        assert!(forwarded_https(&headers(&[("forwarded", "for=1.2.3.4;proto=https")])));
+        assert!(!forwarded_https(&headers(&[("x-forwarded-proto", "http")])));
+        assert!(!forwarded_https(&HeaderMap::new()));
+    }
+}
