@@ -2,26 +2,52 @@
 //!
 //! The tracker owns the variable tree (ids, parents, paths, properties, access, priorities), turns
 //! resolved host values into snapshots (value JSON without text), keeps the object registry that gives
-//! tables stable `{"obj":N}` ids, and finds what changed. It knows nothing about Lua: the Lua backend
-//! plugs in `LuaResolver`, tests and the Rust backend client plug in `JsonResolver`.
+//! objects stable `{"obj":N}` ids, finds what changed and assembles the updates (lua-and-tracking.md
+//! §1–§4). It knows nothing about Lua: the Lua backend plugs in `LuaResolver`, tests and the Rust backend
+//! client plug in [`JsonResolver`].
 //!
-//! Re-entrancy: resolvers call into host code (Lua getters, setters, methods) and that code may call back
-//! into the session (`session:createVariable`, `variable:getValue()`). The tracker therefore never holds a
-//! borrow of its own state across a resolver call that runs host code.
+//! # Re-entrancy
+//!
+//! Resolvers run host code (Lua getters, setters, methods, wrapper constructors), and that code may call
+//! back into the session: read a variable (`getValue`, `getProperty`), set a property, create or destroy
+//! variables. The variable table therefore lives in a [`Shared`] handle (`Arc<parking_lot::Mutex<…>>`)
+//! that host callbacks can hold (see [`Tracker::shared`]), and **the tracker never holds that lock while
+//! it calls a resolver method**. Every operation is a sequence of short critical sections (copy out what
+//! the next host call needs: a value handle, an `Arc` of the path, an `Arc` of the stored snapshot) and
+//! unlocked resolver calls; after each host call it re-finds the variable by `(id, seq)` and gives up
+//! quietly if host code destroyed it meanwhile. Walks over children use a creation-number cursor, so
+//! creates and destroys made by host code during a pass neither invalidate iteration nor panic.
+//!
+//! The only resolver operations the tracker performs under the lock are cloning and dropping
+//! `R::Value`/`R::Key` handles; implementations must not run host code there (Lua references and `Rc`s
+//! do not). In debug builds a lock that stays taken for 10 s panics with a message instead of hanging,
+//! so a re-entrancy bug shows up in tests.
 
+mod compute;
+mod detect;
+mod idmap;
+pub mod json;
+mod lifecycle;
 pub mod path;
+mod props;
 pub mod registry;
+mod shared;
 pub mod value;
-
-use std::collections::HashMap;
+mod variable;
+mod write;
 
 use serde_json::Value as Json;
 
 use crate::ids::VarId;
-use crate::protocol::{ErrorCode, Priority, Properties, PropertyWrite, ServerMessage, UpdateOut};
+use crate::protocol::{ErrorCode, Properties, PropertyWrite, ServerMessage};
+pub use detect::{ChangeItem, Changes, PropOut, ValueOut};
+pub use json::{JValue, JsonResolver};
+pub use lifecycle::Created;
 pub use path::{Path, Segment};
 pub use registry::{ObjId, ObjectRegistry};
-pub use value::{Kind, Snap};
+pub use shared::{Shared, WeakShared};
+pub use value::{Kind, ObjRef, Snap};
+pub use variable::Prop;
 
 /// A typed per-variable failure (`path-failure`, `lua-error`, …).
 #[derive(Clone, PartialEq, Eq, Debug, thiserror::Error)]
@@ -37,8 +63,39 @@ impl VarError {
     }
 }
 
+/// The connection (or backend link) a change came from, so it is not echoed back to it (§4.3). Opaque
+/// to the tracker; the session uses its connection ids.
+pub type Origin = u64;
+
+/// A wrapper computation request (§4.4), handed to [`Resolver::wrap`].
+pub struct WrapRequest<'a, V> {
+    /// The variable being wrapped (Lua passes a handle for it to `T:new(variable)`).
+    pub var: VarId,
+    /// The `wrapper` property: the wrapper type's name.
+    pub wrapper: &'a str,
+    /// The variable's raw value (never nil: a nil raw value has no wrapper).
+    pub raw: &'a V,
+    /// The current `new`-style wrapper, if any (what `variable:getWrapper()` returns).
+    pub existing: Option<&'a V>,
+}
+
+/// What [`Resolver::wrap`] decided.
+pub enum Wrapped<V> {
+    /// Keep the existing wrapper (same object, same id).
+    Reused,
+    /// A new wrapper object replaces the old one (whose `destroy` the tracker calls).
+    New(V),
+    /// A `computeValue`-style result: the sent and navigation value; recomputed every pass.
+    Transform(V),
+    /// No wrapper: the sent value is the raw value.
+    None,
+}
+
 /// What the tracker needs from a host language (lua-and-tracking.md §0). Semantics are normative,
 /// names are ours.
+///
+/// Contract for re-entrancy: any method may run host code that calls back into the tracker's
+/// [`Shared`] handle, except `Clone`/`Drop` of `Value` and `Key`, which the tracker does under its lock.
 pub trait Resolver {
     /// A host value (a Lua value, an `Rc` JSON node…). Cloning must be cheap (a handle).
     type Value: Clone;
@@ -47,213 +104,241 @@ pub trait Resolver {
 
     /// The host's nil.
     fn nil(&self) -> Self::Value;
+    /// Whether `v` is nil. Used on writes, wrappers and `create=T` only (reads rely on `get`/`index`/
+    /// `call` returning nil for a nil base). The default classifies; override it when that is costly.
+    fn is_nil(&self, v: &Self::Value) -> bool {
+        matches!(self.classify(v), Kind::Nil)
+    }
     /// Interns a field or method name.
     fn intern(&self, name: &str) -> Result<Self::Key, VarError>;
-    /// `base[name]` with the host's indexing rules (prototype defaults, methods).
+    /// `base[name]` with the host's indexing rules (prototype defaults, methods). A nil base gives nil;
+    /// a base that cannot be indexed gives `path-failure`.
     fn get(&self, base: &Self::Value, key: &Self::Key) -> Result<Self::Value, VarError>;
-    /// `base[index + 1]` (indices are 0-based on the wire).
+    /// `base[index + 1]` (indices are 0-based on the wire), same rules as `get`.
     fn index(&self, base: &Self::Value, index: u32) -> Result<Self::Value, VarError>;
     /// `base[name] = v`.
     fn set(&self, base: &Self::Value, key: &Self::Key, v: Self::Value) -> Result<(), VarError>;
     /// `base[index + 1] = v`.
     fn set_index(&self, base: &Self::Value, index: u32, v: Self::Value) -> Result<(), VarError>;
-    /// Calls method `name` of `base`: `None` = read (`m(self)`), `Some(v)` = write (`m(self, v)`).
+    /// Calls method `name` of `base`: `None` = `m(self)`, `Some(v)` = `m(self, v)`. A nil base gives nil;
+    /// a non-callable `base[name]` gives `path-failure`.
     fn call(&self, base: &Self::Value, key: &Self::Key, arg: Option<Self::Value>) -> Result<Self::Value, VarError>;
     /// What kind of value this is, for snapshots (§3.1).
     fn classify(&self, v: &Self::Value) -> Kind;
+    /// Compares a string value with `bytes` without copying it: `Some(equal)` if `v` is a string, `None`
+    /// otherwise or when unsupported (the tracker then classifies). Lets an unchanged string cost no
+    /// allocation (P2).
+    fn str_eq(&self, _v: &Self::Value, _bytes: &[u8]) -> Option<bool> {
+        None
+    }
     /// Element `i` (0-based) of a value classified as `Kind::Seq`.
     fn elem(&self, v: &Self::Value, i: usize) -> Self::Value;
     /// The derived `type` of a value (§3.3), if any.
     fn type_of(&self, v: &Self::Value) -> Option<String>;
-    /// Converts written value JSON to a host value; `{"obj":N}` is looked up in the registry.
+    /// Converts written value JSON to a host value; `{"obj":N}` is looked up in `registry` (unknown →
+    /// `not-found`). The registry passed holds at least the ids the JSON mentions.
+    // The name predates this trait's users (`LuaResolver`); renaming it would break them.
     #[allow(clippy::wrong_self_convention)]
     fn from_json(&self, json: &Json, registry: &ObjectRegistry<Self::Value>) -> Result<Self::Value, VarError>;
+    /// Computes a variable's wrapper (§4.4, §5.4). Called on the first computation, when the raw
+    /// snapshot changes, when the `wrapper` property changes, and every pass for `Transform` wrappers.
+    /// The default supports no wrapper types.
+    fn wrap(&self, _request: WrapRequest<'_, Self::Value>) -> Result<Wrapped<Self::Value>, VarError> {
+        Ok(Wrapped::None)
+    }
+    /// Destroys a replaced or orphaned `new`-style wrapper (its `destroy` method, if any).
+    fn destroy_wrapper(&self, _var: VarId, _wrapper: &Self::Value) -> Result<(), VarError> {
+        Ok(())
+    }
+    /// Instantiates type `type_name` for the `create` property (§2.3). The default knows no types.
+    fn create_value(&self, type_name: &str) -> Result<Self::Value, VarError> {
+        Err(VarError::new(ErrorCode::NotFound, format!("unknown type {type_name:?}")))
+    }
 }
 
-/// Who resolves a variable: the session's Lua state or an external backend (hybrid mode).
+/// Who resolves a variable: the session's Lua state (or, for the Rust backend client, its objects) or an
+/// external backend (hybrid mode). Remote variables are never resolved locally.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Owner {
     Lua,
     Remote,
 }
 
-/// A stored property value with its delivery priority.
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub struct Prop {
-    pub value: String,
-    pub priority: Priority,
+/// The `access` property (§1.3).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum Access {
+    R,
+    W,
+    #[default]
+    Rw,
+    Action,
 }
 
-/// One variable of the tree.
-pub struct Variable<V> {
-    pub id: VarId,
-    pub parent: Option<VarId>,
-    pub children: Vec<VarId>,
-    /// Creation number: orders roots, siblings and emission.
-    pub seq: u64,
-    pub owner: Owner,
-    /// Insertion-ordered properties; empty values are never stored.
-    pub props: Vec<(String, Prop)>,
-    /// Value of a root (variable 1, Lua value-variables): it has no path.
-    pub fixed: Option<V>,
-    /// Last resolved value and its snapshot.
-    pub raw: Option<V>,
-    pub raw_snap: Option<Snap>,
-    /// Snapshot last reported as the value.
-    pub sent_snap: Option<Snap>,
-    pub error: Option<VarError>,
-}
-
-impl<V> Variable<V> {
-    pub fn prop(&self, name: &str) -> Option<&str> {
-        self.props.iter().find(|(n, _)| n == name).map(|(_, p)| p.value.as_str())
+impl Access {
+    /// Parses the property; `""` is the default `rw`, anything unknown is `None` (`bad-message`).
+    pub fn parse(s: &str) -> Option<Access> {
+        match s {
+            "" | "rw" => Some(Access::Rw),
+            "r" => Some(Access::R),
+            "w" => Some(Access::W),
+            "action" => Some(Access::Action),
+            _ => None,
+        }
     }
 
-    fn set_prop(&mut self, name: &str, value: &str, priority: Option<Priority>) {
-        match self.props.iter().position(|(n, _)| n == name) {
-            Some(i) if value.is_empty() => {
-                self.props.remove(i);
-            }
-            Some(i) => {
-                let p = &mut self.props[i].1;
-                p.value = value.to_string();
-                if let Some(pr) = priority {
-                    p.priority = pr;
-                }
-            }
-            None if value.is_empty() => {}
-            None => self
-                .props
-                .push((name.to_string(), Prop { value: value.to_string(), priority: priority.unwrap_or_default() })),
+    /// Read and pushed (`r`, `rw`); `w` and `action` variables have no value.
+    pub fn readable(self) -> bool {
+        matches!(self, Access::R | Access::Rw)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::R => "r",
+            Access::W => "w",
+            Access::Rw => "rw",
+            Access::Action => "action",
         }
     }
 }
 
-/// The per-session change tracker.
+/// Who sets properties: decides the §1.2 rules (browsers may not set creator properties after create,
+/// `lua` or `wrapper`; their `type` and `viewdefs` are ignored).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Writer {
+    Browser,
+    Backend,
+    Lua,
+}
+
+/// The per-session change tracker: a resolver plus the [`Shared`] variable table.
+///
+/// Methods take `&mut self` where they change the tree, to keep call sites honest; host code reaches
+/// the same table through [`Tracker::shared`] while these run.
 pub struct Tracker<R: Resolver> {
     resolver: R,
-    vars: HashMap<VarId, Variable<R::Value>>,
-    roots: Vec<VarId>,
-    registry: ObjectRegistry<R::Value>,
-    next_seq: u64,
+    shared: Shared<R>,
 }
 
 impl<R: Resolver> Tracker<R> {
     /// A tracker with no variables (the seeds' `Tracker::new(resolver)`).
     pub fn new(resolver: R) -> Self {
-        Tracker { resolver, vars: HashMap::new(), roots: Vec::new(), registry: ObjectRegistry::new(), next_seq: 0 }
+        Tracker { resolver, shared: Shared::new() }
     }
 
     pub fn resolver(&self) -> &R {
         &self.resolver
     }
 
-    pub fn exists(&self, id: VarId) -> bool {
-        self.vars.contains_key(&id)
-    }
-
-    pub fn variable(&self, id: VarId) -> Option<&Variable<R::Value>> {
-        self.vars.get(&id)
-    }
-
-    pub fn len(&self) -> usize {
-        self.vars.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.vars.is_empty()
-    }
-
-    pub fn registry(&self) -> &ObjectRegistry<R::Value> {
-        &self.registry
+    /// A handle on the variable table for host callbacks (clone it into Lua closures; prefer
+    /// [`Shared::downgrade`] where the handle would be stored inside host values, to avoid a cycle).
+    pub fn shared(&self) -> Shared<R> {
+        self.shared.clone()
     }
 
     /// Creates (or, for an existing root, replaces the value of) a root variable showing `value`:
-    /// variable 1 from `createAppVariable`, or a Lua value-variable.
+    /// variable 1 from `createAppVariable`, or a Lua value-variable. Computed at once.
     pub fn create_root(&mut self, id: VarId, value: R::Value, props: &[PropertyWrite]) -> Result<(), VarError> {
-        if let Some(var) = self.vars.get_mut(&id) {
-            if var.parent.is_some() {
-                return Err(VarError::new(ErrorCode::IdInUse, format!("variable {id} exists")));
-            }
-            var.fixed = Some(value);
-        } else {
-            let seq = self.next_seq;
-            self.next_seq += 1;
-            let mut var = Variable {
-                id,
-                parent: None,
-                children: Vec::new(),
-                seq,
-                owner: Owner::Lua,
-                props: Vec::new(),
-                fixed: Some(value),
-                raw: None,
-                raw_snap: None,
-                sent_snap: None,
-                error: None,
-            };
-            for p in props {
-                var.set_prop(&p.name, &p.value, p.priority);
-            }
-            self.vars.insert(id, var);
-            self.roots.push(id);
-        }
-        self.refresh(id);
-        Ok(())
+        self.shared.create_root(&self.resolver, id, value, props)
     }
 
-    /// Re-resolves one variable's value and re-derives its `type`.
-    fn refresh(&mut self, id: VarId) {
-        let Some(var) = self.vars.get(&id) else { return };
-        let Some(raw) = var.fixed.clone() else { return };
-        let snap = value::snapshot(&self.resolver, &raw, &mut self.registry, 0);
-        let ty = self.resolver.type_of(&raw).unwrap_or_default();
-        let var = self.vars.get_mut(&id).expect("checked above");
-        match snap {
-            Ok(snap) => {
-                if let Some(old) = var.raw_snap.replace(snap) {
-                    self.registry.release_snap(&old);
-                }
-                var.raw = Some(raw);
-                var.error = None;
-            }
-            Err(e) => var.error = Some(e),
-        }
-        var.set_prop("type", &ty, None);
+    /// Creates a path variable under `parent` (§1.5), owned like its parent; readable ones are computed
+    /// at once. See [`Shared::create`].
+    pub fn create(
+        &mut self,
+        id: VarId,
+        parent: VarId,
+        props: &[PropertyWrite],
+        writer: Writer,
+    ) -> Result<Created, VarError> {
+        self.shared.create(&self.resolver, id, parent, props, writer)
     }
 
-    /// The full state of a variable as a `watch` answers it: value (null when nil; omitted for `w` and
-    /// `action`), every property, or its current error in the value's place.
+    /// Records a backend-owned variable (hybrid/connected): in the tree, never resolved here.
+    pub fn create_remote(
+        &mut self,
+        id: VarId,
+        parent: Option<VarId>,
+        props: &[PropertyWrite],
+        writer: Writer,
+    ) -> Result<Created, VarError> {
+        self.shared.create_remote(id, parent, props, writer)
+    }
+
+    /// An inbound `update`: properties first, then the value if present. Returns the errors for the
+    /// sender (empty on success).
+    pub fn update(
+        &mut self,
+        id: VarId,
+        properties: &[PropertyWrite],
+        value: Option<&Json>,
+        writer: Writer,
+        origin: Option<Origin>,
+    ) -> Vec<VarError> {
+        self.shared.update(&self.resolver, id, properties, value, writer, origin)
+    }
+
+    /// Sets properties (§1.2). See [`Shared::set_properties`].
+    pub fn set_properties(
+        &mut self,
+        id: VarId,
+        props: &[PropertyWrite],
+        writer: Writer,
+        origin: Option<Origin>,
+    ) -> Result<(), VarError> {
+        self.shared.set_properties(id, props, writer, origin)
+    }
+
+    /// Writes a value (§2.3). See [`Shared::write`].
+    pub fn write(&mut self, id: VarId, value: &Json, origin: Option<Origin>) -> Result<(), VarError> {
+        self.shared.write(&self.resolver, id, value, origin)
+    }
+
+    /// Destroys a variable and its subtree; returns the ids children first (unknown id → empty).
+    pub fn destroy(&mut self, id: VarId) -> Vec<VarId> {
+        self.shared.destroy(&self.resolver, id)
+    }
+
+    /// Sets whether anybody watches the variable; an inactive variable and its subtree are not computed.
+    pub fn set_active(&mut self, id: VarId, active: bool) {
+        self.shared.set_active(id, active)
+    }
+
+    /// One detection pass and the ordered updates it yields (§4.2, §4.3).
+    pub fn detect_changes(&mut self) -> Changes {
+        self.shared.detect(&self.resolver)
+    }
+
+    /// The full state of a variable as a `watch` answers it: value (null when nil; omitted for `w`,
+    /// `action` and remote variables), every property, or its current error in the value's place.
     pub fn full_state(&self, id: VarId) -> Vec<ServerMessage> {
-        let Some(var) = self.vars.get(&id) else {
-            return vec![ServerMessage::error(id, ErrorCode::NotFound, format!("variable {id} not found"))];
-        };
-        let mut out = Vec::new();
-        let mut update = UpdateOut { var_id: id, ..Default::default() };
-        for (name, p) in &var.props {
-            update.properties.set(name, &p.value);
-        }
-        let readable = !matches!(var.prop("access"), Some("w") | Some("action"));
-        if let Some(e) = &var.error {
-            out.push(ServerMessage::error(id, e.code, e.description.clone()));
-        } else if readable {
-            update.value = Some(var.raw_snap.as_ref().map(|s| s.to_json()).unwrap_or(Json::Null));
-        }
-        if update.value.is_some() || !update.properties.is_empty() {
-            out.insert(0, ServerMessage::Update(update));
-        }
-        out
+        self.shared.full_state(id)
+    }
+
+    pub fn exists(&self, id: VarId) -> bool {
+        self.shared.exists(id)
+    }
+
+    pub fn len(&self) -> usize {
+        self.shared.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.shared.is_empty()
     }
 
     /// Current properties of a variable (for debug pages and replies).
     pub fn properties(&self, id: VarId) -> Properties {
-        let mut props = Properties::default();
-        if let Some(var) = self.vars.get(&id) {
-            for (name, p) in &var.props {
-                props.set(name, &p.value);
-            }
-        }
-        props
+        self.shared.properties(id)
+    }
+
+    /// One property's current value.
+    pub fn property(&self, id: VarId, name: &str) -> Option<String> {
+        self.shared.property(id, name)
+    }
+
+    /// Number of registered objects (distinct objects in live snapshots).
+    pub fn registry_len(&self) -> usize {
+        self.shared.registry_len()
     }
 }
 

@@ -1,8 +1,12 @@
 //! The object registry (lua-and-tracking.md §3.2): stable `{"obj":N}` ids per object identity, counted
 //! by the snapshots that mention them and dropped when no snapshot does.
+//!
+//! Every occurrence of an object in a *stored* snapshot slot (a variable's raw, wrapper and sent
+//! snapshots, array elements included) holds one count. Comparing a fresh value with a stored snapshot
+//! never touches the registry (snapshots carry the identity next to the id), so only stores and releases
+//! do.
 
-use std::collections::HashMap;
-
+use super::idmap::IdMap;
 use super::value::Snap;
 
 /// An object id as sent in `{"obj":N}`: from 1, per session, never reused. Not a variable id.
@@ -10,7 +14,7 @@ use super::value::Snap;
 pub struct ObjId(pub u64);
 
 struct Entry<V> {
-    identity: usize,
+    id: ObjId,
     /// Keeps the object alive so its address cannot be reused by another object while registered.
     handle: V,
     count: usize,
@@ -18,8 +22,8 @@ struct Entry<V> {
 
 /// Identity → id map with reference counts.
 pub struct ObjectRegistry<V> {
-    by_identity: HashMap<usize, ObjId>,
-    entries: HashMap<ObjId, Entry<V>>,
+    by_identity: IdMap<usize, Entry<V>>,
+    identity_of: IdMap<ObjId, usize>,
     next: u64,
 }
 
@@ -31,80 +35,127 @@ impl<V: Clone> Default for ObjectRegistry<V> {
 
 impl<V: Clone> ObjectRegistry<V> {
     pub fn new() -> Self {
-        ObjectRegistry { by_identity: HashMap::new(), entries: HashMap::new(), next: 1 }
+        ObjectRegistry { by_identity: IdMap::default(), identity_of: IdMap::default(), next: 1 }
     }
 
     /// The id of an object if it is registered (comparing registers nothing).
     pub fn peek(&self, identity: usize) -> Option<ObjId> {
-        self.by_identity.get(&identity).copied()
+        self.by_identity.get(&identity).map(|e| e.id)
     }
 
-    /// Takes one count on the object's id, registering it if new.
-    pub fn acquire(&mut self, identity: usize, handle: &V) -> ObjId {
-        if let Some(&id) = self.by_identity.get(&identity) {
-            self.entries.get_mut(&id).expect("maps agree").count += 1;
-            return id;
+    /// Takes one count on the object's id, registering it (and keeping `handle`) if new. The handle is
+    /// moved in, so the registry never clones host values while the tracker holds its lock.
+    pub fn acquire(&mut self, identity: usize, handle: V) -> ObjId {
+        if let Some(entry) = self.by_identity.get_mut(&identity) {
+            entry.count += 1;
+            return entry.id;
         }
         let id = ObjId(self.next);
         self.next += 1;
-        self.by_identity.insert(identity, id);
-        self.entries.insert(id, Entry { identity, handle: handle.clone(), count: 1 });
+        self.by_identity.insert(identity, Entry { id, handle, count: 1 });
+        self.identity_of.insert(id, identity);
         id
+    }
+
+    /// Takes one more count on an id that is already registered (a snapshot stored in a second slot).
+    pub fn retain(&mut self, id: ObjId) {
+        if let Some(entry) = self.identity_of.get(&id).and_then(|i| self.by_identity.get_mut(i)) {
+            entry.count += 1;
+        }
     }
 
     /// Drops one count; the entry goes at zero.
     pub fn release(&mut self, id: ObjId) {
-        let Some(entry) = self.entries.get_mut(&id) else { return };
+        let Some(&identity) = self.identity_of.get(&id) else { return };
+        let entry = self.by_identity.get_mut(&identity).expect("maps agree");
         entry.count -= 1;
         if entry.count == 0 {
-            let entry = self.entries.remove(&id).expect("present");
-            self.by_identity.remove(&entry.identity);
+            self.by_identity.remove(&identity);
+            self.identity_of.remove(&id);
         }
+    }
+
+    /// Takes one count per object occurrence of a snapshot whose objects are registered already.
+    pub fn retain_snap(&mut self, snap: &Snap) {
+        snap.for_each_obj(&mut |r| self.retain(r.id));
     }
 
     /// Releases every object a snapshot mentions.
     pub fn release_snap(&mut self, snap: &Snap) {
-        match snap {
-            Snap::Obj(id) => self.release(*id),
-            Snap::Arr(items) => items.iter().for_each(|s| self.release_snap(s)),
-            _ => {}
-        }
+        snap.for_each_obj(&mut |r| self.release(r.id));
     }
 
     /// The object known as `id`, for `{"obj":N}` in written values.
     pub fn lookup(&self, id: ObjId) -> Option<&V> {
-        self.entries.get(&id).map(|e| &e.handle)
+        self.identity_of.get(&id).and_then(|i| self.by_identity.get(i)).map(|e| &e.handle)
+    }
+
+    /// A registry holding only the given ids (same ids, same handles). Writes convert their JSON with it
+    /// outside the tracker's lock, because `Resolver::from_json` may run host code.
+    pub fn subset(&self, ids: impl IntoIterator<Item = ObjId>) -> ObjectRegistry<V> {
+        let mut out = ObjectRegistry { by_identity: IdMap::default(), identity_of: IdMap::default(), next: self.next };
+        for id in ids {
+            if let Some(&identity) = self.identity_of.get(&id) {
+                let handle = self.by_identity[&identity].handle.clone();
+                out.by_identity.insert(identity, Entry { id, handle, count: 1 });
+                out.identity_of.insert(id, identity);
+            }
+        }
+        out
+    }
+
+    /// The current count of an id (0 when unregistered); for tests and diagnostics.
+    pub fn count(&self, id: ObjId) -> usize {
+        self.identity_of.get(&id).and_then(|i| self.by_identity.get(i)).map_or(0, |e| e.count)
     }
 
     /// Number of registered objects.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.by_identity.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.by_identity.is_empty()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::value::ObjRef;
     use super::*;
 
     #[test]
     fn ids_are_stable_while_counted_and_never_reused() {
         let mut r: ObjectRegistry<u8> = ObjectRegistry::new();
-        let a = r.acquire(100, &0);
-        assert_eq!(r.acquire(100, &0), a);
-        let b = r.acquire(200, &0);
+        let a = r.acquire(100, 0);
+        assert_eq!(r.acquire(100, 0), a);
+        let b = r.acquire(200, 0);
         assert_ne!(a, b);
         r.release(a);
         assert_eq!(r.peek(100), Some(a));
         r.release(a);
         assert_eq!(r.peek(100), None);
-        let again = r.acquire(100, &0);
+        let again = r.acquire(100, 0);
         assert!(again.0 > b.0, "ids are never reused");
         assert_eq!(r.len(), 2);
-        r.release_snap(&Snap::Arr(vec![Snap::Obj(again), Snap::Obj(b)].into()));
+        let snap = Snap::Arr(
+            vec![Snap::Obj(ObjRef { id: again, identity: 100 }), Snap::Obj(ObjRef { id: b, identity: 200 })].into(),
+        );
+        r.retain_snap(&snap);
+        assert_eq!(r.count(again), 2);
+        r.release_snap(&snap);
+        r.release_snap(&snap);
         assert!(r.is_empty());
+    }
+
+    #[test]
+    fn subset_keeps_ids() {
+        let mut r: ObjectRegistry<&'static str> = ObjectRegistry::new();
+        let a = r.acquire(1, "a");
+        let b = r.acquire(2, "b");
+        let s = r.subset([b, ObjId(99)]);
+        assert_eq!(s.lookup(b), Some(&"b"));
+        assert_eq!(s.lookup(a), None);
+        assert_eq!(s.len(), 1);
     }
 }

@@ -1,0 +1,100 @@
+//! Property writes (lua-and-tracking.md §1.2): who may set what, suffix priorities, `""` deletes, the
+//! `type` pin, and change recording. No host code runs here, so everything happens under one lock.
+
+use super::shared::{At, Shared};
+use super::variable::Var;
+use super::{Origin, Resolver, VarError, Writer};
+use crate::ids::VarId;
+use crate::protocol::{ErrorCode, Priority, PropertyWrite};
+
+/// What happens to one property write.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Decision {
+    /// Stored and reported.
+    Store,
+    /// `type` from Lua or the backend: pins the type shown when none is derived.
+    Pin,
+    /// Ignored without an error (`type`/`viewdefs` from browsers; `lua`, which the session runs).
+    Drop,
+    /// Refused with `access-denied`; the message's other properties still apply.
+    Deny,
+}
+
+/// The §1.2 rules. `at_create`: the creator's own properties (`path`, `access`, `create`, `wrapper`)
+/// are allowed only then.
+pub(crate) fn decide(name: &str, writer: Writer, at_create: bool) -> Decision {
+    match name {
+        "path" | "access" | "create" if at_create => Decision::Store,
+        "path" | "access" | "create" => Decision::Deny,
+        "lua" if writer == Writer::Browser => Decision::Deny,
+        "lua" => Decision::Drop,
+        "viewdefs" if writer == Writer::Backend => Decision::Deny,
+        "viewdefs" => Decision::Drop,
+        "type" if writer == Writer::Browser => Decision::Drop,
+        "type" => Decision::Pin,
+        "wrapper" if writer == Writer::Browser && !at_create => Decision::Deny,
+        _ => Decision::Store,
+    }
+}
+
+pub(crate) fn denied(names: &[&str]) -> VarError {
+    VarError::new(ErrorCode::AccessDenied, format!("may not set {}", names.join(", ")))
+}
+
+/// Applies one decided write to a variable. Returns the change to report, if any: (name, priority).
+pub(crate) fn apply<'a, R: Resolver>(
+    var: &mut Var<R>,
+    decision: Decision,
+    p: &'a PropertyWrite,
+) -> Option<(&'a str, Priority)> {
+    match decision {
+        Decision::Store => var.set_prop(&p.name, &p.value, p.priority).map(|pr| (p.name.as_str(), pr)),
+        Decision::Pin => {
+            var.pinned_type = (!p.value.is_empty()).then(|| p.value.clone());
+            let shown = var.effective_type().to_string();
+            var.set_prop("type", &shown, p.priority).map(|pr| ("type", pr))
+        }
+        Decision::Drop | Decision::Deny => None,
+    }
+}
+
+impl<R: Resolver> Shared<R> {
+    /// Sets properties of an existing variable: suffix priorities apply, `""` deletes, re-setting an
+    /// equal value and priority is not a change. Changes are reported at the next pass with `origin`
+    /// (not echoed to it). Refused names (§1.2) yield one `access-denied`; the other properties apply.
+    /// Changing `wrapper` rewraps at the next computation; `priority` moves the value's bucket;
+    /// `inactive` stops computing the subtree and drops writes into it.
+    pub fn set_properties(
+        &self,
+        id: VarId,
+        props: &[PropertyWrite],
+        writer: Writer,
+        origin: Option<Origin>,
+    ) -> Result<(), VarError> {
+        let mut st = self.lock();
+        let st = &mut *st;
+        let var = st
+            .vars
+            .get_mut(&id)
+            .ok_or_else(|| VarError::new(ErrorCode::NotFound, format!("variable {id} not found")))?;
+        let at = At { id, seq: var.seq };
+        let mut refused = Vec::new();
+        let mut changes = Vec::new();
+        for p in props {
+            let decision = decide(&p.name, writer, false);
+            if decision == Decision::Deny {
+                refused.push(p.name.as_str());
+            } else if let Some((name, priority)) = apply(var, decision, p) {
+                changes.push((name, priority));
+            }
+        }
+        for (name, priority) in changes {
+            st.note_prop(at, name, priority, origin);
+        }
+        if refused.is_empty() {
+            Ok(())
+        } else {
+            Err(denied(&refused))
+        }
+    }
+}
