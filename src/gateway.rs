@@ -96,6 +96,7 @@ impl Gateway {
             lua: (mode != Mode::Connected).then(|| LuaConfig {
                 memory_limit: args.lua_memory_mb.saturating_mul(1 << 20),
                 instruction_budget: args.lua_instructions,
+                sources: Arc::new(site.lua_sources.clone()),
             }),
             max_connections: args.max_connections,
             flush_delay: args.flush_delay,

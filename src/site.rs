@@ -15,6 +15,8 @@ pub enum SiteError {
     Missing(PathBuf),
     #[error("site directory {0} has none of html/, viewdefs/, lua/main.lua")]
     Empty(PathBuf),
+    #[error("{0} resolves outside the site directory")]
+    Escapes(PathBuf),
     #[error("cannot read {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
 }
@@ -65,6 +67,10 @@ pub struct Site {
     pub root: Option<PathBuf>,
     /// Source of `lua/main.lua`, if the site has one.
     pub main_lua: Option<Arc<str>>,
+    /// Every `.lua` file under `lua/`, keyed by its path relative to `lua/` (`a/b.lua`). `require`,
+    /// `dofile` and `loadfile` read from here, so no batch touches the filesystem and nothing outside
+    /// `lua/` can be loaded.
+    pub lua_sources: HashMap<String, Arc<str>>,
     pub viewdefs: Viewdefs,
 }
 
@@ -75,7 +81,9 @@ impl Site {
         for (key, html) in DEMO_VIEWDEFS {
             viewdefs.insert(key, html.trim().to_string());
         }
-        Site { root: None, main_lua: Some(DEMO_MAIN_LUA.into()), viewdefs }
+        let main: Arc<str> = DEMO_MAIN_LUA.into();
+        let lua_sources = HashMap::from([("main.lua".to_string(), main.clone())]);
+        Site { root: None, main_lua: Some(main), lua_sources, viewdefs }
     }
 
     /// Loads a site directory.
@@ -90,10 +98,12 @@ impl Site {
         if !has_html && !has_viewdefs && !has_main {
             return Err(SiteError::Empty(dir.to_path_buf()));
         }
+        let lua_sources = if dir.join("lua").is_dir() { load_lua_sources(dir)? } else { HashMap::new() };
         let main_lua = if has_main {
-            let text = std::fs::read_to_string(&main_path)
-                .map_err(|source| SiteError::Read { path: main_path.clone(), source })?;
-            Some(text.into())
+            match lua_sources.get("main.lua") {
+                Some(text) => Some(text.clone()),
+                None => return Err(SiteError::Escapes(main_path)),
+            }
         } else {
             None
         };
@@ -101,7 +111,7 @@ impl Site {
         if has_viewdefs {
             load_viewdefs(&dir.join("viewdefs"), &mut viewdefs)?;
         }
-        Ok(Site { root: Some(dir.to_path_buf()), main_lua, viewdefs })
+        Ok(Site { root: Some(dir.to_path_buf()), main_lua, lua_sources, viewdefs })
     }
 
     /// The site's `html/` directory, if it has one.
@@ -115,6 +125,30 @@ impl Site {
     }
 }
 
+/// Reads every `.lua` file under `DIR/lua/` whose real path (symlinks followed) lies inside the site.
+fn load_lua_sources(dir: &Path) -> Result<HashMap<String, Arc<str>>, SiteError> {
+    fn read_err(path: &Path) -> impl FnOnce(std::io::Error) -> SiteError + '_ {
+        move |source| SiteError::Read { path: path.to_path_buf(), source }
+    }
+    let site_root = dir.canonicalize().map_err(read_err(dir))?;
+    let lua_dir = dir.join("lua");
+    let mut files = Vec::new();
+    collect_files(&lua_dir, "lua", &mut files)?;
+    let mut sources = HashMap::new();
+    for path in files {
+        let Ok(real) = path.canonicalize() else { continue };
+        if !real.starts_with(&site_root) {
+            tracing::warn!(file = %path.display(), "Lua file resolves outside the site; not loadable");
+            continue;
+        }
+        let Ok(rel) = path.strip_prefix(&lua_dir) else { continue };
+        let key = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+        let text = std::fs::read_to_string(&path).map_err(read_err(&path))?;
+        sources.insert(key, Arc::from(text));
+    }
+    Ok(sources)
+}
+
 fn builtin_viewdefs() -> Viewdefs {
     let mut v = Viewdefs::default();
     for (key, html) in BUILTIN_VIEWDEFS {
@@ -126,7 +160,7 @@ fn builtin_viewdefs() -> Viewdefs {
 /// Reads `viewdefs/` recursively; among duplicate keys the lexicographically first path wins.
 fn load_viewdefs(dir: &Path, into: &mut Viewdefs) -> Result<(), SiteError> {
     let mut files = Vec::new();
-    collect_html(dir, &mut files)?;
+    collect_files(dir, "html", &mut files)?;
     files.sort();
     let mut seen: HashMap<String, PathBuf> = HashMap::new();
     for path in files {
@@ -153,13 +187,14 @@ fn load_viewdefs(dir: &Path, into: &mut Viewdefs) -> Result<(), SiteError> {
     Ok(())
 }
 
-fn collect_html(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), SiteError> {
+/// Files with extension `ext` below `dir`, recursively.
+fn collect_files(dir: &Path, ext: &str, out: &mut Vec<PathBuf>) -> Result<(), SiteError> {
     let entries = std::fs::read_dir(dir).map_err(|source| SiteError::Read { path: dir.to_path_buf(), source })?;
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
-            collect_html(&path, out)?;
-        } else if path.extension().is_some_and(|e| e == "html") {
+            collect_files(&path, ext, out)?;
+        } else if path.extension().is_some_and(|e| e == ext) {
             out.push(path);
         }
     }
@@ -226,8 +261,16 @@ mod tests {
         std::fs::write(dir.join("viewdefs/A.DEFAULT.html"), "<template><b>a</b></template>").unwrap();
         std::fs::write(dir.join("viewdefs/sub/lua.ViewList.DEFAULT.html"), "<template><i></i></template>").unwrap();
         std::fs::write(dir.join("viewdefs/Bad.DEFAULT.html"), "<div></div>").unwrap();
+        std::fs::create_dir_all(dir.join("lua/ui")).unwrap();
+        std::fs::write(dir.join("lua/ui/widgets.lua"), "return 1").unwrap();
+        std::fs::write(dir.join("outside.lua"), "return 2").unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(dir.join("outside.lua"), dir.join("lua/inside.lua")).unwrap();
         let site = Site::load(&dir).unwrap();
         assert!(site.main_lua.is_none());
+        assert_eq!(&*site.lua_sources["ui/widgets.lua"], "return 1");
+        #[cfg(unix)]
+        assert_eq!(&*site.lua_sources["inside.lua"], "return 2", "a symlink inside the site is fine");
         assert_eq!(site.viewdefs.for_type("A").unwrap()["A.DEFAULT"], "<template><b>a</b></template>");
         assert_eq!(
             site.viewdefs.for_type("lua.ViewList").unwrap()["lua.ViewList.DEFAULT"],

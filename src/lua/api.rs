@@ -14,6 +14,11 @@ use crate::ids::VendedId;
 /// What Lua code asked for, shared between the callbacks and the backend.
 #[derive(Default)]
 pub struct ApiState {
+    /// Site files this session loaded (`main.lua`, `require`, `dofile`), in load order; hot reload
+    /// reruns them.
+    pub loaded_files: Vec<String>,
+    /// Pending timers.
+    pub timers: super::timers::Timers,
     /// The current app object (`getApp`).
     pub app: Option<Value>,
     /// A `createAppVariable` not yet applied to the tracker.
@@ -102,7 +107,22 @@ pub fn install(lua: &Lua, vended: VendedId, state: Arc<Mutex<ApiState>>, budget:
             log.call::<()>(with_self)
         })?,
     )?;
+    ui.set(
+        "json_decode",
+        lua.create_function(|lua, text: mlua::String| match super::json::decode(lua, &text.to_str()?) {
+            Ok(v) => Ok((v, Value::Nil)),
+            Err(e) => Ok((Value::Nil, Value::String(lua.create_string(e)?))),
+        })?,
+    )?;
+    ui.set(
+        "json_encode",
+        lua.create_function(|lua, v: Value| match super::json::encode(&v) {
+            Ok(s) => Ok((Value::String(lua.create_string(s)?), Value::Nil)),
+            Err(e) => Ok((Value::Nil, Value::String(lua.create_string(e)?))),
+        })?,
+    )?;
     g.set("ui", ui)?;
+    super::timers::install(lua, &session, state.clone())?;
 
     let empty = lua.create_table()?;
     let empty_mt = lua.create_table()?;

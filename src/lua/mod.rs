@@ -6,9 +6,12 @@
 //! variable 1).
 
 mod api;
+pub mod json;
 pub mod limits;
+pub mod modules;
 pub mod resolver;
 pub mod sandbox;
+pub mod timers;
 
 use std::sync::Arc;
 
@@ -30,13 +33,18 @@ pub struct LuaConfig {
     pub memory_limit: usize,
     /// Instructions per phase.
     pub instruction_budget: u64,
+    /// The site's `lua/` files, the only code `require`/`dofile` can load.
+    pub sources: modules::Sources,
 }
 
 impl Default for LuaConfig {
     fn default() -> Self {
-        LuaConfig { memory_limit: 64 << 20, instruction_budget: 200_000_000 }
+        LuaConfig { memory_limit: 64 << 20, instruction_budget: 200_000_000, sources: Default::default() }
     }
 }
+
+/// The Lua half of the session API, shipped in the binary.
+const PRELUDE_LUA: &str = include_str!("../../lua/prelude.lua");
 
 /// Failure to build a Lua state at all (not a script error).
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +69,8 @@ impl LuaBackend {
         limits::install_budget(&lua, budget.clone())?;
         let api = Arc::new(Mutex::new(ApiState::default()));
         api::install(&lua, vended, api.clone(), budget.clone())?;
+        modules::install(&lua, config.sources.clone(), api.clone())?;
+        lua.load(PRELUDE_LUA).set_name("=prelude").exec()?;
         let resolver = LuaResolver::new(&lua, budget.clone())?;
         let tracker = Tracker::new(resolver);
         // The limit goes on last so the fixed setup cost never counts against a script.
@@ -73,7 +83,14 @@ impl LuaBackend {
     /// A failure is kept as the startup error; the session lives on without variable 1.
     pub fn load_main(&mut self, source: &str) -> Result<(), VarError> {
         self.budget.begin_phase();
-        let result = self.lua.load(source).set_name("@lua/main.lua").set_mode(mlua::ChunkMode::Text).exec();
+        let result = self
+            .lua
+            .load(source)
+            .set_name("@lua/main.lua")
+            .set_mode(mlua::ChunkMode::Text)
+            .exec()
+            .and_then(|()| modules::run_mutations(&self.lua));
+        self.api.lock().loaded_files.insert(0, "main.lua".to_string());
         let result = match result {
             Ok(()) if self.budget.exhausted() => {
                 Err(VarError::new(ErrorCode::LuaTimeout, "Lua instruction budget exhausted"))
@@ -123,6 +140,56 @@ impl LuaBackend {
     pub fn eval<T: mlua::FromLuaMulti>(&self, code: &str) -> Result<T, VarError> {
         self.budget.begin_phase();
         self.lua.load(code).set_name("=eval").eval::<T>().map_err(|e| resolver::lua_error(&self.budget, &e))
+    }
+
+    /// When the earliest pending timer is due.
+    pub fn next_timer_due(&self) -> Option<tokio::time::Instant> {
+        self.api.lock().timers.next_due()
+    }
+
+    /// Runs every timer due at `now`, each as its own phase; intervals are rescheduled (late ticks are
+    /// skipped), one-shot timers removed. Errors are logged and returned; intervals keep running.
+    pub fn run_due_timers(&mut self, now: tokio::time::Instant) -> Vec<VarError> {
+        let due = self.api.lock().timers.due(now);
+        let mut errors = Vec::new();
+        for handle in due {
+            let callback = {
+                let mut st = self.api.lock();
+                let Some(timer) = st.timers.pending.get_mut(&handle) else { continue };
+                let callback = timer.callback.clone();
+                match timer.interval {
+                    Some(every) => {
+                        let mut next = timer.due + every;
+                        if next <= now {
+                            next = now + every;
+                        }
+                        timer.due = next;
+                    }
+                    None => {
+                        st.timers.pending.remove(&handle);
+                    }
+                }
+                callback
+            };
+            self.budget.begin_phase();
+            let result = match callback.call::<()>(()) {
+                Ok(()) if self.budget.exhausted() => {
+                    Err(VarError::new(ErrorCode::LuaTimeout, "Lua instruction budget exhausted"))
+                }
+                other => other.map_err(|e| resolver::lua_error(&self.budget, &e)),
+            };
+            self.apply_pending();
+            if let Err(e) = result {
+                tracing::warn!(code = %e.code, message = %e.description, timer = handle, "Lua timer failed");
+                errors.push(e);
+            }
+        }
+        errors
+    }
+
+    /// Site files this session loaded, in load order.
+    pub fn loaded_files(&self) -> Vec<String> {
+        self.api.lock().loaded_files.clone()
     }
 
     /// The error a `watch` of variable 1 gets while it does not exist.
@@ -182,6 +249,100 @@ mod tests {
         let e = b.load_main("local t = {} for i = 1, 1e8 do t[i] = ('x'):rep(100) .. i end").unwrap_err();
         assert_eq!(e.code, ErrorCode::LuaMemory);
         assert_eq!(b.eval::<i64>("return 1 + 1").unwrap(), 2);
+    }
+
+    fn with_sources(files: &[(&str, &str)]) -> LuaBackend {
+        let sources: std::collections::HashMap<String, std::sync::Arc<str>> =
+            files.iter().map(|(k, v)| (k.to_string(), std::sync::Arc::from(*v))).collect();
+        let config = LuaConfig { sources: std::sync::Arc::new(sources), ..Default::default() };
+        LuaBackend::new(VendedId(1), &config).unwrap()
+    }
+
+    #[test]
+    fn require_is_confined_to_the_site_sources() {
+        let mut b = with_sources(&[("util/strings.lua", "return {shout = function(s) return s:upper() end}")]);
+        b.load_main("local s = require('util.strings') assert(require('util.strings') == s) result = s.shout('hi')")
+            .unwrap();
+        assert_eq!(b.eval::<String>("return result").unwrap(), "HI");
+        for bad in ["require('../etc/passwd')", "require('missing')", "dofile('/etc/passwd.lua')", "dofile('../x.lua')"]
+        {
+            let e = b.eval::<()>(bad).unwrap_err();
+            assert_eq!(e.code, ErrorCode::LuaError, "{bad}");
+            assert!(e.description.contains("not-found"), "{bad}: {}", e.description);
+        }
+        assert_eq!(b.loaded_files(), vec!["main.lua".to_string(), "util/strings.lua".to_string()]);
+    }
+
+    #[test]
+    fn prototypes_keep_identity_and_mutate_instances_on_change() {
+        let mut b = backend();
+        b.load_main(
+            "Counter = session:prototype('Counter', {count = 0, label = EMPTY})
+             function Counter:inc() self.count = self.count + 1 end
+             c = Counter:new({label = 'clicks'})
+             c:inc()
+             session:createAppVariable(c)",
+        )
+        .unwrap();
+        assert!(b
+            .eval::<bool>("return c.count == 1 and getmetatable(c) == Counter and Counter.type == 'Counter'")
+            .unwrap());
+        // A reload renames `label` to `title`: same prototype table, mutate runs before `label` is cleared.
+        b.eval::<()>(
+            "local before = Counter
+             Counter = session:prototype('Counter', {count = 0, title = EMPTY})
+             function Counter:mutate() self.title = self.title or self.label end
+             assert(before == Counter)
+             session._runMutations()",
+        )
+        .unwrap();
+        assert!(b.eval::<bool>("return c.title == 'clicks' and rawget(c, 'label') == nil").unwrap());
+        // Unchanged re-runs queue nothing.
+        assert!(b
+            .eval::<bool>("local p = session:prototype('Counter', {count = 0, title = EMPTY}) return p == Counter")
+            .unwrap());
+        assert!(b.eval::<bool>("return session.prototype('Counter') == Counter").unwrap());
+    }
+
+    #[test]
+    fn type_lookup_and_json() {
+        let b = backend();
+        assert!(b
+            .eval::<bool>(
+                "local P = session:prototype('lua.Thing', {}) ui.registerWrapper('W', {x = 1}) Dotted = {Name = {y = 2}}
+                 return session._lookupType('lua.Thing') == P and session._lookupType('W').x == 1
+                    and session._lookupType('Dotted.Name').y == 2 and session._lookupType('Nope') == nil"
+            )
+            .unwrap());
+        assert_eq!(b.eval::<String>("return ui.json_encode({b = 1, a = {1, 2}})").unwrap(), r#"{"a":[1,2],"b":1}"#);
+        assert!(b.eval::<bool>("local v = ui.json_decode('[1,2]') return v[2] == 2").unwrap());
+        assert!(b
+            .eval::<bool>("local v, err = ui.json_decode('{') return v == nil and type(err) == 'string'")
+            .unwrap());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn timers_fire_in_their_own_phase() {
+        let mut b = backend();
+        b.load_main(
+            "ticks, once = 0, 0
+             session:setTimeout(function() once = once + 1 end, 50)
+             local h = session:setInterval(function() ticks = ticks + 1 end, 20)
+             local cancelled = session:setTimeout(function() error('must not run') end, 10)
+             session:clearTimer(cancelled)
+             session.setImmediate(function() immediate = true end)",
+        )
+        .unwrap();
+        let start = tokio::time::Instant::now();
+        assert_eq!(b.next_timer_due(), Some(start));
+        assert!(b.run_due_timers(start).is_empty());
+        assert!(b.eval::<bool>("return immediate == true").unwrap());
+        for step in 1..=5 {
+            tokio::time::advance(std::time::Duration::from_millis(10)).await;
+            let now = tokio::time::Instant::now();
+            assert!(b.run_due_timers(now).is_empty(), "step {step}");
+        }
+        assert_eq!(b.eval::<(i64, i64)>("return ticks, once").unwrap(), (2, 1));
     }
 
     #[test]

@@ -349,6 +349,7 @@ mod tests {
         let site = Site {
             root: None,
             main_lua: Some("counter = (counter or 0) + 1 session:createAppVariable({n = counter})".into()),
+            lua_sources: Default::default(),
             viewdefs: Default::default(),
         };
         let config = SessionConfig { site: Arc::new(site), lua: Some(LuaConfig::default()), ..Default::default() };

@@ -1,0 +1,119 @@
+//! Code loading inside the sandbox (lua-and-tracking.md §6): `require`, `dofile` and `loadfile`, confined
+//! to the site's `lua/` files that were cached at startup.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use mlua::{Lua, MultiValue, Table, Value};
+use parking_lot::Mutex;
+
+use super::api::ApiState;
+
+/// Module sources keyed by their path below `lua/` (`a/b.lua`).
+pub type Sources = Arc<HashMap<String, Arc<str>>>;
+
+/// `a.b-c_d` style names only.
+fn valid_module_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .split('.')
+            .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
+}
+
+/// Relative, ends in `.lua`, no `..`.
+fn valid_file_arg(path: &str) -> bool {
+    path.ends_with(".lua") && !path.starts_with('/') && !path.contains("..") && !path.contains('\\')
+}
+
+fn not_found(what: &str) -> mlua::Error {
+    mlua::Error::runtime(format!("not-found: {what}"))
+}
+
+/// Runs `session._runMutations` (the prototype mutation queue runs after every code load).
+pub fn run_mutations(lua: &Lua) -> mlua::Result<()> {
+    let session: Table = lua.globals().get("session")?;
+    if let Ok(f) = session.get::<mlua::Function>("_runMutations") {
+        f.call::<()>(())?;
+    }
+    Ok(())
+}
+
+/// Loads a cached file as a text chunk named `lua/<path>` (so errors read `lua/app.lua:12: …`).
+pub fn load_chunk(lua: &Lua, sources: &Sources, rel: &str) -> mlua::Result<mlua::Function> {
+    let src = sources.get(rel).ok_or_else(|| not_found(&format!("lua/{rel}")))?;
+    lua.load(&**src).set_name(format!("@lua/{rel}")).set_mode(mlua::ChunkMode::Text).into_function()
+}
+
+pub fn install(lua: &Lua, sources: Sources, state: Arc<Mutex<ApiState>>) -> mlua::Result<()> {
+    let g = lua.globals();
+
+    let (src, st) = (sources.clone(), state.clone());
+    g.set(
+        "require",
+        lua.create_function(move |lua, name: String| {
+            if !valid_module_name(&name) {
+                return Err(not_found(&format!("module {name:?}")));
+            }
+            let loaded: Table = lua.globals().get::<Table>("package")?.get("loaded")?;
+            let cached: Value = loaded.get(name.as_str())?;
+            if !cached.is_nil() {
+                return Ok(cached);
+            }
+            let rel = format!("{}.lua", name.replace('.', "/"));
+            let chunk = load_chunk(lua, &src, &rel)?;
+            let result: Value = chunk.call(name.as_str())?;
+            let value = if result.is_nil() { Value::Boolean(true) } else { result };
+            loaded.set(name.as_str(), value.clone())?;
+            st.lock().loaded_files.push(rel);
+            run_mutations(lua)?;
+            Ok(value)
+        })?,
+    )?;
+
+    let (src, st) = (sources.clone(), state.clone());
+    g.set(
+        "dofile",
+        lua.create_function(move |lua, path: String| {
+            if !valid_file_arg(&path) {
+                return Err(not_found(&format!("file {path:?}")));
+            }
+            let chunk = load_chunk(lua, &src, &path)?;
+            let result: MultiValue = chunk.call(())?;
+            st.lock().loaded_files.push(path);
+            run_mutations(lua)?;
+            Ok(result)
+        })?,
+    )?;
+
+    let src = sources;
+    g.set(
+        "loadfile",
+        lua.create_function(move |lua, path: String| {
+            if !valid_file_arg(&path) {
+                return Ok((Value::Nil, Some(format!("not-found: file {path:?}"))));
+            }
+            match load_chunk(lua, &src, &path) {
+                Ok(f) => Ok((Value::Function(f), None)),
+                Err(e) => Ok((Value::Nil, Some(e.to_string()))),
+            }
+        })?,
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(valid_module_name("a.b-c_d"));
+        assert!(!valid_module_name("a..b"));
+        assert!(!valid_module_name("../x"));
+        assert!(!valid_module_name("a/b"));
+        assert!(valid_file_arg("x/y.lua"));
+        assert!(!valid_file_arg("/etc/x.lua"));
+        assert!(!valid_file_arg("../x.lua"));
+        assert!(!valid_file_arg("x.txt"));
+    }
+}

@@ -1,0 +1,113 @@
+//! Lua timers (lua-and-tracking.md §5.3): `setTimeout`, `setInterval`, `setImmediate`, `clearTimer`
+//! and aliases. Lua only records timers here; the session task fires them, each as its own batch.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mlua::{Function, Lua, MultiValue, Table, Value};
+use parking_lot::Mutex;
+use tokio::time::Instant;
+
+use super::api::ApiState;
+
+/// At most this many pending timers per session.
+pub const MAX_TIMERS: usize = 1000;
+/// Intervals shorter than this are raised to it.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
+
+/// One pending timer.
+pub struct Timer {
+    pub callback: Function,
+    pub due: Instant,
+    pub interval: Option<Duration>,
+}
+
+/// Pending timers by handle; handles count from 1 and are never reused.
+#[derive(Default)]
+pub struct Timers {
+    pub pending: BTreeMap<u64, Timer>,
+    next_handle: u64,
+}
+
+impl Timers {
+    pub fn next_due(&self) -> Option<Instant> {
+        self.pending.values().map(|t| t.due).min()
+    }
+
+    /// Handles due at `now`, earliest first (ties by handle).
+    pub fn due(&self, now: Instant) -> Vec<u64> {
+        let mut due: Vec<(Instant, u64)> =
+            self.pending.iter().filter(|(_, t)| t.due <= now).map(|(h, t)| (t.due, *h)).collect();
+        due.sort();
+        due.into_iter().map(|(_, h)| h).collect()
+    }
+
+    fn add(&mut self, callback: Function, delay: Duration, interval: Option<Duration>) -> Result<u64, &'static str> {
+        if self.pending.len() >= MAX_TIMERS {
+            return Err("limit-exceeded: at most 1000 pending timers per session");
+        }
+        self.next_handle += 1;
+        let handle = self.next_handle;
+        self.pending.insert(handle, Timer { callback, due: Instant::now() + delay, interval });
+        Ok(handle)
+    }
+}
+
+fn millis(v: Option<Value>) -> Duration {
+    let ms = match v {
+        Some(Value::Integer(i)) => i.max(0) as f64,
+        Some(Value::Number(f)) if f.is_finite() => f.max(0.0),
+        _ => 0.0,
+    };
+    Duration::from_secs_f64(ms / 1000.0)
+}
+
+pub fn install(lua: &Lua, session: &Table, state: Arc<Mutex<ApiState>>) -> mlua::Result<()> {
+    let add = |interval: bool| {
+        let (st, this) = (state.clone(), session.clone());
+        lua.create_function(move |_, args: MultiValue| {
+            let mut args = args;
+            if matches!(args.front(), Some(Value::Table(t)) if *t == this) {
+                args.pop_front();
+            }
+            let Some(Value::Function(callback)) = args.pop_front() else {
+                return Err(mlua::Error::runtime("bad-message: a timer needs a function"));
+            };
+            let delay = millis(args.pop_front());
+            let every = interval.then(|| delay.max(MIN_INTERVAL));
+            let delay = every.unwrap_or(delay);
+            st.lock().timers.add(callback, delay, every).map_err(mlua::Error::runtime)
+        })
+    };
+    let set_timeout = add(false)?;
+    let set_interval = add(true)?;
+    let (st, this) = (state.clone(), session.clone());
+    let clear = lua.create_function(move |_, args: MultiValue| {
+        let mut args = args;
+        if matches!(args.front(), Some(Value::Table(t)) if *t == this) {
+            args.pop_front();
+        }
+        if let Some(Value::Integer(h)) = args.pop_front() {
+            st.lock().timers.pending.remove(&(h as u64));
+        }
+        Ok(())
+    })?;
+    let this = session.clone();
+    let set_timeout_for_immediate = set_timeout.clone();
+    let set_immediate = lua.create_function(move |_, args: MultiValue| {
+        let mut args = args;
+        if matches!(args.front(), Some(Value::Table(t)) if *t == this) {
+            args.pop_front();
+        }
+        let f = args.pop_front().unwrap_or(Value::Nil);
+        set_timeout_for_immediate.call::<Value>((f, 0))
+    })?;
+    session.set("setTimeout", set_timeout)?;
+    session.set("setInterval", set_interval)?;
+    session.set("setImmediate", set_immediate)?;
+    for name in ["clearTimer", "clearTimeout", "clearInterval", "clearImmediate"] {
+        session.set(name, clear.clone())?;
+    }
+    Ok(())
+}
