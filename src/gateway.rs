@@ -101,6 +101,7 @@ impl Gateway {
             max_connections: args.max_connections,
             flush_delay: args.flush_delay,
             mailbox: args.mailbox as usize,
+            max_variables: args.max_variables,
         };
         let timeouts = Timeouts { session: args.session_timeout, unclaimed: args.unclaimed_timeout };
         let sessions = Arc::new(SessionManager::new(Arc::new(session_config), timeouts, args.max_sessions));

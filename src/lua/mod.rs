@@ -105,7 +105,7 @@ impl LuaBackend {
     }
 
     /// Applies operations Lua queued during the last call (they cannot touch the tracker while it runs).
-    fn apply_pending(&mut self) {
+    pub fn apply_pending(&mut self) {
         let pending = std::mem::take(&mut self.api.lock().pending_app);
         if let Some(app) = pending {
             if let Err(e) = self.tracker.create_root(VarId::APP, app, &[]) {
@@ -140,6 +140,11 @@ impl LuaBackend {
     pub fn eval<T: mlua::FromLuaMulti>(&self, code: &str) -> Result<T, VarError> {
         self.budget.begin_phase();
         self.lua.load(code).set_name("=eval").eval::<T>().map_err(|e| resolver::lua_error(&self.budget, &e))
+    }
+
+    /// Starts a new phase: a full instruction budget (one inbound batch, one pass…).
+    pub fn begin_phase(&self) {
+        self.budget.begin_phase();
     }
 
     /// When the earliest pending timer is due.

@@ -28,6 +28,8 @@ pub struct Connection {
     /// Updates (and detection errors), in emission order.
     updates: Vec<ServerMessage>,
     flush_at: Option<Instant>,
+    /// Variables whose full state this connection gets after the current batch's pass (watch, auto-watch).
+    pub full_requests: Vec<VarId>,
 }
 
 impl Connection {
@@ -42,6 +44,7 @@ impl Connection {
             notices: Vec::new(),
             updates: Vec::new(),
             flush_at: None,
+            full_requests: Vec::new(),
         }
     }
 
@@ -80,9 +83,27 @@ impl Connection {
         }
     }
 
-    /// Global ids of the variables this connection created.
-    pub fn created(&self) -> impl Iterator<Item = VarId> + '_ {
-        self.global_to_client.keys().map(|&g| VarId(g))
+    /// Global ids of the variables this connection created, ascending (creation order).
+    pub fn created(&self) -> Vec<VarId> {
+        let mut ids: Vec<VarId> = self.global_to_client.keys().map(|&g| VarId(g)).collect();
+        ids.sort();
+        ids
+    }
+
+    /// Whether this connection created or watches global variable `global`.
+    pub fn concerns(&self, global: VarId) -> bool {
+        self.watches.contains(&global) || self.global_to_client.contains_key(&global.0)
+    }
+
+    /// A variable was destroyed: queue its `destroy` notice (in this connection's id space), drop its
+    /// queued updates and forget it.
+    pub fn forget(&mut self, global: VarId, delay: Duration) {
+        let client = self.to_client(global);
+        self.updates.retain(|m| m.var_id() != client);
+        self.full_requests.retain(|v| *v != global);
+        self.watches.remove(&global);
+        self.unmap_global(global);
+        self.push_notice(ServerMessage::Destroy { var_id: client }, delay);
     }
 
     fn arm(&mut self, delay: Duration) {
@@ -145,11 +166,61 @@ impl Connection {
             props.set("viewdefs", &serde_json::Value::Object(delivered).to_string());
             frame.push(ServerMessage::Update(UpdateOut { var_id: VarId::APP, value: None, properties: props }));
         }
-        frame.append(&mut self.updates);
+        frame.extend(coalesce(std::mem::take(&mut self.updates)));
         self.sink.send_frame(encode_server_frame(&frame))
     }
 
     pub fn close(&self, code: u16, reason: &'static str) {
         self.sink.close(code, reason);
+    }
+}
+
+/// Merges queued updates of one variable (latest value and property values win) into its first
+/// position, so a parent still precedes its children.
+fn coalesce(updates: Vec<ServerMessage>) -> Vec<ServerMessage> {
+    let mut out: Vec<ServerMessage> = Vec::with_capacity(updates.len());
+    let mut at: HashMap<VarId, usize> = HashMap::new();
+    for msg in updates {
+        if let ServerMessage::Update(u) = &msg {
+            if let Some(&i) = at.get(&u.var_id) {
+                if let ServerMessage::Update(first) = &mut out[i] {
+                    if u.value.is_some() {
+                        first.value = u.value.clone();
+                    }
+                    for (name, value) in &u.properties.0 {
+                        first.properties.set(name, value);
+                    }
+                }
+                continue;
+            }
+            at.insert(u.var_id, out.len());
+        }
+        out.push(msg);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Properties;
+
+    fn update(var: i64, value: Option<i64>, props: &[(&str, &str)]) -> ServerMessage {
+        let mut p = Properties::default();
+        for (k, v) in props {
+            p.set(k, v);
+        }
+        ServerMessage::Update(UpdateOut { var_id: VarId(var), value: value.map(Into::into), properties: p })
+    }
+
+    #[test]
+    fn coalescing_keeps_first_position_and_latest_values() {
+        let merged = coalesce(vec![
+            update(2, Some(1), &[("a", "x")]),
+            update(3, Some(5), &[]),
+            update(2, Some(2), &[("a", "y"), ("b", "z")]),
+            update(2, None, &[("c", "w")]),
+        ]);
+        assert_eq!(merged, vec![update(2, Some(2), &[("a", "y"), ("b", "z"), ("c", "w")]), update(3, Some(5), &[])]);
     }
 }

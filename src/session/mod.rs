@@ -9,7 +9,7 @@ pub mod connection;
 pub mod manager;
 pub mod sink;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,8 +18,9 @@ use tokio::time::Instant;
 
 use crate::ids::{ConnId, SessionId, VarId, VendedId};
 use crate::lua::{LuaBackend, LuaConfig};
-use crate::protocol::{close, ClientFrame, ErrorCode, FrameError, Message, ServerMessage};
+use crate::protocol::{close, ClientFrame, Create, ErrorCode, FrameError, Message, ServerMessage, Update};
 use crate::site::Site;
+use crate::tracker::{VarError, Writer};
 pub use clock::{Activity, Clock, EndReason};
 use connection::Connection;
 pub use manager::SessionManager;
@@ -34,6 +35,8 @@ pub struct SessionConfig {
     pub max_connections: usize,
     pub flush_delay: Duration,
     pub mailbox: usize,
+    /// Variables per session, all owners.
+    pub max_variables: usize,
 }
 
 impl Default for SessionConfig {
@@ -44,6 +47,7 @@ impl Default for SessionConfig {
             max_connections: 32,
             flush_delay: Duration::from_millis(10),
             mailbox: 1024,
+            max_variables: 100_000,
         }
     }
 }
@@ -119,6 +123,10 @@ pub struct Session {
     activity: Arc<Activity>,
     lua: Option<LuaBackend>,
     connections: BTreeMap<ConnId, Connection>,
+    /// Next session-wide id for a browser-created variable: ascending from 2, never reused.
+    next_global: i64,
+    /// Watch tally per variable: how many connections watch it.
+    tallies: HashMap<VarId, usize>,
 }
 
 impl Session {
@@ -139,8 +147,20 @@ impl Session {
             if let Err(e) = backend.load_main(source) {
                 tracing::warn!(vended = %vended, var = 1, code = %e.code, message = %e.description, "main.lua failed");
             }
+            // The pass after main.lua settles every variable's first state; nobody is connected yet.
+            backend.begin_phase();
+            backend.tracker_mut().detect_changes();
         }
-        Session { id, vended, config, activity, lua, connections: BTreeMap::new() }
+        Session {
+            id,
+            vended,
+            config,
+            activity,
+            lua,
+            connections: BTreeMap::new(),
+            next_global: 2,
+            tallies: HashMap::new(),
+        }
     }
 
     pub fn lua(&self) -> Option<&LuaBackend> {
@@ -159,7 +179,8 @@ impl Session {
     /// The actor loop: mailbox messages in order, flush timers, and the stop signal.
     async fn run(mut self, mut rx: mpsc::Receiver<SessionMsg>, mut stop_rx: oneshot::Receiver<Stop>) {
         let stop = loop {
-            let deadline = self.next_flush();
+            let flush = self.next_flush();
+            let timer = self.lua.as_ref().and_then(LuaBackend::next_timer_due);
             tokio::select! {
                 biased;
                 stop = &mut stop_rx => break stop.unwrap_or(Stop::for_reason(EndReason::Destroyed)),
@@ -167,7 +188,8 @@ impl Session {
                     Some(msg) => self.handle(msg),
                     None => break Stop::for_reason(EndReason::Destroyed),
                 },
-                _ = sleep_until(deadline), if deadline.is_some() => self.flush_due(),
+                _ = sleep_until(timer), if timer.is_some() => self.run_timers(),
+                _ = sleep_until(flush), if flush.is_some() => self.flush_due(),
             }
         };
         for conn in self.connections.values() {
@@ -190,9 +212,27 @@ impl Session {
         }
     }
 
+    /// A connection closed: the variables it created go (other watchers are told), its watches leave
+    /// their tallies; its id table, viewdef set and queue are discarded. App state stays.
     fn disconnect(&mut self, conn: ConnId) {
-        // Its watches, id table, viewdef set and queue go with it; app state stays.
+        let Some(c) = self.connections.get(&conn) else { return };
+        let created = c.created();
+        let watches: Vec<VarId> = c.watches.iter().copied().collect();
+        for global in created {
+            self.destroy_variable(global, Some(conn));
+        }
+        for global in watches {
+            self.untally(global);
+        }
         self.connections.remove(&conn);
+        self.deliver_changes();
+    }
+
+    /// Runs due Lua timers, each its own batch, then a pass.
+    fn run_timers(&mut self) {
+        let Some(lua) = self.lua.as_mut() else { return };
+        lua.run_due_timers(Instant::now());
+        self.deliver_changes();
     }
 
     fn process_frame(&mut self, conn: ConnId, frame: Result<ClientFrame, FrameError>) {
@@ -206,12 +246,19 @@ impl Session {
                 return;
             }
         };
+        if let Some(lua) = &self.lua {
+            lua.begin_phase();
+        }
         for msg in frame.messages {
             match msg {
                 Ok(msg) => self.apply_message(conn, msg),
                 Err(e) => self.notice(conn, ServerMessage::from_message_error(&e)),
             }
         }
+        if let Some(lua) = self.lua.as_mut() {
+            lua.apply_pending();
+        }
+        self.deliver_changes();
         if frame.user_event {
             self.flush_connection(conn);
         }
@@ -231,55 +278,141 @@ impl Session {
     fn apply_message(&mut self, conn: ConnId, msg: Message) {
         let Some(c) = self.connections.get(&conn) else { return };
         match msg {
-            Message::Watch(id) => {
-                let Some(global) = c.to_global(id) else {
-                    return self.error(conn, id, ErrorCode::NotFound, format!("variable {id} not found"));
-                };
-                self.watch(conn, global);
-            }
+            Message::Watch(id) => match c.to_global(id) {
+                Some(global) => self.watch(conn, id, global),
+                None => self.error(conn, id, ErrorCode::NotFound, format!("variable {id} not found")),
+            },
             Message::Unwatch(id) => {
                 if let Some(global) = c.to_global(id) {
-                    if let Some(c) = self.connections.get_mut(&conn) {
-                        c.watches.remove(&global);
+                    if self.connections.get_mut(&conn).is_some_and(|c| c.watches.remove(&global)) {
+                        self.untally(global);
                     }
                 }
             }
             Message::Destroy(id) => {
                 if id.is_shared() {
-                    self.error(conn, id, ErrorCode::AccessDenied, "browsers may destroy only their own variables");
-                }
-                // Unknown ids are ignored silently so repeated destroys are harmless.
-            }
-            Message::Create(create) => {
-                let known_parent = create.parent_id.and_then(|p| c.to_global(p)).filter(|g| self.var_exists(*g));
-                if known_parent.is_none() {
-                    return self.error(conn, create.id, ErrorCode::NotFound, "parent variable not found");
-                }
-                self.error(conn, create.id, ErrorCode::Internal, "child variables are not available in this build");
-            }
-            Message::Update(update) => {
-                let Some(global) = c.to_global(update.var_id).filter(|g| self.var_exists(*g)) else {
                     return self.error(
                         conn,
-                        update.var_id,
-                        ErrorCode::NotFound,
-                        format!("variable {} not found", update.var_id),
+                        id,
+                        ErrorCode::AccessDenied,
+                        "browsers may destroy only their own variables",
                     );
-                };
-                if update.value.is_some() && global == VarId::APP {
-                    self.error(conn, update.var_id, ErrorCode::AccessDenied, "variable 1 has no path to write");
                 }
-                if update.properties.is_some() {
-                    self.error(
-                        conn,
-                        update.var_id,
-                        ErrorCode::Internal,
-                        "property updates are not available in this build",
-                    );
+                // Unknown ids are ignored silently so repeated destroys are harmless.
+                if let Some(global) = c.to_global(id) {
+                    self.destroy_variable(global, Some(conn));
                 }
             }
+            Message::Create(create) => self.create(conn, create),
+            Message::Update(update) => self.update(conn, update),
             Message::Error(_) => {
                 // Parsing refuses `error` from browsers; nothing to do if one slipped through.
+            }
+        }
+    }
+
+    /// A browser `create` (browser protocol §4.1).
+    fn create(&mut self, conn: ConnId, create: Create) {
+        let Some(c) = self.connections.get(&conn) else { return };
+        if c.owns_client_id(create.id) {
+            return self.error(conn, create.id, ErrorCode::IdInUse, format!("id {} is in use", create.id));
+        }
+        let parent = create.parent_id.and_then(|p| c.to_global(p)).filter(|g| self.var_exists(*g));
+        let Some(parent) = parent else {
+            return self.error(conn, create.id, ErrorCode::NotFound, "parent variable not found");
+        };
+        let Some(lua) = self.lua.as_mut() else {
+            return self.error(conn, create.id, ErrorCode::BackendUnavailable, "no backend is connected");
+        };
+        if lua.tracker().len() >= self.config.max_variables {
+            return self.error(conn, create.id, ErrorCode::LimitExceeded, "session variable limit reached");
+        }
+        let global = VarId(self.next_global);
+        match lua.tracker_mut().create(global, parent, &create.properties, Writer::Browser) {
+            Ok(created) => {
+                self.next_global += 1;
+                if let Some(c) = self.connections.get_mut(&conn) {
+                    c.map_id(create.id, global);
+                }
+                if let Some(denied) = created.denied {
+                    self.var_error(conn, create.id, denied);
+                }
+                if !create.nowatch {
+                    self.watch(conn, create.id, global);
+                    // Auto-watched `w`/`action` variables get no reply (only an explicit watch does).
+                    let readable = self
+                        .lua
+                        .as_ref()
+                        .and_then(|l| l.tracker().shared().access(global))
+                        .is_some_and(|a| a.readable());
+                    if !readable {
+                        if let Some(c) = self.connections.get_mut(&conn) {
+                            c.full_requests.retain(|v| *v != global);
+                        }
+                    }
+                }
+            }
+            Err(e) => self.var_error(conn, create.id, e),
+        }
+    }
+
+    /// A browser `update`: properties, then the value; errors to the sender only.
+    fn update(&mut self, conn: ConnId, update: Update) {
+        let Some(c) = self.connections.get(&conn) else { return };
+        let Some(global) = c.to_global(update.var_id).filter(|g| self.var_exists(*g)) else {
+            return self.error(
+                conn,
+                update.var_id,
+                ErrorCode::NotFound,
+                format!("variable {} not found", update.var_id),
+            );
+        };
+        let Some(lua) = self.lua.as_mut() else { return };
+        let props = update.properties.as_deref().unwrap_or(&[]);
+        let errors = lua.tracker_mut().update(global, props, update.value.as_ref(), Writer::Browser, Some(conn.0));
+        for e in errors {
+            self.var_error(conn, update.var_id, e);
+        }
+    }
+
+    fn var_error(&mut self, conn: ConnId, client: VarId, e: VarError) {
+        self.error(conn, client, e.code, e.description);
+    }
+
+    /// Destroys a variable's subtree and tells every connection that created or watches a destroyed
+    /// variable, children first, in its own id space.
+    fn destroy_variable(&mut self, global: VarId, _requester: Option<ConnId>) {
+        let Some(lua) = self.lua.as_mut() else { return };
+        let destroyed = lua.tracker_mut().destroy(global);
+        let delay = self.config.flush_delay;
+        for id in &destroyed {
+            self.tallies.remove(id);
+            for c in self.connections.values_mut() {
+                if c.concerns(*id) {
+                    c.forget(*id, delay);
+                }
+            }
+        }
+    }
+
+    fn tally(&mut self, global: VarId) {
+        let n = self.tallies.entry(global).or_insert(0);
+        *n += 1;
+        if *n == 1 {
+            if let Some(lua) = self.lua.as_mut() {
+                lua.tracker_mut().set_active(global, true);
+            }
+        }
+    }
+
+    /// One watcher fewer; at zero the variable and its subtree stop being computed.
+    fn untally(&mut self, global: VarId) {
+        let Some(n) = self.tallies.get_mut(&global) else { return };
+        *n -= 1;
+        if *n == 0 {
+            self.tallies.remove(&global);
+            if let Some(lua) = self.lua.as_mut() {
+                lua.tracker_mut().set_active(global, false);
             }
         }
     }
@@ -288,26 +421,55 @@ impl Session {
         self.lua.as_ref().is_some_and(|l| l.tracker().exists(id))
     }
 
-    /// `watch`: always answered with the full state in the next flush.
-    fn watch(&mut self, conn: ConnId, global: VarId) {
-        let delay = self.config.flush_delay;
-        let reply = match &self.lua {
-            Some(lua) if lua.tracker().exists(global) => lua.tracker().full_state(global),
-            Some(lua) if global == VarId::APP => {
-                let e = lua.missing_app_error();
-                vec![ServerMessage::error(global, e.code, e.description)]
-            }
+    /// `watch`: the connection watches the variable (idempotent) and gets its full state after this
+    /// batch's pass, even if it already watched.
+    fn watch(&mut self, conn: ConnId, client: VarId, global: VarId) {
+        let missing_app = match &self.lua {
+            Some(lua) if lua.tracker().exists(global) => None,
+            Some(lua) if global == VarId::APP => Some(lua.missing_app_error()),
             None if global == VarId::APP => {
-                vec![ServerMessage::error(global, ErrorCode::BackendUnavailable, "no backend is connected")]
+                Some(VarError::new(ErrorCode::BackendUnavailable, "no backend is connected"))
             }
-            _ => vec![ServerMessage::error(global, ErrorCode::NotFound, format!("variable {global} not found"))],
+            _ => return self.error(conn, client, ErrorCode::NotFound, format!("variable {client} not found")),
         };
-        let Some(c) = self.connections.get_mut(&conn) else { return };
-        if reply.iter().any(|m| matches!(m, ServerMessage::Update(_))) {
-            c.watches.insert(global);
+        if let Some(e) = missing_app {
+            let delay = self.config.flush_delay;
+            if let Some(c) = self.connections.get_mut(&conn) {
+                c.push_update(ServerMessage::error(global, e.code, e.description), delay);
+            }
+            return;
         }
-        for msg in reply {
-            c.push_update(msg, delay);
+        let newly = self.connections.get_mut(&conn).map(|c| c.watches.insert(global)).unwrap_or(false);
+        if newly {
+            self.tally(global);
+        }
+        if let Some(c) = self.connections.get_mut(&conn) {
+            if !c.full_requests.contains(&global) {
+                c.full_requests.push(global);
+            }
+        }
+    }
+
+    /// The pass after a batch: detected changes go to each watcher (minus what it wrote itself), then
+    /// the full states that watches asked for.
+    fn deliver_changes(&mut self) {
+        let Some(lua) = self.lua.as_mut() else { return };
+        lua.begin_phase();
+        let changes = lua.tracker_mut().detect_changes();
+        let delay = self.config.flush_delay;
+        for c in self.connections.values_mut() {
+            let mut out = Vec::new();
+            for item in &changes.items {
+                if c.watches.contains(&item.var_id) && !c.full_requests.contains(&item.var_id) {
+                    item.messages_for(Some(c.id.0), &mut out);
+                }
+            }
+            for global in std::mem::take(&mut c.full_requests) {
+                out.extend(lua.tracker().full_state(global));
+            }
+            for msg in out {
+                c.push_update(msg, delay);
+            }
         }
     }
 

@@ -1,0 +1,16 @@
+-- Adder: two inputs and their sum (browser-protocol.md §16, frontend.md §14.1).
+Adder = session:prototype("Adder", {a = "", b = ""})
+
+function Adder:compute()
+  local x, y = tonumber(self.a), tonumber(self.b)
+  if x == nil or y == nil then return "" end
+  return x + y
+end
+
+function Adder:clear()
+  self.a, self.b = "", ""
+end
+
+if not session:getApp() then
+  session:createAppVariable(Adder:new())
+end
