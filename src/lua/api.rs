@@ -1,14 +1,13 @@
 //! The `session`, `ui` and `EMPTY` globals `main.lua` and app code use (lua-and-tracking.md §5).
 //!
-//! Callbacks run while Lua runs, so they never touch the tracker directly: they record what they were
-//! asked in [`ApiState`], which the backend applies once the Lua call has returned.
+//! Functions that touch variables live in `variables.rs`; this file holds the rest and the
+//! [`ApiState`] the callbacks share with the backend.
 
 use std::sync::Arc;
 
 use mlua::{Lua, MultiValue, Table, Value};
 use parking_lot::Mutex;
 
-use super::limits::Budget;
 use crate::ids::VendedId;
 
 /// What Lua code asked for, shared between the callbacks and the backend.
@@ -19,10 +18,12 @@ pub struct ApiState {
     pub loaded_files: Vec<String>,
     /// Pending timers.
     pub timers: super::timers::Timers,
+    /// Next id for `createVariable` (0 = not started; then from −2^32 downward).
+    pub next_lua_id: i64,
+    /// Variables `destroyVariable` removed, children first, not yet announced to connections.
+    pub destroyed: Vec<crate::ids::VarId>,
     /// The current app object (`getApp`).
     pub app: Option<Value>,
-    /// A `createAppVariable` not yet applied to the tracker.
-    pub pending_app: Option<Value>,
 }
 
 /// Drops a leading `self` so both `session:m()` and `session.m()` work.
@@ -35,35 +36,11 @@ fn strip_self(this: &Table, mut args: MultiValue) -> MultiValue {
     args
 }
 
-pub fn install(lua: &Lua, vended: VendedId, state: Arc<Mutex<ApiState>>, budget: Arc<Budget>) -> mlua::Result<()> {
+pub fn install(lua: &Lua, vended: VendedId, state: Arc<Mutex<ApiState>>) -> mlua::Result<()> {
     let g = lua.globals();
     let session = lua.create_table()?;
     session.set("_sessionID", vended.to_string())?;
     session.set("reloading", false)?;
-
-    let this = session.clone();
-    let st = state.clone();
-    session.set(
-        "createAppVariable",
-        lua.create_function(move |_, args: MultiValue| {
-            // Once the phase's budget is gone, later Lua work fails at once (pcall cannot hide it).
-            if budget.exhausted() {
-                return Err(mlua::Error::runtime("lua-timeout: instruction budget exhausted"));
-            }
-            let mut args = strip_self(&this, args);
-            let obj = args.pop_front().unwrap_or(Value::Nil);
-            if obj.is_nil() {
-                return Err(mlua::Error::runtime("bad-message: createAppVariable needs a value"));
-            }
-            let mut st = st.lock();
-            if st.app.is_some() {
-                tracing::info!("createAppVariable: replacing the value of variable 1");
-            }
-            st.app = Some(obj.clone());
-            st.pending_app = Some(obj);
-            Ok(1)
-        })?,
-    )?;
 
     let this = session.clone();
     let st = state.clone();

@@ -12,6 +12,7 @@ pub mod modules;
 pub mod resolver;
 pub mod sandbox;
 pub mod timers;
+pub mod variables;
 
 use std::sync::Arc;
 
@@ -68,11 +69,13 @@ impl LuaBackend {
         let budget = Arc::new(Budget::new(config.instruction_budget));
         limits::install_budget(&lua, budget.clone())?;
         let api = Arc::new(Mutex::new(ApiState::default()));
-        api::install(&lua, vended, api.clone(), budget.clone())?;
+        api::install(&lua, vended, api.clone())?;
         modules::install(&lua, config.sources.clone(), api.clone())?;
         lua.load(PRELUDE_LUA).set_name("=prelude").exec()?;
         let resolver = LuaResolver::new(&lua, budget.clone())?;
         let tracker = Tracker::new(resolver);
+        let session: mlua::Table = lua.globals().get("session")?;
+        variables::install(&lua, &session, tracker.shared().downgrade(), api.clone(), budget.clone())?;
         // The limit goes on last so the fixed setup cost never counts against a script.
         lua.set_memory_limit(config.memory_limit)?;
         Ok(LuaBackend { lua, budget, api, tracker, startup_error: None })
@@ -97,21 +100,10 @@ impl LuaBackend {
             }
             other => other.map_err(|e| resolver::lua_error(&self.budget, &e)),
         };
-        self.apply_pending();
         if let Err(e) = &result {
             self.startup_error = Some(e.clone());
         }
         result
-    }
-
-    /// Applies operations Lua queued during the last call (they cannot touch the tracker while it runs).
-    pub fn apply_pending(&mut self) {
-        let pending = std::mem::take(&mut self.api.lock().pending_app);
-        if let Some(app) = pending {
-            if let Err(e) = self.tracker.create_root(VarId::APP, app, &[]) {
-                tracing::warn!(code = %e.code, message = %e.description, "createAppVariable failed");
-            }
-        }
     }
 
     pub fn tracker(&self) -> &Tracker<LuaResolver> {
@@ -140,6 +132,11 @@ impl LuaBackend {
     pub fn eval<T: mlua::FromLuaMulti>(&self, code: &str) -> Result<T, VarError> {
         self.budget.begin_phase();
         self.lua.load(code).set_name("=eval").eval::<T>().map_err(|e| resolver::lua_error(&self.budget, &e))
+    }
+
+    /// Variables Lua destroyed since the last call (children first), for destroy notices.
+    pub fn take_destroyed(&self) -> Vec<VarId> {
+        std::mem::take(&mut self.api.lock().destroyed)
     }
 
     /// Starts a new phase: a full instruction budget (one inbound batch, one pass…).
@@ -183,7 +180,6 @@ impl LuaBackend {
                 }
                 other => other.map_err(|e| resolver::lua_error(&self.budget, &e)),
             };
-            self.apply_pending();
             if let Err(e) = result {
                 tracing::warn!(code = %e.code, message = %e.description, timer = handle, "Lua timer failed");
                 errors.push(e);
@@ -348,6 +344,44 @@ mod tests {
             assert!(b.run_due_timers(now).is_empty(), "step {step}");
         }
         assert_eq!(b.eval::<(i64, i64)>("return ticks, once").unwrap(), (2, 1));
+    }
+
+    #[test]
+    fn lua_variables_and_handles() {
+        let mut b = backend();
+        b.load_main(
+            "App = session:prototype('App', {title = 'x', rows = EMPTY})
+             app = App:new({rows = {{name = 'a'}, {name = 'b'}}})
+             session:createAppVariable(app)
+             root = session:createVariable(0, {n = 1}, {note = 'mine'})
+             child = session:createVariable(1, nil, {path = 'rows.1.name?priority=high'})",
+        )
+        .unwrap();
+        let (root, child): (i64, i64) = b.eval("return root, child").unwrap();
+        assert_eq!(root, -(1 << 32));
+        assert_eq!(child, root - 1);
+        assert!(b.tracker().exists(VarId(root)) && b.tracker().exists(VarId(child)));
+        assert_eq!(b.tracker().property(VarId(child), "path").as_deref(), Some("rows.1.name"));
+        assert_eq!(b.tracker().property(VarId(child), "priority").as_deref(), Some("high"));
+        assert!(b
+            .eval::<bool>(
+                "local h = session:getVariable(child)
+                 return h:getID() == child and h.getValue() == 'b' and h:getProperty('path') == 'rows.1.name'
+                    and h:getParent():getID() == 1 and session:getVariable(1):getValue() == app
+                    and session:getVariable(999) == nil"
+            )
+            .unwrap());
+        b.eval::<()>("session:getVariable(root):setProperty('label:high', 'L')").unwrap();
+        assert_eq!(b.tracker().property(VarId(root), "label").as_deref(), Some("L"));
+        let e = b.eval::<()>("session:getVariable(root):setProperty('path', 'x')").unwrap_err();
+        assert!(e.description.contains("access-denied"), "{}", e.description);
+        let e = b.eval::<()>("session:destroyVariable(1)").unwrap_err();
+        assert!(e.description.contains("access-denied"), "{}", e.description);
+        b.eval::<()>("h = session:getVariable(child) session:destroyVariable(child)").unwrap();
+        assert_eq!(b.take_destroyed(), vec![VarId(child)]);
+        assert!(b.eval::<bool>("return h:getValue() == nil and h:getID() == child").unwrap());
+        b.eval::<()>("session.destroyVariable(session:getVariable(root):getValue())").unwrap();
+        assert_eq!(b.take_destroyed(), vec![VarId(root)]);
     }
 
     #[test]

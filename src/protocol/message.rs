@@ -279,7 +279,7 @@ fn set_property(props: &mut Vec<PropertyWrite>, name: &str, value: String, prior
 }
 
 /// Splits `path?k=v&flag` into the path and query properties (which override the map).
-fn split_path_query(props: &mut Vec<PropertyWrite>) {
+pub(crate) fn split_path_query(props: &mut Vec<PropertyWrite>) {
     let Some(idx) = props.iter().position(|p| p.name == "path") else { return };
     let Some((path, query)) = props[idx].value.split_once('?') else { return };
     let (path, query) = (path.to_string(), query.to_string());

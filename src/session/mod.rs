@@ -232,6 +232,7 @@ impl Session {
     fn run_timers(&mut self) {
         let Some(lua) = self.lua.as_mut() else { return };
         lua.run_due_timers(Instant::now());
+        self.announce_lua_destroys();
         self.deliver_changes();
     }
 
@@ -255,9 +256,7 @@ impl Session {
                 Err(e) => self.notice(conn, ServerMessage::from_message_error(&e)),
             }
         }
-        if let Some(lua) = self.lua.as_mut() {
-            lua.apply_pending();
-        }
+        self.announce_lua_destroys();
         self.deliver_changes();
         if frame.user_event {
             self.flush_connection(conn);
@@ -390,6 +389,21 @@ impl Session {
             for c in self.connections.values_mut() {
                 if c.concerns(*id) {
                     c.forget(*id, delay);
+                }
+            }
+        }
+    }
+
+    /// Tells connections about variables Lua destroyed with `destroyVariable`.
+    fn announce_lua_destroys(&mut self) {
+        let Some(lua) = &self.lua else { return };
+        let destroyed = lua.take_destroyed();
+        let delay = self.config.flush_delay;
+        for id in destroyed {
+            self.tallies.remove(&id);
+            for c in self.connections.values_mut() {
+                if c.concerns(id) {
+                    c.forget(id, delay);
                 }
             }
         }

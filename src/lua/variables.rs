@@ -1,0 +1,282 @@
+//! Lua-created variables and variable handles (lua-and-tracking.md §5.1, §5.4): `createVariable`,
+//! `destroyVariable`, `getVariable` and the handle methods.
+//!
+//! Callbacks reach the tracker through a weak [`Shared`] handle (the lock is never held while Lua runs,
+//! so this is safe from inside getters and methods) and build a resolver from the `&Lua` they are
+//! given, so no strong reference to the state is captured inside the state.
+
+use std::sync::Arc;
+
+use mlua::{Lua, MultiValue, Table, Value};
+use parking_lot::Mutex;
+
+use super::api::ApiState;
+use super::limits::Budget;
+use super::resolver::LuaResolver;
+use crate::ids::VarId;
+use crate::protocol::message::split_path_query;
+use crate::protocol::priority::split_suffix;
+use crate::protocol::PropertyWrite;
+use crate::tracker::{Shared, VarError, WeakShared, Writer};
+
+/// Lua-created ids start here and go down, so they never meet backend ids (−1 … −(2^32−1)).
+pub const FIRST_LUA_ID: i64 = -(1 << 32);
+
+struct Ctx {
+    shared: WeakShared<LuaResolver>,
+    state: Arc<Mutex<ApiState>>,
+    budget: Arc<Budget>,
+}
+
+impl Ctx {
+    fn shared(&self) -> mlua::Result<Shared<LuaResolver>> {
+        self.shared.upgrade().ok_or_else(|| mlua::Error::runtime("internal: the session is gone"))
+    }
+
+    fn resolver(&self, lua: &Lua) -> mlua::Result<LuaResolver> {
+        LuaResolver::new(lua, self.budget.clone())
+    }
+}
+
+fn raise(e: VarError) -> mlua::Error {
+    mlua::Error::runtime(format!("{}: {}", e.code, e.description))
+}
+
+/// Drops a leading `self` equal to `this`, so `x:m()` and `x.m()` both work.
+fn strip(this: &Table, mut args: MultiValue) -> MultiValue {
+    if matches!(args.front(), Some(Value::Table(t)) if t == this) {
+        args.pop_front();
+    }
+    args
+}
+
+/// Reads a Lua `props` table into property writes (suffixes split, `?query` merged).
+fn props_from(v: Option<Value>) -> mlua::Result<Vec<PropertyWrite>> {
+    let mut out = Vec::new();
+    if let Some(Value::Table(t)) = v {
+        for pair in t.pairs::<String, Value>() {
+            let (name, value) = pair?;
+            let value = match value {
+                Value::String(s) => s.to_string_lossy(),
+                Value::Integer(i) => i.to_string(),
+                Value::Number(n) => n.to_string(),
+                Value::Boolean(b) => b.to_string(),
+                _ => return Err(mlua::Error::runtime(format!("bad-message: property {name} is not a string"))),
+            };
+            let (name, priority) = split_suffix(&name);
+            out.push(PropertyWrite { name: name.to_string(), value, priority });
+        }
+    }
+    split_path_query(&mut out);
+    Ok(out)
+}
+
+/// The earliest variable (by creation) showing `value`: depth-first over roots and children.
+fn variable_showing(shared: &Shared<LuaResolver>, value: &Value) -> Option<VarId> {
+    let mut stack: Vec<VarId> = shared.roots().into_iter().rev().collect();
+    while let Some(id) = stack.pop() {
+        if shared.value(id).is_some_and(|v| v == *value) {
+            return Some(id);
+        }
+        stack.extend(shared.children(id).into_iter().rev());
+    }
+    None
+}
+
+pub fn install(
+    lua: &Lua,
+    session: &Table,
+    shared: WeakShared<LuaResolver>,
+    state: Arc<Mutex<ApiState>>,
+    budget: Arc<Budget>,
+) -> mlua::Result<()> {
+    let ctx = Arc::new(Ctx { shared, state, budget });
+
+    let (c, this) = (ctx.clone(), session.clone());
+    session.set(
+        "createAppVariable",
+        lua.create_function(move |lua, args: MultiValue| {
+            if c.budget.exhausted() {
+                return Err(mlua::Error::runtime("lua-timeout: instruction budget exhausted"));
+            }
+            let mut args = strip(&this, args);
+            let obj = args.pop_front().unwrap_or(Value::Nil);
+            if obj.is_nil() {
+                return Err(mlua::Error::runtime("bad-message: createAppVariable needs a value"));
+            }
+            let props = props_from(args.pop_front())?;
+            let shared = c.shared()?;
+            if shared.owner(VarId::APP) == Some(crate::tracker::Owner::Remote) {
+                return Err(mlua::Error::runtime("id-in-use: variable 1 belongs to the backend"));
+            }
+            if shared.exists(VarId::APP) {
+                tracing::info!("createAppVariable: replacing the value of variable 1");
+            }
+            shared.create_root(&c.resolver(lua)?, VarId::APP, obj.clone(), &props).map_err(raise)?;
+            c.state.lock().app = Some(obj);
+            Ok(1)
+        })?,
+    )?;
+
+    let (c, this) = (ctx.clone(), session.clone());
+    session.set(
+        "createVariable",
+        lua.create_function(move |lua, args: MultiValue| {
+            let mut args = strip(&this, args);
+            let parent = args.pop_front().unwrap_or(Value::Nil);
+            let obj = args.pop_front().unwrap_or(Value::Nil);
+            let props = props_from(args.pop_front())?;
+            let shared = c.shared()?;
+            let parent = match &parent {
+                Value::Nil | Value::Integer(0) => None,
+                Value::Integer(n) => Some(VarId(*n)),
+                Value::Table(_) => Some(
+                    variable_showing(&shared, &parent)
+                        .ok_or_else(|| mlua::Error::runtime("not-found: no variable shows that table"))?,
+                ),
+                _ => return Err(mlua::Error::runtime("bad-message: parent must be an id or a table")),
+            };
+            let id = {
+                let mut st = c.state.lock();
+                if st.next_lua_id == 0 {
+                    st.next_lua_id = FIRST_LUA_ID;
+                }
+                let id = VarId(st.next_lua_id);
+                st.next_lua_id -= 1;
+                id
+            };
+            let res = c.resolver(lua)?;
+            let has_path = props.iter().any(|p| p.name == "path" && !p.value.is_empty());
+            match (parent, has_path) {
+                (Some(parent), true) if obj.is_nil() => {
+                    shared.create(&res, id, parent, &props, Writer::Lua).map_err(raise)?;
+                }
+                (_, true) => return Err(mlua::Error::runtime("bad-message: a variable with a path takes no value")),
+                (None, false) => shared.create_root(&res, id, obj, &props).map_err(raise)?,
+                (Some(_), false) => {
+                    return Err(mlua::Error::runtime(
+                        "bad-message: a variable showing a value is a root (parent 0); give a path to create a child",
+                    ))
+                }
+            }
+            Ok(id.0)
+        })?,
+    )?;
+
+    let (c, this) = (ctx.clone(), session.clone());
+    session.set(
+        "destroyVariable",
+        lua.create_function(move |lua, args: MultiValue| {
+            let mut args = strip(&this, args);
+            let target = args.pop_front().unwrap_or(Value::Nil);
+            let shared = c.shared()?;
+            let res = c.resolver(lua)?;
+            let ids: Vec<VarId> = match &target {
+                Value::Integer(1) => {
+                    return Err(mlua::Error::runtime("access-denied: variable 1 ends only with the session"))
+                }
+                Value::Integer(n) => vec![VarId(*n)],
+                Value::Table(_) => {
+                    let mut found = Vec::new();
+                    let mut stack = shared.roots();
+                    while let Some(id) = stack.pop() {
+                        if id.0 <= FIRST_LUA_ID && shared.value(id).is_some_and(|v| v == target) {
+                            found.push(id);
+                        }
+                        stack.extend(shared.children(id));
+                    }
+                    found
+                }
+                _ => Vec::new(),
+            };
+            for id in ids {
+                let destroyed = shared.destroy(&res, id);
+                c.state.lock().destroyed.extend(destroyed);
+            }
+            Ok(())
+        })?,
+    )?;
+
+    let (c, this) = (ctx, session.clone());
+    session.set(
+        "getVariable",
+        lua.create_function(move |lua, args: MultiValue| {
+            let mut args = strip(&this, args);
+            let Some(Value::Integer(id)) = args.pop_front() else { return Ok(Value::Nil) };
+            let shared = c.shared()?;
+            if !shared.exists(VarId(id)) {
+                return Ok(Value::Nil);
+            }
+            handle(lua, c.shared.clone(), VarId(id)).map(Value::Table)
+        })?,
+    )?;
+    Ok(())
+}
+
+/// A variable handle: a table whose methods are bound to one variable id.
+pub fn handle(lua: &Lua, shared: WeakShared<LuaResolver>, id: VarId) -> mlua::Result<Table> {
+    let h = lua.create_table()?;
+    h.set("id", id.0)?;
+    let live = {
+        let shared = shared.clone();
+        move || shared.upgrade().filter(|s| s.exists(id))
+    };
+    h.set("getID", lua.create_function(move |_, _: MultiValue| Ok(id.0))?)?;
+    let l = live.clone();
+    h.set(
+        "getValue",
+        lua.create_function(move |_, _: MultiValue| Ok(l().and_then(|s| s.value(id)).unwrap_or(Value::Nil)))?,
+    )?;
+    let l = live.clone();
+    h.set(
+        "getWrapper",
+        lua.create_function(move |_, _: MultiValue| Ok(l().and_then(|s| s.wrapper(id)).unwrap_or(Value::Nil)))?,
+    )?;
+    let (l, this) = (live.clone(), h.clone());
+    h.set(
+        "getProperty",
+        lua.create_function(move |_, args: MultiValue| {
+            let mut args = strip(&this, args);
+            let Some(Value::String(name)) = args.pop_front() else { return Ok(None) };
+            Ok(l().and_then(|s| s.property(id, &name.to_string_lossy())))
+        })?,
+    )?;
+    let (l, this, weak) = (live.clone(), h.clone(), shared);
+    h.set(
+        "getParent",
+        lua.create_function(move |lua, args: MultiValue| {
+            let _ = strip(&this, args);
+            match l().and_then(|s| s.parent(id)) {
+                Some(p) => handle(lua, weak.clone(), p).map(Value::Table),
+                None => Ok(Value::Nil),
+            }
+        })?,
+    )?;
+    let (l, this) = (live, h.clone());
+    h.set(
+        "setProperty",
+        lua.create_function(move |_, args: MultiValue| {
+            let mut args = strip(&this, args);
+            let Some(shared) = l() else { return Ok(()) };
+            let Some(Value::String(name)) = args.pop_front() else {
+                return Err(mlua::Error::runtime("bad-message: setProperty needs a name"));
+            };
+            let value = match args.pop_front() {
+                Some(Value::String(s)) => s.to_string_lossy(),
+                Some(Value::Nil) | None => String::new(),
+                Some(other) => other.to_string()?,
+            };
+            let name = name.to_string_lossy();
+            let (name, priority) = split_suffix(&name);
+            let name = name.to_string();
+            if matches!(name.as_str(), "path" | "access" | "create") {
+                return Err(mlua::Error::runtime(format!("access-denied: {name} is fixed at create")));
+            }
+            if name == "lua" && id != VarId::APP {
+                return Err(mlua::Error::runtime("access-denied: lua is a property of variable 1 only"));
+            }
+            shared.set_properties(id, &[PropertyWrite { name, value, priority }], Writer::Lua, None).map_err(raise)
+        })?,
+    )?;
+    Ok(h)
+}

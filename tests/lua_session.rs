@@ -1,0 +1,81 @@
+//! Lua behaviour seen through the real server: timers push changes, runaway actions are typed errors.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+const CLOCK_APP: &str = r#"
+Clock = session:prototype("Clock", {ticks = 0})
+function Clock:spin() while true do end end
+function Clock:grow() local t = {} for i = 1, 1e8 do t[i] = ("x"):rep(64) .. i end end
+function Clock:bump() self.ticks = self.ticks + 100 end
+local clock = Clock:new()
+session:createAppVariable(clock)
+session:setInterval(function() clock.ticks = clock.ticks + 1 end, 30)
+"#;
+
+#[tokio::test]
+async fn timers_push_changes_and_runaway_actions_are_typed_errors() {
+    let dir = site(&[
+        ("lua/main.lua", CLOCK_APP),
+        ("viewdefs/Clock.DEFAULT.html", "<template><span ui-value=\"ticks\"></span></template>"),
+    ]);
+    let mut a = args();
+    a.site = Some(dir);
+    a.lua_instructions = 5_000_000;
+    a.lua_memory_mb = 16;
+    let gw = start(a).await;
+    let id = new_session(&gw).await;
+    let mut ws = connect(&gw, &id, None).await.unwrap();
+    ws.send(watch(1)).await;
+    ws.recv().await;
+    ws.send(json!({"userEvent":true,"messages":[
+        {"type":"create","data":{"id":2,"parentId":1,"properties":{"path":"ticks","access":"r"}}},
+        {"type":"create","data":{"id":3,"parentId":1,"properties":{"path":"spin()","access":"action"}}},
+        {"type":"create","data":{"id":4,"parentId":1,"properties":{"path":"grow()","access":"action"}}},
+        {"type":"create","data":{"id":5,"parentId":1,"properties":{"path":"bump()","access":"action"}}}]}))
+        .await;
+    let first = ws.recv().await;
+    let start_ticks = first[0]["data"]["value"].as_i64().unwrap();
+    // With no inbound frame, the interval's changes arrive.
+    let mut seen = start_ticks;
+    for _ in 0..3 {
+        let frame = ws.recv().await;
+        let v = frame.iter().find(|m| m["data"]["varId"] == 2).unwrap()["data"]["value"].as_i64().unwrap();
+        assert!(v > seen, "ticks grow: {v} after {seen}");
+        seen = v;
+    }
+    // A runaway action: lua-timeout for it, the next message of the frame still works.
+    ws.send(json!({"userEvent":true,"messages":[
+        {"type":"update","data":{"varId":3,"value":null}},
+        {"type":"update","data":{"varId":4,"value":null}}]}))
+        .await;
+    let mut codes = Vec::new();
+    while codes.len() < 2 {
+        for m in ws.recv().await {
+            if m["type"] == "error" {
+                codes.push((m["data"]["varId"].as_i64().unwrap(), m["data"]["code"].as_str().unwrap().to_string()));
+            }
+        }
+    }
+    assert_eq!(codes[0], (3, "lua-timeout".to_string()));
+    assert_eq!(codes[1].0, 4);
+    assert!(codes[1].1 == "lua-timeout" || codes[1].1 == "lua-memory", "{codes:?}");
+    // The next batch has a fresh budget: a memory bomb alone is lua-memory, and a normal action works.
+    ws.send(json!({"userEvent":true,"messages":[{"type":"update","data":{"varId":4,"value":null}}]})).await;
+    let code = loop {
+        if let Some(m) = ws.recv().await.into_iter().find(|m| m["type"] == "error") {
+            break m["data"]["code"].as_str().unwrap().to_string();
+        }
+    };
+    assert_eq!(code, "lua-memory");
+    ws.send(json!({"userEvent":true,"messages":[{"type":"update","data":{"varId":5,"value":null}}]})).await;
+    loop {
+        let frame = ws.recv().await;
+        if let Some(m) = frame.iter().find(|m| m["data"]["varId"] == 2) {
+            assert!(m["data"]["value"].as_i64().unwrap() >= seen + 100);
+            break;
+        }
+    }
+}
