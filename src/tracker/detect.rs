@@ -9,13 +9,19 @@
 //! per such variable only. Nothing is built for unchanged variables: the value JSON is made at emission,
 //! from the sent snapshot, for changed values only.
 
+use std::sync::Arc;
+
+use parking_lot::MutexGuard;
+
 use serde_json::Value as Json;
 
-use super::shared::{At, Shared};
-use super::variable::{Pending, ValueNote};
+use super::compute::Walk;
+use super::shared::{At, Shared, State};
+use super::value::{self, Snap};
+use super::variable::{LocalPath, Pending, ValueNote, WrapState};
 use super::{Origin, Resolver, VarError};
 use crate::ids::VarId;
-use crate::protocol::{Priority, ServerMessage, UpdateOut};
+use crate::protocol::{ErrorCode, Priority, ServerMessage, UpdateOut};
 
 /// The value part of a [`ChangeItem`].
 #[derive(Clone, PartialEq, Debug)]
@@ -96,16 +102,42 @@ impl Changes {
     }
 }
 
+/// Where a visited variable's value comes from, as found under the lock.
+enum Start<R: Resolver> {
+    /// A root shows its fixed value.
+    Root(R::Value),
+    /// A path variable: its parent, the parent's navigation value (or why there is none), its path.
+    Path(VarId, Result<Option<R::Value>, VarError>, Arc<LocalPath<R::Key>>),
+    /// Neither (cannot happen for locally resolved variables; reported as `path-failure`).
+    Broken,
+}
+
+/// The first critical section's findings.
+struct Plan<R: Resolver> {
+    start: Start<R>,
+    /// The cached raw snapshot to compare with.
+    stored: Option<Arc<Snap>>,
+    /// Nothing but an unchanged value can make this visit report something: no wrapper, no pending
+    /// rewrap, not new, and the sent snapshot is the raw one.
+    quiet: bool,
+}
+
+enum Outcome<V> {
+    /// Compared equal without the lock; confirm the cache did not move meanwhile.
+    Quick(V),
+    Done(Result<Option<bool>, VarError>),
+}
+
 /// A variable's collected changes, waiting for ordering.
 struct Rec {
     at: At,
     pending: Pending,
 }
 
-/// One level of the walk: a variable whose children are being visited, and the creation number of the
-/// last child visited.
+/// One level of the walk: a variable whose children are being visited (`None`: the roots), and the
+/// creation number of the last child visited.
 struct Level {
-    at: At,
+    parent: Option<At>,
     cursor: Option<u64>,
 }
 
@@ -131,43 +163,44 @@ impl<R: Resolver> Shared<R> {
         }
         let _guard = PassGuard(self);
         let mut recs = Vec::new();
-        let mut levels: Vec<Level> = Vec::new();
-        let mut root_cursor = None;
-        loop {
-            let next_root = {
-                let st = self.lock();
-                st.roots.next_after(root_cursor, &st.vars)
-            };
-            let Some((seq, id)) = next_root else { break };
-            root_cursor = Some(seq);
-            let at = At { id, seq };
-            if self.visit(res, at, &mut recs) {
-                levels.push(Level { at, cursor: None });
-            }
-            while let Some(top) = levels.last() {
-                let (parent, cursor) = (top.at, top.cursor);
-                let next = {
-                    let st = self.lock();
-                    st.live(parent).and_then(|v| v.children.next_after(cursor, &st.vars))
-                };
-                let Some((seq, id)) = next else {
+        // The roots level first; a level is pushed for each variable whose children are to be visited.
+        let mut levels: Vec<Level> = vec![Level { parent: None, cursor: None }];
+        while let Some(top) = levels.last() {
+            match self.visit_next(res, top.parent, top.cursor, &mut recs) {
+                None => {
                     levels.pop();
-                    continue;
-                };
-                levels.last_mut().expect("non-empty").cursor = Some(seq);
-                let at = At { id, seq };
-                if self.visit(res, at, &mut recs) {
-                    levels.push(Level { at, cursor: None });
+                }
+                Some((at, descend)) => {
+                    levels.last_mut().expect("non-empty").cursor = Some(at.seq);
+                    if descend {
+                        levels.push(Level { parent: Some(at), cursor: None });
+                    }
                 }
             }
         }
         self.assemble(recs)
     }
 
-    /// Visits one variable (§4.2 `visit` without the recursion). Returns whether to visit its children.
-    fn visit(&self, res: &R, at: At, recs: &mut Vec<Rec>) -> bool {
-        {
-            let mut st = self.lock();
+    /// Finds the next child of `parent` (a root when `None`) created after `cursor` and visits it (§4.2
+    /// `visit` without the recursion). Returns the variable and whether to visit its children, or `None`
+    /// when there are no more.
+    fn visit_next(&self, res: &R, parent: Option<At>, cursor: Option<u64>, recs: &mut Vec<Rec>) -> Option<(At, bool)> {
+        let st = self.lock();
+        let (seq, id) = match parent {
+            None => st.roots.next_after(cursor),
+            Some(p) => st.live(p).and_then(|v| v.children.next_after(cursor)),
+        }?;
+        let at = At { id, seq };
+        Some((at, self.visit(res, at, st, recs)))
+    }
+
+    /// Visits one variable, starting inside the caller's critical section `st`. Returns whether to visit
+    /// its children.
+    ///
+    /// The common case (value unchanged, no wrapper, nothing new) costs two short critical sections
+    /// around an unlocked walk and compare; anything else goes through [`Shared::apply_raw`].
+    fn visit(&self, res: &R, at: At, mut st: MutexGuard<'_, State<R>>, recs: &mut Vec<Rec>) -> bool {
+        let plan = {
             let Some(var) = st.live_mut(at) else { return false };
             if !var.active || var.inactive {
                 return false;
@@ -178,14 +211,56 @@ impl<R: Resolver> Shared<R> {
                 take_pending(var.pending.take().map(|p| *p), at, recs);
                 return true;
             }
-        }
-        let result = match self.resolve(res, at) {
-            Ok(Some(raw)) => self.apply_raw(res, at, raw),
-            Ok(None) => Ok(None),
-            Err(e) => Err(e),
+            let quiet = !var.new
+                && !var.rewrap
+                && matches!(var.wrapper, WrapState::None)
+                && var.raw_snap.as_ref().zip(var.sent_snap.as_ref()).is_some_and(|(a, b)| Arc::ptr_eq(a, b));
+            let stored = var.raw_snap.clone();
+            let start: Start<R> = match (&var.fixed, var.parent, &var.path) {
+                (Some(fixed), _, _) => Start::Root(fixed.clone()),
+                (None, Some(parent), Some(path)) => {
+                    let path = path.clone();
+                    Start::Path(parent, st.nav_value(parent), path)
+                }
+                _ => Start::Broken,
+            };
+            Plan::<R> { start, stored, quiet }
         };
-        let mut st = self.lock();
-        let Some(var) = st.live_mut(at) else { return false };
+        drop(st);
+        let raw = match plan.start {
+            Start::Root(fixed) => Ok(fixed),
+            Start::Path(parent, start, path) => start.and_then(|start| {
+                let start = start.unwrap_or_else(|| res.nil());
+                self.walk(res, parent, start, &path, &path.segs, Walk::Read)
+            }),
+            Start::Broken => Err(VarError::new(ErrorCode::PathFailure, format!("variable {} has no path", at.id))),
+        };
+        let stored = plan.stored;
+        let mut outcome = match raw {
+            Ok(raw) if plan.quiet && stored.as_ref().is_some_and(|s| value::matches(res, &raw, s)) => {
+                Outcome::Quick(raw)
+            }
+            Ok(raw) => Outcome::Done(self.apply_raw(res, at, raw)),
+            Err(e) => Outcome::Done(Err(e)),
+        };
+        let mut guard = self.lock();
+        if let Outcome::Quick(raw) = outcome {
+            let same = guard
+                .live(at)
+                .and_then(|v| v.raw_snap.as_ref().zip(stored.as_ref()))
+                .is_some_and(|(a, b)| Arc::ptr_eq(a, b));
+            outcome = Outcome::Done(if same {
+                Ok(Some(false))
+            } else {
+                // Host code stored another value while we compared: take the full path.
+                drop(guard);
+                let result = self.apply_raw(res, at, raw);
+                guard = self.lock();
+                result
+            });
+        }
+        let Outcome::Done(result) = outcome else { unreachable!("resolved above") };
+        let Some(var) = guard.live_mut(at) else { return false };
         let (note, descend) = match result {
             Ok(None) => return false,
             Err(e) => {

@@ -39,17 +39,17 @@ pub enum JValue {
     Func(Rc<Method>),
 }
 
-/// An object: fields in insertion order, an optional type name and prototype.
+/// An object: fields (hashed, so wide objects stay cheap to read), an optional type name and prototype.
 pub struct JObject {
     type_name: Option<String>,
     proto: Option<Rc<JObject>>,
-    fields: RefCell<Vec<(Rc<str>, JValue)>>,
+    fields: RefCell<HashMap<Rc<str>, JValue>>,
 }
 
 impl JObject {
     /// A field, falling back to the prototype chain (like `__index`).
     fn lookup(&self, name: &str) -> JValue {
-        if let Some((_, v)) = self.fields.borrow().iter().find(|(k, _)| &**k == name) {
+        if let Some(v) = self.fields.borrow().get(name) {
             return v.clone();
         }
         self.proto.as_ref().map_or(JValue::Nil, |p| p.lookup(name))
@@ -57,14 +57,15 @@ impl JObject {
 
     fn assign(&self, name: &str, v: JValue) {
         let mut fields = self.fields.borrow_mut();
-        let pos = fields.iter().position(|(k, _)| &**k == name);
-        match (pos, v) {
-            (Some(i), JValue::Nil) => {
-                fields.remove(i);
+        match (fields.get_mut(name), v) {
+            (Some(_), JValue::Nil) => {
+                fields.remove(name);
             }
-            (Some(i), v) => fields[i].1 = v,
+            (Some(slot), v) => *slot = v,
             (None, JValue::Nil) => {}
-            (None, v) => fields.push((name.into(), v)),
+            (None, v) => {
+                fields.insert(name.into(), v);
+            }
         }
     }
 
@@ -215,8 +216,11 @@ impl fmt::Debug for JValue {
                 if let Some(t) = &o.type_name {
                     m.entry(&"<type>", t);
                 }
-                for (k, v) in o.fields.borrow().iter() {
-                    m.entry(k, v);
+                let fields = o.fields.borrow();
+                let mut keys: Vec<_> = fields.keys().collect();
+                keys.sort();
+                for k in keys {
+                    m.entry(k, &fields[k]);
                 }
                 m.finish()
             }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::path::{parse_path, split_query, Segment};
 use super::props::{apply, decide, denied, Decision};
 use super::shared::{At, Shared};
-use super::variable::{is_live, LocalPath, Seg, ValueNote, Var, WrapState};
+use super::variable::{LocalPath, Seg, ValueNote, Var, WrapState};
 use super::{Access, Owner, Resolver, VarError, Writer};
 use crate::ids::VarId;
 use crate::protocol::{ErrorCode, PropertyWrite};
@@ -252,10 +252,10 @@ impl<R: Resolver> Shared<R> {
         }
         // Only a wrapper change after create rewraps; the first computation wraps anyway.
         var.rewrap = false;
-        match parent {
+        var.slot = match parent {
             Some(p) => st.vars.get_mut(&p).expect("checked above").children.push(seq, id),
             None => st.roots.push(seq, id),
-        }
+        };
         st.vars.insert(id, var);
         Ok(At { id, seq })
     }
@@ -299,7 +299,7 @@ impl<R: Resolver> Shared<R> {
             let mut st = self.lock();
             let st = &mut *st;
             let Some(top) = st.vars.get(&id) else { return Vec::new() };
-            let parent = top.parent;
+            let (parent, slot) = (top.parent, top.slot);
             let order = post_order(&st.vars, id);
             let mut wrappers = Vec::new();
             let mut removed = Vec::with_capacity(order.len());
@@ -314,16 +314,15 @@ impl<R: Resolver> Shared<R> {
                 removed.push(var);
             }
             let siblings = match parent {
-                Some(p) => st.vars.get_mut(&p).map(|v| &mut v.children),
-                None => Some(&mut st.roots),
+                Some(p) => &mut st.vars.get_mut(&p).expect("the parent of a live variable is live").children,
+                None => &mut st.roots,
             };
-            if let Some(siblings) = siblings {
-                if siblings.mark_dead() {
-                    let mut list = siblings.take();
-                    list.compact(&st.vars);
-                    match parent {
-                        Some(p) => st.vars.get_mut(&p).expect("parent is live").children = list,
-                        None => st.roots = list,
+            if siblings.kill(slot) {
+                siblings.compact();
+                let moved: Vec<(usize, VarId)> = siblings.entries().iter().map(|e| e.id).enumerate().collect();
+                for (i, vid) in moved {
+                    if let Some(v) = st.vars.get_mut(&vid) {
+                        v.slot = i;
                     }
                 }
             }
@@ -352,7 +351,7 @@ fn post_order<R: Resolver>(vars: &super::idmap::IdMap<VarId, Var<R>>, id: VarId)
             .children
             .entries()
             .get(*next..)
-            .and_then(|rest| rest.iter().position(|&(seq, c)| is_live(vars, c, seq)).map(|off| (off, rest[off].1)));
+            .and_then(|rest| rest.iter().position(|e| e.live).map(|off| (off, rest[off].id)));
         match child {
             Some((off, c)) => {
                 *next += off + 1;

@@ -233,13 +233,13 @@ impl<R: Resolver> Shared<R> {
     /// Live children in creation order.
     pub fn children(&self, id: VarId) -> Vec<VarId> {
         let st = self.lock();
-        st.vars.get(&id).map(|v| v.children.live(&st.vars).collect()).unwrap_or_default()
+        st.vars.get(&id).map(|v| v.children.live().collect()).unwrap_or_default()
     }
 
     /// Live roots in creation order.
     pub fn roots(&self) -> Vec<VarId> {
         let st = self.lock();
-        st.roots.live(&st.vars).collect()
+        st.roots.live().collect()
     }
 
     pub fn owner(&self, id: VarId) -> Option<Owner> {

@@ -1025,3 +1025,78 @@ fn host_code_may_create_and_destroy_during_a_pass() {
     assert_eq!(value(&t, -10), json!(10));
     assert!(!t.exists(v(4)) && !t.exists(v(5)));
 }
+
+// ----- Timing (P5 shape over JsonResolver; run with
+// `cargo test --release --lib tracker::tests::p5 -- --ignored --nocapture`) -----
+
+/// 100 rows × 99 string fields, one variable per row and per field (10,000 readable variables), an
+/// action variable that assigns a new string to one field.
+fn p5_setup(calls: bool) -> (Tracker<JsonResolver>, JValue) {
+    let rows: Vec<JValue> = (0..100)
+        .map(|r| {
+            let mut fields: Vec<(String, JValue)> =
+                (0..99).map(|f| (format!("f{f}"), s(&format!("r{r}f{f}")))).collect();
+            if calls {
+                fields.push(("get".into(), JValue::func(|this, _| Ok(this.get("f0")))));
+            }
+            JValue::object(fields.iter().map(|(k, v)| (k.as_str(), v.clone())))
+        })
+        .collect();
+    let counter = Rc::new(Cell::new(0i64));
+    let bump = JValue::func(move |this, _| {
+        counter.set(counter.get() + 1);
+        this.get("rows").elem(42).set("f7", format!("v{}", counter.get()).into());
+        Ok(JValue::Nil)
+    });
+    let app = JValue::object([("rows", JValue::seq(rows)), ("bump", bump)]);
+    let mut t = tracker(app.clone());
+    let mut id = 2;
+    for r in 0..100 {
+        let row = id;
+        make(&mut t, row, APP, &path(&format!("rows.{r}")));
+        id += 1;
+        for f in 0..99 {
+            let p = if calls { "get()".to_string() } else { format!("f{f}") };
+            make(&mut t, id, v(row), &access(&p, "r"));
+            id += 1;
+        }
+    }
+    make(&mut t, 100_000, APP, &access("bump()", "action"));
+    t.detect_changes();
+    (t, app)
+}
+
+fn median(mut samples: Vec<std::time::Duration>) -> std::time::Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+#[test]
+#[ignore = "timing; run in release"]
+fn p5_one_field_change_among_10k_variables() {
+    let (mut t, _app) = p5_setup(false);
+    let mut samples = Vec::new();
+    for _ in 0..200 {
+        let start = std::time::Instant::now();
+        t.write(v(100_000), &json!(null), Some(1)).unwrap();
+        let changes = t.detect_changes();
+        samples.push(start.elapsed());
+        assert_eq!(changes.len(), 1);
+    }
+    println!("P5 one change among {} variables: median {:?}", t.len(), median(samples));
+    let mut samples = Vec::new();
+    for _ in 0..200 {
+        let start = std::time::Instant::now();
+        assert!(t.detect_changes().is_empty());
+        samples.push(start.elapsed());
+    }
+    println!("P5 no change: median {:?}", median(samples));
+    let (mut t, _app) = p5_setup(true);
+    let mut samples = Vec::new();
+    for _ in 0..200 {
+        let start = std::time::Instant::now();
+        assert!(t.detect_changes().is_empty());
+        samples.push(start.elapsed());
+    }
+    println!("P5 no change, 9,900 m() paths: median {:?}", median(samples));
+}

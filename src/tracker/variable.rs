@@ -3,7 +3,6 @@
 
 use std::sync::Arc;
 
-use super::idmap::IdMap;
 use super::value::Snap;
 use super::{Access, Origin, Owner, Resolver, VarError};
 use crate::ids::VarId;
@@ -91,57 +90,65 @@ impl Pending {
     }
 }
 
-/// Children (or roots) in creation order. Removal only counts the dead entry and compacts once dead
-/// entries outnumber live ones, so destroying n siblings costs O(n) in total (P4). An entry is live when
-/// the variable of that id still has that `seq` (ids may be reused after a destroy, seqs never are).
+/// One entry of a [`Children`] list.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Child {
+    pub seq: u64,
+    pub id: VarId,
+    /// False once the variable is destroyed (until the list is compacted).
+    pub live: bool,
+}
+
+/// Children (or roots) in creation order. Each variable knows its slot here, so a destroy marks its
+/// entry dead in O(1); the list is compacted (and slots renumbered) once dead entries outnumber live
+/// ones, so destroying n siblings costs O(n) in total (P4). Liveness is stored inline: walking children
+/// needs no lookup per entry.
 #[derive(Default)]
 pub(crate) struct Children {
-    entries: Vec<(u64, VarId)>,
+    entries: Vec<Child>,
     dead: usize,
 }
 
 impl Children {
-    pub fn push(&mut self, seq: u64, id: VarId) {
-        debug_assert!(self.entries.last().is_none_or(|e| e.0 < seq), "children are appended in seq order");
-        self.entries.push((seq, id));
+    /// Appends an entry; returns its slot.
+    pub fn push(&mut self, seq: u64, id: VarId) -> usize {
+        debug_assert!(self.entries.last().is_none_or(|e| e.seq < seq), "children are appended in seq order");
+        self.entries.push(Child { seq, id, live: true });
+        self.entries.len() - 1
     }
 
     /// The first live entry created after `cursor` (all when `None`). Robust against creates and destroys
     /// that host code makes while a pass walks the tree.
-    pub fn next_after<R: Resolver>(&self, cursor: Option<u64>, vars: &IdMap<VarId, Var<R>>) -> Option<(u64, VarId)> {
-        let start = cursor.map_or(0, |c| self.entries.partition_point(|e| e.0 <= c));
-        self.entries[start..].iter().copied().find(|&(seq, id)| is_live(vars, id, seq))
+    pub fn next_after(&self, cursor: Option<u64>) -> Option<(u64, VarId)> {
+        let start = cursor.map_or(0, |c| self.entries.partition_point(|e| e.seq <= c));
+        self.entries[start..].iter().find(|e| e.live).map(|e| (e.seq, e.id))
     }
 
     /// Live entries in creation order.
-    pub fn live<'a, R: Resolver>(&'a self, vars: &'a IdMap<VarId, Var<R>>) -> impl Iterator<Item = VarId> + 'a {
-        self.entries.iter().filter(|&&(seq, id)| is_live(vars, id, seq)).map(|&(_, id)| id)
+    pub fn live(&self) -> impl Iterator<Item = VarId> + '_ {
+        self.entries.iter().filter(|e| e.live).map(|e| e.id)
     }
 
-    /// All entries, dead ones included (check with [`is_live`]).
-    pub fn entries(&self) -> &[(u64, VarId)] {
+    /// All entries, dead ones included.
+    pub fn entries(&self) -> &[Child] {
         &self.entries
     }
 
-    /// Notes that one entry died; returns whether the list should be compacted now.
-    pub fn mark_dead(&mut self) -> bool {
-        self.dead += 1;
+    /// Marks the entry at `slot` dead; returns whether the list should be compacted now.
+    pub fn kill(&mut self, slot: usize) -> bool {
+        if let Some(e) = self.entries.get_mut(slot).filter(|e| e.live) {
+            e.live = false;
+            self.dead += 1;
+        }
         self.dead > 8 && self.dead * 2 > self.entries.len()
     }
 
-    /// Drops dead entries (O(len), amortised over the removals that made them dead).
-    pub fn compact<R: Resolver>(&mut self, vars: &IdMap<VarId, Var<R>>) {
-        self.entries.retain(|&(seq, id)| is_live(vars, id, seq));
+    /// Drops dead entries (O(len), amortised over the removals that made them dead). The caller must
+    /// renumber the slots of the remaining entries (their index in [`Children::entries`]).
+    pub fn compact(&mut self) {
+        self.entries.retain(|e| e.live);
         self.dead = 0;
     }
-
-    pub fn take(&mut self) -> Children {
-        std::mem::take(self)
-    }
-}
-
-pub(crate) fn is_live<R: Resolver>(vars: &IdMap<VarId, Var<R>>, id: VarId, seq: u64) -> bool {
-    vars.get(&id).is_some_and(|v| v.seq == seq)
 }
 
 /// One variable. Private to the tracker: the session reads it through accessors, because the table lives
@@ -151,6 +158,8 @@ pub(crate) struct Var<R: Resolver> {
     /// Creation number: orders roots, siblings and emission.
     pub seq: u64,
     pub parent: Option<VarId>,
+    /// Index of this variable's entry in its parent's children (or the roots).
+    pub slot: usize,
     pub children: Children,
     pub owner: Owner,
     pub access: Access,
@@ -192,6 +201,7 @@ impl<R: Resolver> Var<R> {
             id,
             seq,
             parent,
+            slot: 0,
             children: Children::default(),
             owner,
             access,
