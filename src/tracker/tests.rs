@@ -764,6 +764,58 @@ fn wrappers_run_on_first_computation_and_raw_change() {
     assert_eq!(destroyed.get(), 4, "destroying the variable destroys its wrapper");
 }
 
+/// Changes of variables the pass does not visit (unwatched subtree) still go out, in tree preorder.
+#[test]
+fn changes_of_unvisited_variables_keep_preorder() {
+    let app = JValue::object([("a", JValue::object([("x", i(1))])), ("b", i(1))]);
+    let mut t = tracker(app.clone());
+    make(&mut t, 2, APP, &path("a"));
+    make(&mut t, 3, v(2), &path("x"));
+    make(&mut t, 4, APP, &path("b"));
+    t.detect_changes();
+    t.set_active(v(2), false);
+    t.set_properties(v(3), &[p("elementId", "e3")], Writer::Browser, Some(1)).unwrap();
+    app.set("b", i(2));
+    t.set_properties(v(2), &[p("elementId", "e2")], Writer::Browser, Some(1)).unwrap();
+    assert_eq!(
+        detect(&mut t),
+        json!([
+            {"type":"update","data":{"varId":2,"properties":{"elementId":"e2"}}},
+            {"type":"update","data":{"varId":3,"properties":{"elementId":"e3"}}},
+            {"type":"update","data":{"varId":4,"value":2}},
+        ])
+    );
+}
+
+/// A change host code records on an already visited variable joins that variable's item.
+#[test]
+fn late_changes_merge_into_one_item_per_variable_and_bucket() {
+    let res = JsonResolver::new();
+    let mut t = Tracker::new(res.clone());
+    let weak = t.shared().downgrade();
+    let n = Rc::new(Cell::new(0));
+    let n2 = n.clone();
+    let touch = JValue::func(move |_, _| {
+        n2.set(n2.get() + 1);
+        let shared = weak.upgrade().expect("tracker alive");
+        shared.set_properties(VarId(2), &[p("elementId", &format!("z{}", n2.get()))], Writer::Lua, None)?;
+        Ok(JValue::Nil)
+    });
+    let app = JValue::object([("a", i(1)), ("touch", touch)]);
+    t.create_root(APP, app.clone(), &[]).unwrap();
+    make(&mut t, 2, APP, &path("a"));
+    make(&mut t, 3, APP, &access("touch()", "r"));
+    t.detect_changes();
+    app.set("a", i(5));
+    let changes = t.detect_changes();
+    let k = n.get();
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(
+        out(&changes, None),
+        json!([{"type":"update","data":{"varId":2,"value":5,"properties":{"elementId":format!("z{k}")}}}])
+    );
+}
+
 // ----- Properties, lifecycle, full state -----
 
 #[test]
