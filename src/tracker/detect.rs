@@ -236,7 +236,7 @@ impl<R: Resolver> Shared<R> {
             Start::Broken => Err(VarError::new(ErrorCode::PathFailure, format!("variable {} has no path", at.id))),
         };
         let stored = plan.stored;
-        let mut outcome = match raw {
+        let outcome = match raw {
             Ok(raw) if plan.quiet && stored.as_ref().is_some_and(|s| value::matches(res, &raw, s)) => {
                 Outcome::Quick(raw)
             }
@@ -244,22 +244,24 @@ impl<R: Resolver> Shared<R> {
             Err(e) => Outcome::Done(Err(e)),
         };
         let mut guard = self.lock();
-        if let Outcome::Quick(raw) = outcome {
-            let same = guard
-                .live(at)
-                .and_then(|v| v.raw_snap.as_ref().zip(stored.as_ref()))
-                .is_some_and(|(a, b)| Arc::ptr_eq(a, b));
-            outcome = Outcome::Done(if same {
-                Ok(Some(false))
-            } else {
-                // Host code stored another value while we compared: take the full path.
-                drop(guard);
-                let result = self.apply_raw(res, at, raw);
-                guard = self.lock();
-                result
-            });
-        }
-        let Outcome::Done(result) = outcome else { unreachable!("resolved above") };
+        let result = match outcome {
+            Outcome::Done(result) => result,
+            Outcome::Quick(raw) => {
+                let same = guard
+                    .live(at)
+                    .and_then(|v| v.raw_snap.as_ref().zip(stored.as_ref()))
+                    .is_some_and(|(a, b)| Arc::ptr_eq(a, b));
+                if same {
+                    Ok(Some(false))
+                } else {
+                    // Host code stored another value while we compared: take the full path.
+                    drop(guard);
+                    let result = self.apply_raw(res, at, raw);
+                    guard = self.lock();
+                    result
+                }
+            }
+        };
         let Some(var) = guard.live_mut(at) else { return false };
         let (note, descend) = match result {
             Ok(None) => return false,

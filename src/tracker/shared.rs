@@ -151,7 +151,7 @@ impl<R: Resolver> Shared<R> {
 
     /// Takes the lock. Callers keep the guard for a short, host-free critical section only. Debug builds
     /// turn a lock held for 10 s (a re-entrancy bug) into a panic instead of a silent hang.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State<R>> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, State<R>> {
         #[cfg(debug_assertions)]
         {
             self.inner.try_lock_for(std::time::Duration::from_secs(10)).expect(
@@ -165,7 +165,7 @@ impl<R: Resolver> Shared<R> {
     }
 
     /// Runs `f` on a live variable under the lock.
-    pub(crate) fn with_var<T>(&self, at: At, f: impl FnOnce(&mut Var<R>) -> T) -> Option<T> {
+    pub(super) fn with_var<T>(&self, at: At, f: impl FnOnce(&mut Var<R>) -> T) -> Option<T> {
         self.lock().live_mut(at).map(f)
     }
 
