@@ -94,6 +94,18 @@ impl Resolver for LuaResolver {
         Value::Nil
     }
 
+    fn is_nil(&self, v: &Value) -> bool {
+        v.is_nil()
+    }
+
+    /// Compares in place: an unchanged string costs no copy (P2).
+    fn str_eq(&self, v: &Value, bytes: &[u8]) -> Option<bool> {
+        match v {
+            Value::String(s) => Some(&*s.as_bytes() == bytes),
+            _ => None,
+        }
+    }
+
     fn intern(&self, name: &str) -> Result<Value, VarError> {
         self.lua.create_string(name).map(Value::String).map_err(|e| self.error(e))
     }
@@ -252,4 +264,43 @@ fn json_to_lua(lua: &Lua, json: &Json, registry: &ObjectRegistry<Value>, depth: 
             Value::Table(t)
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolver() -> (Lua, LuaResolver) {
+        let lua = Lua::new();
+        let r = LuaResolver::new(&lua, Arc::new(Budget::new(1_000_000))).unwrap();
+        (lua, r)
+    }
+
+    #[test]
+    fn strings_compare_in_place_and_nil_is_cheap() {
+        let (lua, r) = resolver();
+        let s = Value::String(lua.create_string("abc").unwrap());
+        assert_eq!(r.str_eq(&s, b"abc"), Some(true));
+        assert_eq!(r.str_eq(&s, b"abd"), Some(false));
+        assert_eq!(r.str_eq(&Value::Integer(1), b"1"), None);
+        assert!(r.is_nil(&Value::Nil));
+        assert!(!r.is_nil(&s));
+    }
+
+    #[test]
+    fn classification_follows_value_json_rules() {
+        let (lua, r) = resolver();
+        let eval = |code: &str| lua.load(code).eval::<Value>().unwrap();
+        assert_eq!(r.classify(&eval("return {}")), Kind::EmptyPlain);
+        assert_eq!(r.classify(&eval("return {_hidden = 1}")), Kind::EmptyPlain);
+        assert!(matches!(r.classify(&eval("return setmetatable({}, {})")), Kind::Object(_)));
+        assert_eq!(r.classify(&eval("return {1, 2, {3, 4}}")), Kind::Seq(3));
+        assert_eq!(r.classify(&eval("return {1, 2, _t = 1}")), Kind::Seq(2));
+        assert!(matches!(r.classify(&eval("return {1, nil, 3}")), Kind::Object(_)));
+        assert!(matches!(r.classify(&eval("return setmetatable({1}, {type = 'T'})")), Kind::Object(_)));
+        assert_eq!(r.classify(&eval("return 10 / 2")), Kind::Float(5.0));
+        assert_eq!(r.type_of(&eval("return setmetatable({}, {type = 'Meta'})")).as_deref(), Some("Meta"));
+        assert_eq!(r.type_of(&eval("return {type = 'Own'}")).as_deref(), Some("Own"));
+        assert_eq!(r.type_of(&eval("return {type = ''}")), None);
+    }
 }
