@@ -27,7 +27,7 @@ pub struct ApiState {
 }
 
 /// Drops a leading `self` so both `session:m()` and `session.m()` work.
-fn strip_self(this: &Table, mut args: MultiValue) -> MultiValue {
+pub(super) fn strip_self(this: &Table, mut args: MultiValue) -> MultiValue {
     if let Some(Value::Table(t)) = args.front() {
         if t == this {
             args.pop_front();

@@ -9,7 +9,7 @@ use mlua::{Function, Lua, MultiValue, Table, Value};
 use parking_lot::Mutex;
 use tokio::time::Instant;
 
-use super::api::ApiState;
+use super::api::{strip_self, ApiState};
 
 /// At most this many pending timers per session.
 pub const MAX_TIMERS: usize = 1000;
@@ -67,10 +67,7 @@ pub fn install(lua: &Lua, session: &Table, state: Arc<Mutex<ApiState>>) -> mlua:
     let add = |interval: bool| {
         let (st, this) = (state.clone(), session.clone());
         lua.create_function(move |_, args: MultiValue| {
-            let mut args = args;
-            if matches!(args.front(), Some(Value::Table(t)) if *t == this) {
-                args.pop_front();
-            }
+            let mut args = strip_self(&this, args);
             let Some(Value::Function(callback)) = args.pop_front() else {
                 return Err(mlua::Error::runtime("bad-message: a timer needs a function"));
             };
@@ -84,10 +81,7 @@ pub fn install(lua: &Lua, session: &Table, state: Arc<Mutex<ApiState>>) -> mlua:
     let set_interval = add(true)?;
     let (st, this) = (state.clone(), session.clone());
     let clear = lua.create_function(move |_, args: MultiValue| {
-        let mut args = args;
-        if matches!(args.front(), Some(Value::Table(t)) if *t == this) {
-            args.pop_front();
-        }
+        let mut args = strip_self(&this, args);
         if let Some(Value::Integer(h)) = args.pop_front() {
             st.lock().timers.pending.remove(&(h as u64));
         }
@@ -96,10 +90,7 @@ pub fn install(lua: &Lua, session: &Table, state: Arc<Mutex<ApiState>>) -> mlua:
     let this = session.clone();
     let set_timeout_for_immediate = set_timeout.clone();
     let set_immediate = lua.create_function(move |_, args: MultiValue| {
-        let mut args = args;
-        if matches!(args.front(), Some(Value::Table(t)) if *t == this) {
-            args.pop_front();
-        }
+        let mut args = strip_self(&this, args);
         let f = args.pop_front().unwrap_or(Value::Nil);
         set_timeout_for_immediate.call::<Value>((f, 0))
     })?;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use mlua::{Lua, MultiValue, Table, Value};
 use parking_lot::Mutex;
 
-use super::api::ApiState;
+use super::api::{strip_self, ApiState};
 use super::limits::Budget;
 use super::resolver::LuaResolver;
 use crate::ids::VarId;
@@ -40,14 +40,6 @@ impl Ctx {
 
 fn raise(e: VarError) -> mlua::Error {
     mlua::Error::runtime(format!("{}: {}", e.code, e.description))
-}
-
-/// Drops a leading `self` equal to `this`, so `x:m()` and `x.m()` both work.
-fn strip(this: &Table, mut args: MultiValue) -> MultiValue {
-    if matches!(args.front(), Some(Value::Table(t)) if t == this) {
-        args.pop_front();
-    }
-    args
 }
 
 /// Reads a Lua `props` table into property writes (suffixes split, `?query` merged).
@@ -99,7 +91,7 @@ pub fn install(
             if c.budget.exhausted() {
                 return Err(mlua::Error::runtime("lua-timeout: instruction budget exhausted"));
             }
-            let mut args = strip(&this, args);
+            let mut args = strip_self(&this, args);
             let obj = args.pop_front().unwrap_or(Value::Nil);
             if obj.is_nil() {
                 return Err(mlua::Error::runtime("bad-message: createAppVariable needs a value"));
@@ -122,7 +114,7 @@ pub fn install(
     session.set(
         "createVariable",
         lua.create_function(move |lua, args: MultiValue| {
-            let mut args = strip(&this, args);
+            let mut args = strip_self(&this, args);
             let parent = args.pop_front().unwrap_or(Value::Nil);
             let obj = args.pop_front().unwrap_or(Value::Nil);
             let props = props_from(args.pop_front())?;
@@ -167,7 +159,7 @@ pub fn install(
     session.set(
         "destroyVariable",
         lua.create_function(move |lua, args: MultiValue| {
-            let mut args = strip(&this, args);
+            let mut args = strip_self(&this, args);
             let target = args.pop_front().unwrap_or(Value::Nil);
             let shared = c.shared()?;
             let res = c.resolver(lua)?;
@@ -201,7 +193,7 @@ pub fn install(
     session.set(
         "getVariable",
         lua.create_function(move |lua, args: MultiValue| {
-            let mut args = strip(&this, args);
+            let mut args = strip_self(&this, args);
             let Some(Value::Integer(id)) = args.pop_front() else { return Ok(Value::Nil) };
             let shared = c.shared()?;
             if !shared.exists(VarId(id)) {
@@ -236,7 +228,7 @@ pub fn handle(lua: &Lua, shared: WeakShared<LuaResolver>, id: VarId) -> mlua::Re
     h.set(
         "getProperty",
         lua.create_function(move |_, args: MultiValue| {
-            let mut args = strip(&this, args);
+            let mut args = strip_self(&this, args);
             let Some(Value::String(name)) = args.pop_front() else { return Ok(None) };
             Ok(l().and_then(|s| s.property(id, &name.to_string_lossy())))
         })?,
@@ -245,7 +237,7 @@ pub fn handle(lua: &Lua, shared: WeakShared<LuaResolver>, id: VarId) -> mlua::Re
     h.set(
         "getParent",
         lua.create_function(move |lua, args: MultiValue| {
-            let _ = strip(&this, args);
+            let _ = strip_self(&this, args);
             match l().and_then(|s| s.parent(id)) {
                 Some(p) => handle(lua, weak.clone(), p).map(Value::Table),
                 None => Ok(Value::Nil),
@@ -256,7 +248,7 @@ pub fn handle(lua: &Lua, shared: WeakShared<LuaResolver>, id: VarId) -> mlua::Re
     h.set(
         "setProperty",
         lua.create_function(move |_, args: MultiValue| {
-            let mut args = strip(&this, args);
+            let mut args = strip_self(&this, args);
             let Some(shared) = l() else { return Ok(()) };
             let Some(Value::String(name)) = args.pop_front() else {
                 return Err(mlua::Error::runtime("bad-message: setProperty needs a name"));

@@ -278,12 +278,12 @@ fn set_property(props: &mut Vec<PropertyWrite>, name: &str, value: String, prior
     }
 }
 
-/// Splits `path?k=v&flag` into the path and query properties (which override the map).
-pub(crate) fn split_path_query(props: &mut Vec<PropertyWrite>) {
-    let Some(idx) = props.iter().position(|p| p.name == "path") else { return };
-    let Some((path, query)) = props[idx].value.split_once('?') else { return };
-    let (path, query) = (path.to_string(), query.to_string());
-    props[idx].value = path;
+/// Splits `path?k=v&flag` into the path and its query properties: `%XX`-decoded, no `=` → `"true"`,
+/// priority suffixes stripped, later duplicates win, a `path` key ignored. The one implementation of
+/// the query grammar: the tracker uses it for Lua and backend creates too.
+pub fn split_query(full: &str) -> (&str, Vec<PropertyWrite>) {
+    let Some((path, query)) = full.split_once('?') else { return (full, Vec::new()) };
+    let mut props = Vec::new();
     for item in query.split('&').filter(|i| !i.is_empty()) {
         let (key, value) = item.split_once('=').unwrap_or((item, "true"));
         let key = percent_encoding::percent_decode_str(key).decode_utf8_lossy();
@@ -292,7 +292,19 @@ pub(crate) fn split_path_query(props: &mut Vec<PropertyWrite>) {
         if key.is_empty() || key == "path" {
             continue;
         }
-        set_property(props, key, value, priority);
+        set_property(&mut props, key, value, priority);
+    }
+    (path, props)
+}
+
+/// Splits the `path` property's `?query` into properties (which override the map).
+pub(crate) fn split_path_query(props: &mut Vec<PropertyWrite>) {
+    let Some(idx) = props.iter().position(|p| p.name == "path") else { return };
+    let full = props[idx].value.clone();
+    let (path, query) = split_query(&full);
+    props[idx].value = path.to_string();
+    for p in query {
+        set_property(props, &p.name, p.value, p.priority);
     }
 }
 

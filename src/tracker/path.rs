@@ -3,8 +3,7 @@
 //! Parsing is pure and happens once at create; names are interned by the resolver afterwards.
 
 use super::VarError;
-use crate::protocol::priority::split_suffix;
-use crate::protocol::{ErrorCode, PropertyWrite};
+use crate::protocol::ErrorCode;
 
 /// One step of a path.
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -105,30 +104,9 @@ pub fn parse_path(text: &str) -> Result<Path, VarError> {
     Ok(Path { segments })
 }
 
-/// Splits `path?k=v&flag` into the path and its query properties (`%XX`-decoded, no `=` → `"true"`,
-/// priority suffixes stripped). Browser creates arrive split already (the protocol layer does it); Lua
-/// and backend creates may still carry a query, so the tracker splits again. A `path` key is ignored.
-pub fn split_query(full: &str) -> (&str, Vec<PropertyWrite>) {
-    let Some((path, query)) = full.split_once('?') else { return (full, Vec::new()) };
-    let mut props: Vec<PropertyWrite> = Vec::new();
-    for item in query.split('&').filter(|i| !i.is_empty()) {
-        let (key, value) = item.split_once('=').unwrap_or((item, "true"));
-        let key = percent_encoding::percent_decode_str(key).decode_utf8_lossy();
-        let value = percent_encoding::percent_decode_str(value).decode_utf8_lossy().into_owned();
-        let (key, priority) = split_suffix(&key);
-        if key.is_empty() || key == "path" {
-            continue;
-        }
-        match props.iter_mut().find(|p| p.name == key) {
-            Some(p) => {
-                p.value = value;
-                p.priority = priority.or(p.priority);
-            }
-            None => props.push(PropertyWrite { name: key.to_string(), value, priority }),
-        }
-    }
-    (path, props)
-}
+/// Browser creates arrive split already (the protocol layer does it); Lua and backend creates may
+/// still carry a query, so the tracker splits again with the protocol's implementation.
+pub use crate::protocol::message::split_query;
 
 fn index_or_name(name: &str) -> Segment {
     let canonical = name == "0" || (name.as_bytes()[0] != b'0' && name.bytes().all(|c| c.is_ascii_digit()));
