@@ -219,7 +219,7 @@ impl Session {
         let created = c.created();
         let watches: Vec<VarId> = c.watches.iter().copied().collect();
         for global in created {
-            self.destroy_variable(global, Some(conn));
+            self.destroy_variable(global);
         }
         for global in watches {
             self.untally(global);
@@ -299,7 +299,7 @@ impl Session {
                 }
                 // Unknown ids are ignored silently so repeated destroys are harmless.
                 if let Some(global) = c.to_global(id) {
-                    self.destroy_variable(global, Some(conn));
+                    self.destroy_variable(global);
                 }
             }
             Message::Create(create) => self.create(conn, create),
@@ -380,7 +380,7 @@ impl Session {
 
     /// Destroys a variable's subtree and tells every connection that created or watches a destroyed
     /// variable, children first, in its own id space.
-    fn destroy_variable(&mut self, global: VarId, _requester: Option<ConnId>) {
+    fn destroy_variable(&mut self, global: VarId) {
         let Some(lua) = self.lua.as_mut() else { return };
         let destroyed = lua.tracker_mut().destroy(global);
         let delay = self.config.flush_delay;
