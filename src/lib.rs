@@ -19,6 +19,7 @@
 //! | [`session`] | the session actor, its per-connection state, [`session::SessionManager`] |
 //! | [`lua`] | the per-session sandboxed Lua state and the `session` API |
 //! | [`tracker`] | variables, paths, value snapshots, object registry, change detection |
+//! | [`loadtest`] | `ui-gateway loadtest`: the load generator (browser protocol client, scenarios, report) |
 //!
 //! A frame's path: socket → [`browser`] reader (parse) → session mailbox → [`session::Session`]
 //! (apply messages, Lua via [`lua::LuaBackend`] and its [`tracker::Tracker`]) → per-connection queue →
@@ -29,6 +30,7 @@ pub mod config;
 pub mod gateway;
 pub mod http;
 pub mod ids;
+pub mod loadtest;
 pub mod lua;
 pub mod protocol;
 pub mod session;
