@@ -13,6 +13,8 @@ pub mod resolver;
 pub mod sandbox;
 pub mod timers;
 pub mod variables;
+#[cfg(test)]
+mod wrapper_tests;
 
 use std::sync::Arc;
 
@@ -46,6 +48,11 @@ impl Default for LuaConfig {
 
 /// The Lua half of the session API, shipped in the binary.
 const PRELUDE_LUA: &str = include_str!("../../lua/prelude.lua");
+/// `lua.ViewList` / `lua.ViewListItem`, compiled on first use (P6 keeps idle sessions small).
+const VIEWLIST_LUA: &str = include_str!("../../lua/viewlist.lua");
+/// Where the prelude's internal hooks (`wrap`, `instantiate`, …) live: the registry, out of app code's
+/// reach.
+pub(crate) const INTERNALS_KEY: &str = "ui_gateway.internals";
 
 /// Failure to build a Lua state at all (not a script error).
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +78,11 @@ impl LuaBackend {
         let api = Arc::new(Mutex::new(ApiState::default()));
         api::install(&lua, vended, api.clone())?;
         modules::install(&lua, config.sources.clone(), api.clone())?;
-        lua.load(PRELUDE_LUA).set_name("=prelude").exec()?;
+        let load_viewlist = lua.create_function(|lua, args: mlua::MultiValue| {
+            lua.load(VIEWLIST_LUA).set_name("=lua/viewlist.lua").call::<()>(args)
+        })?;
+        let internals: mlua::Table = lua.load(PRELUDE_LUA).set_name("=prelude").call(load_viewlist)?;
+        lua.set_named_registry_value(INTERNALS_KEY, internals)?;
         let resolver = LuaResolver::new(&lua, budget.clone())?;
         let tracker = Tracker::new(resolver);
         let session: mlua::Table = lua.globals().get("session")?;

@@ -19,6 +19,9 @@ use crate::protocol::priority::split_suffix;
 use crate::protocol::PropertyWrite;
 use crate::tracker::{Shared, VarError, WeakShared, Writer};
 
+/// The registry slot of the handle factory the resolver uses for wrapper constructors.
+pub(crate) const HANDLE_KEY: &str = "ui_gateway.handle";
+
 /// Lua-created ids start here and go down, so they never meet backend ids (−1 … −(2^32−1)).
 pub const FIRST_LUA_ID: i64 = -(1 << 32);
 
@@ -187,6 +190,12 @@ pub fn install(
             }
             Ok(())
         })?,
+    )?;
+
+    let weak = ctx.shared.clone();
+    lua.set_named_registry_value(
+        HANDLE_KEY,
+        lua.create_function(move |lua, id: i64| handle(lua, weak.clone(), VarId(id)))?,
     )?;
 
     let (c, this) = (ctx, session.clone());

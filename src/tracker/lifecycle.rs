@@ -266,7 +266,13 @@ impl<R: Resolver> Shared<R> {
         let wants_create = self.with_var(at, |v| v.prop("create").is_some()) == Some(true);
         let raw = match self.resolve(res, at) {
             Ok(None) => return,
-            Ok(Some(v)) if wants_create && res.is_nil(&v) => self.create_value(res, at).map(|made| made.unwrap_or(v)),
+            Ok(Some(v)) if wants_create && res.is_nil(&v) => match self.create_value(res, at) {
+                Ok(made) => Ok(made.unwrap_or(v)),
+                Err(e) => {
+                    self.with_var(at, |var| var.create_error = Some(e.clone()));
+                    Err(e)
+                }
+            },
             Ok(Some(v)) => Ok(v),
             Err(e) => Err(e),
         };
