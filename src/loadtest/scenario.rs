@@ -9,7 +9,9 @@
 //! `action` and `observe` are 0-based indexes into `bindings`; binding `i` gets client id `2 + i`. Two
 //! optional extensions serve apps whose observed value only changes when the written value does:
 //! `"values":[…]` (action `k` of a session writes `values[k % len]` instead of `value`), and a binding's
-//! `"value"` (written once, in the set-up frame, right after the creates).
+//! `"value"` (written once, in the set-up frame, right after the creates). A third one lets a scenario
+//! render what a browser renders below variable 1 (a list's rows): a binding's `"parent"`, the index
+//! of an earlier binding to create it under (default: variable 1).
 
 use std::path::Path;
 
@@ -31,6 +33,9 @@ pub struct Binding {
     /// Extension: a value written once after the creates.
     #[serde(default, deserialize_with = "present")]
     pub value: Option<Value>,
+    /// Extension: index of an earlier binding to create this one under (default: variable 1).
+    #[serde(default)]
+    pub parent: Option<usize>,
 }
 
 /// A parsed, validated scenario.
@@ -85,6 +90,9 @@ impl Scenario {
             if b.path.is_empty() {
                 return Err(err(format!("binding {i}: `path` is empty")));
             }
+            if b.parent.is_some_and(|p| p >= i) {
+                return Err(err(format!("binding {i}: `parent` must name an earlier binding")));
+            }
             if let Some(a) = &b.access {
                 if !matches!(a.as_str(), "r" | "w" | "rw" | "action") {
                     return Err(err(format!("binding {i}: unknown access {a:?} (r, w, rw, action)")));
@@ -135,7 +143,8 @@ impl Scenario {
                 if let Some(a) = &b.access {
                     props.insert("access".into(), a.clone().into());
                 }
-                json!({"type":"create","data":{"id":Scenario::client_id(i),"parentId":1,"properties":props}})
+                let parent = b.parent.map_or(1, Scenario::client_id);
+                json!({"type":"create","data":{"id":Scenario::client_id(i),"parentId":parent,"properties":props}})
             })
             .collect();
         for (i, b) in self.bindings.iter().enumerate() {
@@ -179,7 +188,10 @@ mod tests {
     fn the_default_scenario() {
         let s = Scenario::builtin();
         assert_eq!(s.bindings.len(), 2);
-        assert_eq!(s.bindings[0], Binding { path: "count".into(), access: Some("r".into()), value: None });
+        assert_eq!(
+            s.bindings[0],
+            Binding { path: "count".into(), access: Some("r".into()), value: None, parent: None }
+        );
         assert_eq!((s.action_id(), s.observe_id()), (3, 2));
         assert_eq!(s.value, Value::Null);
         let setup: Value = serde_json::from_str(&s.setup_frame()).unwrap();
@@ -199,7 +211,7 @@ mod tests {
     fn extensions_initial_values_and_cycled_values() {
         let s = Scenario::parse(
             r#"{"bindings":[{"path":"a","value":"1"},{"path":"b"},{"path":"compute()","access":"r"},
-                            {"path":"n","value":null}],
+                            {"path":"n","value":null},{"path":"x","parent":3}],
                 "action":1,"observe":2,"values":["2","3"]}"#,
             "t",
         )
@@ -209,9 +221,10 @@ mod tests {
         assert_eq!(s.bindings[3].value, Some(Value::Null), "an explicit null is a write of nil");
         let setup: Value = serde_json::from_str(&s.setup_frame()).unwrap();
         let msgs = setup["messages"].as_array().unwrap();
-        assert_eq!(msgs.len(), 6);
-        assert_eq!(msgs[4], json!({"type":"update","data":{"varId":2,"value":"1"}}));
-        assert_eq!(msgs[5], json!({"type":"update","data":{"varId":5,"value":null}}));
+        assert_eq!(msgs.len(), 7);
+        assert_eq!(msgs[4]["data"]["parentId"], json!(5), "under binding 3 (client id 5)");
+        assert_eq!(msgs[5], json!({"type":"update","data":{"varId":2,"value":"1"}}));
+        assert_eq!(msgs[6], json!({"type":"update","data":{"varId":5,"value":null}}));
         let frames: Vec<Value> = s.action_frames().iter().map(|f| serde_json::from_str(f).unwrap()).collect();
         assert_eq!(frames.len(), 2);
         assert_eq!(frames[1]["messages"][0]["data"], json!({"varId":3,"value":"3"}));
@@ -229,6 +242,7 @@ mod tests {
             (r#"{"bindings":[{"path":"a"},{"path":"m()","access":"action"}],"action":0,"observe":1}"#, "readable"),
             (r#"{"bindings":[{"path":"a","access":"r"}],"action":0,"observe":0}"#, "read-only"),
             (r#"{"bindings":[{"path":"a"}],"action":0,"observe":0,"values":[]}"#, "`values`"),
+            (r#"{"bindings":[{"path":"a","parent":0}],"action":0,"observe":0}"#, "earlier binding"),
             (r#"{"bindings":[{"path":"a"}],"action":0,"observe":0,"obsreve":1}"#, "unknown field"),
             (r#"{"bindings":[{"path":"a"}],"observe":0}"#, "missing field `action`"),
         ];
