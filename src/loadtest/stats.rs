@@ -23,7 +23,8 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Option<Duration> {
         return None;
     }
     let p = p.clamp(0.0, 100.0);
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    // The epsilon keeps float noise (0.999 × 1000 = 999.0000000000001) from skipping a rank.
+    let rank = ((p / 100.0) * sorted.len() as f64 - 1e-9).ceil() as usize;
     Some(sorted[rank.clamp(1, sorted.len()) - 1])
 }
 
