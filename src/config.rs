@@ -177,6 +177,10 @@ pub struct ServeArgs {
     #[arg(long, env = "UI_DEBUG_PAGES", value_enum, default_value = "auto", num_args = 0..=1, default_missing_value = "on")]
     pub debug_pages: DebugPages,
 
+    /// Do not serve /metrics.
+    #[arg(long = "no-metrics", env = "UI_NO_METRICS")]
+    pub no_metrics: bool,
+
     /// Same as --debug-pages off.
     #[arg(long = "no-debug-pages")]
     pub no_debug_pages: bool,

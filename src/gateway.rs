@@ -58,6 +58,7 @@ pub struct Gateway {
     /// The `/backend` link (connected and hybrid modes).
     pub backend: Option<Arc<BackendHub>>,
     pub debug_pages: crate::config::DebugPages,
+    pub metrics_enabled: bool,
     pub allowed_origins: Vec<String>,
     pub sockets: SocketConfig,
     pub redact_ids: bool,
@@ -89,6 +90,7 @@ impl Gateway {
             _ => {}
         }
         let site = Arc::new(site);
+        crate::metrics::metrics().set_build_info(mode.as_str());
         let backend = match mode {
             Mode::Connected | Mode::Hybrid => {
                 let token = args.backend_token().map_err(StartError::Config)?;
@@ -121,6 +123,7 @@ impl Gateway {
             site,
             backend,
             debug_pages: args.debug_pages(),
+            metrics_enabled: !args.no_metrics,
             sessions,
             allowed_origins: args.allowed_origins.clone(),
             sockets: SocketConfig {

@@ -18,6 +18,7 @@
 //! | [`backend`] | the `/backend` link: auth, welcome, routing batches to sessions, replay on reconnect |
 //! | [`browser`] | one browser WebSocket: reader and writer tasks |
 //! | [`session`] | the session actor, its per-connection state, [`session::SessionManager`] |
+//! | [`metrics`] | Prometheus metrics at `/metrics` |
 //! | [`lua`] | the per-session sandboxed Lua state and the `session` API |
 //! | [`tracker`] | variables, paths, value snapshots, object registry, change detection |
 //!
@@ -32,6 +33,7 @@ pub mod gateway;
 pub mod http;
 pub mod ids;
 pub mod lua;
+pub mod metrics;
 pub mod protocol;
 pub mod session;
 pub mod site;

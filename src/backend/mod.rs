@@ -81,6 +81,7 @@ impl BackendHub {
         }
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
         *cur = Some(Slot { generation, tx });
+        crate::metrics::metrics().backend_connected.set(1);
         Some(generation)
     }
 
@@ -89,6 +90,7 @@ impl BackendHub {
         let mut cur = self.current.lock();
         if cur.as_ref().is_some_and(|s| s.generation == generation) {
             *cur = None;
+            crate::metrics::metrics().backend_connected.set(0);
         }
     }
 

@@ -44,6 +44,7 @@ pub async fn endpoint(
     }
     if let Err(refusal) = auth::check(hub.token.as_deref(), &peer, &headers) {
         tracing::warn!(peer = %peer, reason = refusal.as_str(), "backend refused");
+        crate::metrics::metrics().connection_refused("backend", refusal.as_str());
         return match refusal {
             auth::Refusal::Token => Response::builder()
                 .status(StatusCode::UNAUTHORIZED)
@@ -73,6 +74,7 @@ async fn run(gw: Arc<Gateway>, hub: Arc<BackendHub>, socket: WebSocket, peer: So
     let _ = tx.try_send(Outgoing::Frame(welcome));
     let Some(generation) = hub.claim(tx.clone()) else {
         tracing::warn!(peer = %peer, reason = "busy", "backend refused");
+        crate::metrics::metrics().connection_refused("backend", "busy");
         let mut socket = socket;
         let frame = CloseFrame { code: close::BACKEND_BUSY, reason: "backend already connected".into() };
         let _ = socket.send(Message::Close(Some(frame))).await;
@@ -80,6 +82,7 @@ async fn run(gw: Arc<Gateway>, hub: Arc<BackendHub>, socket: WebSocket, peer: So
         return;
     };
     tracing::info!(peer = %peer, epoch = %hub.epoch, sessions = sessions.len(), "backend connected");
+    crate::metrics::metrics().connection_opened("backend");
     let (ws_tx, mut ws_rx) = socket.split();
     let (heard_tx, heard_rx) = tokio::sync::watch::channel(Instant::now());
     let sockets = gw.sockets.clone();
@@ -110,11 +113,15 @@ async fn run(gw: Arc<Gateway>, hub: Arc<BackendHub>, socket: WebSocket, peer: So
             Some(Ok(Message::Close(_))) | None => break None,
             Some(Err(e)) => break Some(crate::browser::error_close_code(&e)),
         };
+        crate::metrics::metrics().frame_received("backend", bytes.len());
         match parse_backend_frame(&bytes, MAX_DEPTH) {
             Err(e) => {
                 let _ = tx.send(Outgoing::Frame(encode_frame_error(e.code, &e.description))).await;
             }
             Ok(batch) => {
+                for msg in batch.messages.iter().flatten() {
+                    crate::metrics::metrics().message_received("backend", msg.type_name());
+                }
                 let vended = batch.session;
                 let handle = gw.sessions.get_internal_id(vended).and_then(|id| gw.sessions.get_session(&id));
                 let delivered = match handle {
@@ -136,6 +143,7 @@ async fn run(gw: Arc<Gateway>, hub: Arc<BackendHub>, socket: WebSocket, peer: So
     let _ = writer.await;
     let live = gw.sessions.vended_ids();
     tracing::warn!(peer = %peer, code = close_code.unwrap_or(close::NORMAL), sessions = live.len(), "backend gone");
+    crate::metrics::metrics().connection_closed("backend", close_code.unwrap_or(close::NORMAL));
     for vended in live {
         if let Some(h) = gw.sessions.get_internal_id(vended).and_then(|id| gw.sessions.get_session(&id)) {
             h.backend_down(generation).await;
@@ -156,6 +164,7 @@ async fn write_loop(
         tokio::select! {
             out = rx.recv() => match out {
                 Some(Outgoing::Frame(text)) => {
+                    crate::metrics::metrics().frame_sent("backend", text.len());
                     if ws_tx.send(Message::Text(text.into())).await.is_err() { break; }
                 }
                 Some(Outgoing::Close(code, reason)) => {

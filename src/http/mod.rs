@@ -27,6 +27,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
     Router::new()
         .route("/", get(create_session).head(root_head))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .route("/backend", any(crate::backend::socket::endpoint))
         .route("/ws/{*rest}", any(browser_socket))
         .fallback(fallback)
@@ -76,6 +77,18 @@ async fn root_head() -> StatusCode {
     StatusCode::OK
 }
 
+/// `/metrics`: Prometheus text format (404 with `--no-metrics`).
+async fn metrics(State(gw): State<Arc<Gateway>>) -> Response<Body> {
+    if !gw.metrics_enabled {
+        return html(StatusCode::NOT_FOUND, pages::NOT_FOUND_HTML, false);
+    }
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Body::from(crate::metrics::metrics().render(gw.sessions.count())))
+        .expect("valid response")
+}
+
 async fn healthz(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
     let body = serde_json::json!({
         "status": "ok",
@@ -104,6 +117,7 @@ async fn browser_socket(
         Err(_) => return (StatusCode::BAD_REQUEST, "not a WebSocket upgrade").into_response(),
     };
     if !origin::origin_allowed(&headers, &gw.allowed_origins) {
+        crate::metrics::metrics().connection_refused("browser", "origin");
         return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
     }
     let id = uri.path().trim_start_matches("/ws/").split('/').next().unwrap_or("");

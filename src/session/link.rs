@@ -100,6 +100,7 @@ impl Session {
                 while buffer.len() > limit.max(1) {
                     buffer.pop_front();
                     *dropped += 1;
+                    crate::metrics::metrics().backend_dropped.inc();
                     if !*warned {
                         *warned = true;
                         tracing::warn!(vended = %self.vended, "backend buffer full: dropping the oldest updates");

@@ -102,8 +102,10 @@ impl SessionManager {
     /// runs `main.lua`), then the session task starts.
     pub fn create_session(&self) -> Result<SessionHandle, CreateError> {
         if self.max_sessions != 0 && self.count() >= self.max_sessions {
+            crate::metrics::metrics().sessions_rejected.inc();
             return Err(CreateError::AtCapacity(self.max_sessions));
         }
+        crate::metrics::metrics().sessions_created.inc();
         let id = self.generate_session_id();
         let vended = VendedId(self.next_vended_id.fetch_add(1, Ordering::Relaxed));
         let activity = Arc::new(Activity::new(self.clock));
@@ -186,6 +188,7 @@ impl SessionManager {
         if let Some(hub) = &self.session_config.backend {
             hub.session_closed(entry.handle.vended);
         }
+        crate::metrics::metrics().session_destroyed(reason.as_str());
         let _ = entry.stop.send(Stop::for_reason(reason));
         true
     }

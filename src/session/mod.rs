@@ -185,6 +185,15 @@ pub struct Session {
     /// Value changes delivered, in all (debug pages' `X-Change-Count`) and per variable.
     change_count: u64,
     changes_of: HashMap<VarId, u64>,
+    /// What this session last added to the process-wide gauges (variables by owner, Lua heap, buffered
+    /// backend messages), so it can report deltas and take it all back when it ends.
+    reported: [i64; 4],
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.report_gauges_to([0; 4]);
+    }
 }
 
 impl Session {
@@ -234,7 +243,29 @@ impl Session {
             backend_vars: HashMap::new(),
             change_count: 0,
             changes_of: HashMap::new(),
+            reported: [0; 4],
         }
+    }
+
+    /// Reports this session's share of the summed gauges after a batch.
+    fn report_gauges(&mut self) {
+        let lua_vars = self.lua.as_ref().map_or(0, |l| l.tracker().len()) as i64;
+        let memory = self.lua.as_ref().map_or(0, LuaBackend::used_memory) as i64;
+        let buffered = match &self.link {
+            Link::Away { buffer, .. } => buffer.len() as i64,
+            _ => 0,
+        };
+        self.report_gauges_to([lua_vars, self.remote.len() as i64, memory, buffered]);
+    }
+
+    fn report_gauges_to(&mut self, now: [i64; 4]) {
+        let m = crate::metrics::metrics();
+        let d: Vec<i64> = now.iter().zip(self.reported).map(|(n, r)| n - r).collect();
+        m.variables_delta("lua", d[0]);
+        m.variables_delta("remote", d[1]);
+        m.lua_memory.inc_by(d[2]);
+        m.backend_buffered.inc_by(d[3]);
+        self.reported = now;
     }
 
     pub fn lua(&self) -> Option<&LuaBackend> {
@@ -262,7 +293,12 @@ impl Session {
                     Some(msg) => self.handle(msg),
                     None => break Stop::for_reason(EndReason::Destroyed),
                 },
-                _ = sleep_until(timer), if timer.is_some() => self.run_timers(),
+                _ = sleep_until(timer), if timer.is_some() => {
+                    let started = std::time::Instant::now();
+                    self.run_timers();
+                    self.report_gauges();
+                    crate::metrics::metrics().batch_done("timer", started.elapsed().as_secs_f64());
+                }
                 _ = sleep_until(flush), if flush.is_some() => self.flush_due(),
             }
         };
@@ -281,9 +317,19 @@ impl Session {
                 }
                 let _ = reply.send(accepted);
             }
-            SessionMsg::Frame { conn, frame } => self.process_frame(conn, frame),
+            SessionMsg::Frame { conn, frame } => {
+                let started = std::time::Instant::now();
+                self.process_frame(conn, frame);
+                self.report_gauges();
+                crate::metrics::metrics().batch_done("browser", started.elapsed().as_secs_f64());
+            }
             SessionMsg::Disconnect { conn } => self.disconnect(conn),
-            SessionMsg::Backend { generation, batch } => self.backend_batch(generation, batch),
+            SessionMsg::Backend { generation, batch } => {
+                let started = std::time::Instant::now();
+                self.backend_batch(generation, batch);
+                self.report_gauges();
+                crate::metrics::metrics().batch_done("backend", started.elapsed().as_secs_f64());
+            }
             SessionMsg::BackendUp { generation, done } => {
                 self.backend_up(generation);
                 let _ = done.send(());
