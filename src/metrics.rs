@@ -125,30 +125,30 @@ impl Metrics {
         r.register("process_cpu_seconds", "CPU time used", m.cpu_seconds.clone());
         // Known series start at zero, so every family is visible before its first event.
         for reason in ["timeout", "unclaimed", "shutdown", "destroyed"] {
-            m.sessions_destroyed.get_or_create(&labels(&[("reason", reason)]));
+            let _ = m.sessions_destroyed.get_or_create(&labels(&[("reason", reason)]));
         }
         for kind in ["browser", "backend"] {
             let k = labels(&[("kind", kind)]);
-            m.connections.get_or_create(&k);
+            let _ = m.connections.get_or_create(&k);
             for f in [&m.frames_received, &m.frames_sent, &m.bytes_received, &m.bytes_sent] {
-                f.get_or_create(&k);
+                let _ = f.get_or_create(&k);
             }
-            m.connections_closed.get_or_create(&labels(&[("kind", kind), ("code", "1000")]));
+            let _ = m.connections_closed.get_or_create(&labels(&[("kind", kind), ("code", "1000")]));
         }
         for reason in ["origin", "unknown-session", "connection-limit"] {
-            m.connections_refused.get_or_create(&labels(&[("kind", "browser"), ("reason", reason)]));
+            let _ = m.connections_refused.get_or_create(&labels(&[("kind", "browser"), ("reason", reason)]));
         }
         for reason in ["token", "not-local", "busy"] {
-            m.connections_refused.get_or_create(&labels(&[("kind", "backend"), ("reason", reason)]));
+            let _ = m.connections_refused.get_or_create(&labels(&[("kind", "backend"), ("reason", reason)]));
         }
         for source in ["browser", "backend", "timer"] {
-            m.batch_duration.get_or_create(&labels(&[("source", source)]));
+            let _ = m.batch_duration.get_or_create(&labels(&[("source", source)]));
         }
         for owner in ["lua", "remote"] {
-            m.variables.get_or_create(&labels(&[("owner", owner)]));
+            let _ = m.variables.get_or_create(&labels(&[("owner", owner)]));
         }
         for limit in ["memory", "instructions"] {
-            m.lua_limit_hits.get_or_create(&labels(&[("limit", limit)]));
+            let _ = m.lua_limit_hits.get_or_create(&labels(&[("limit", limit)]));
         }
         Metrics { registry: r, ..m }
     }
