@@ -2,7 +2,8 @@
 //!
 //! A pattern is JSON. Objects need the same key set, arrays the same length, numbers the same value (a
 //! pattern integer only matches a received integer), everything else equality, except the placeholder
-//! strings `$any`, `$string`, `$hex32` and `$obj:NAME`; `$$…` is a literal string starting with `$`.
+//! strings `$any`, `$string`, `$hex32` and `$obj:NAME`; `$$…` is a literal string starting with `$`;
+//! `{"$json": P}` matches a string whose text is JSON matching `P`.
 
 use std::collections::HashMap;
 
@@ -126,6 +127,12 @@ fn walk(pattern: &Value, received: &Value, b: &mut Bindings, at: &str) -> Result
                 _ => Err(format!("{at}: expected {}, received {r}", Value::String(s.to_string()))),
             },
         },
+        (Value::Object(p), r) if p.len() == 1 && p.contains_key("$json") => {
+            let text = r.as_str().ok_or_else(|| format!("{at}: expected a string holding JSON, received {}", kind(r)))?;
+            let inner: Value =
+                serde_json::from_str(text).map_err(|e| format!("{at}: expected a string holding JSON ({e}): {r}"))?;
+            walk(&p["$json"], &inner, b, &format!("{at}<json>"))
+        }
         (Value::Null, Value::Null) => Ok(()),
         (Value::Bool(p), Value::Bool(r)) if p == r => Ok(()),
         (Value::Number(p), Value::Number(r)) => {
@@ -325,6 +332,17 @@ mod tests {
         assert!(bad(json!("$nope"), r#""$nope""#).contains("unknown placeholder"));
         // Non-placeholder strings compare by decoded characters.
         ok(json!("é"), r#""\u00e9""#);
+    }
+
+    #[test]
+    fn json_in_strings() {
+        let p = json!({"$json": {"A.DEFAULT": "<template>a</template>", "B.x": "$string"}});
+        ok(p.clone(), r#""{\"B.x\":\"t\",\"A.DEFAULT\":\"<template>a</template>\"}""#);
+        bad(p.clone(), r#""{\"A.DEFAULT\":\"<template>b</template>\",\"B.x\":\"t\"}""#);
+        assert!(bad(p.clone(), r#""not json""#).contains("holding JSON"));
+        bad(p, r#"{"A.DEFAULT":"<template>a</template>","B.x":"t"}"#);
+        // Two keys are an ordinary object pattern.
+        ok(json!({"$json": 1, "x": 2}), r#"{"$json":1,"x":2}"#);
     }
 
     #[test]
