@@ -361,8 +361,10 @@ impl Run<'_> {
         let wait = ms_field(step, "timeout", RECV_TIMEOUT_MS)?;
         let ep = self.endpoint(name)?;
         let kind = ep.kind;
-        let event =
-            ep.next_event(wait).await.ok_or_else(|| format!("no frame within {} ms; expected {pattern}", wait.as_millis()))?;
+        let event = ep
+            .next_event(wait)
+            .await
+            .ok_or_else(|| format!("no frame within {} ms; expected {pattern}", wait.as_millis()))?;
         let frame = self.accept(kind, event).map_err(|e| format!("{e}\n  expected {pattern}"))?;
         let matched = if any_order {
             match_any_order(pattern, &frame, &mut self.bindings)
@@ -446,7 +448,11 @@ impl Run<'_> {
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(format!("{} {path}: {}", req.get("method").and_then(Value::as_str).unwrap_or("GET"), problems.join("; ")))
+            Err(format!(
+                "{} {path}: {}",
+                req.get("method").and_then(Value::as_str).unwrap_or("GET"),
+                problems.join("; ")
+            ))
         }
     }
 
@@ -498,7 +504,8 @@ impl Run<'_> {
                 Ok(())
             }
             "expire-session" => {
-                let internal: SessionId = self.internal_id(str_field(step, "session")?)?.parse().map_err(|_| "bad id")?;
+                let internal: SessionId =
+                    self.internal_id(str_field(step, "session")?)?.parse().map_err(|_| "bad id")?;
                 if self.gateway()?.gateway.sessions.destroy_session(&internal, EndReason::Timeout) {
                     Ok(())
                 } else {
@@ -531,8 +538,7 @@ impl Run<'_> {
         let location = resp.headers().get("location").and_then(|v| v.to_str().ok()).ok_or("GET /: no Location")?;
         let internal = location.trim_start_matches('/').to_string();
         let id: SessionId = internal.parse().map_err(|_| format!("GET /: Location {location:?} is not /<id>"))?;
-        let vended =
-            gw.gateway.sessions.get_vended_id(&id).ok_or("the new session has no vended id")?.to_string();
+        let vended = gw.gateway.sessions.get_vended_id(&id).ok_or("the new session has no vended id")?.to_string();
         self.sessions.insert(vended, internal);
         Ok(())
     }

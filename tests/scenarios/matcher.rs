@@ -56,7 +56,9 @@ fn placeholder(s: &str) -> Result<Placeholder<'_>, String> {
         _ => match s.strip_prefix("$obj:") {
             Some("") => Err("`$obj:` needs a name".to_string()),
             Some(name) => Ok(Placeholder::Obj(name)),
-            None if s.starts_with('$') => Err(format!("unknown placeholder {s:?} (write \"$${}\" for a literal)", &s[1..])),
+            None if s.starts_with('$') => {
+                Err(format!("unknown placeholder {s:?} (write \"$${}\" for a literal)", &s[1..]))
+            }
             None => Ok(Placeholder::Literal(s)),
         },
     }
@@ -128,7 +130,8 @@ fn walk(pattern: &Value, received: &Value, b: &mut Bindings, at: &str) -> Result
             },
         },
         (Value::Object(p), r) if p.len() == 1 && p.contains_key("$json") => {
-            let text = r.as_str().ok_or_else(|| format!("{at}: expected a string holding JSON, received {}", kind(r)))?;
+            let text =
+                r.as_str().ok_or_else(|| format!("{at}: expected a string holding JSON, received {}", kind(r)))?;
             let inner: Value =
                 serde_json::from_str(text).map_err(|e| format!("{at}: expected a string holding JSON ({e}): {r}"))?;
             walk(&p["$json"], &inner, b, &format!("{at}<json>"))
@@ -347,12 +350,17 @@ mod tests {
 
     #[test]
     fn obj_bindings() {
-        let b = ok(json!([{"obj": "$obj:app"}, {"obj": "$obj:item"}, {"obj": "$obj:app"}]), r#"[{"obj":1},{"obj":2},{"obj":1}]"#);
+        let b = ok(
+            json!([{"obj": "$obj:app"}, {"obj": "$obj:item"}, {"obj": "$obj:app"}]),
+            r#"[{"obj":1},{"obj":2},{"obj":1}]"#,
+        );
         assert_eq!((b.get("app"), b.get("item")), (Some(1), Some(2)));
         // Later uses must equal the binding.
         bad(json!([{"obj": "$obj:app"}, {"obj": "$obj:app"}]), r#"[{"obj":1},{"obj":2}]"#);
         // Two names never share a number.
-        assert!(bad(json!([{"obj": "$obj:a"}, {"obj": "$obj:b"}]), r#"[{"obj":3},{"obj":3}]"#).contains("already bound"));
+        assert!(
+            bad(json!([{"obj": "$obj:a"}, {"obj": "$obj:b"}]), r#"[{"obj":3},{"obj":3}]"#).contains("already bound")
+        );
         // Only integers ≥ 1.
         bad(json!({"obj": "$obj:a"}), r#"{"obj":0}"#);
         bad(json!({"obj": "$obj:a"}), r#"{"obj":1.0}"#);
