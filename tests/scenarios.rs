@@ -618,7 +618,7 @@ async fn replay(schemas: &Schemas, file: &str, vector: &Value) -> Result<(), Str
         return Err(format!("`name` {name:?} must equal the file name without prefix and extension ({stem:?})"));
     }
     if let Some(skip) = vector.get("skip") {
-        if !skip.as_str().is_some_and(|s| !s.is_empty()) {
+        if skip.as_str().is_none_or(str::is_empty) {
             return Err("`skip` must be a non-empty string giving the reason".into());
         }
     }
