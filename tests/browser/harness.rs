@@ -1,0 +1,331 @@
+//! Browser test harness: a real gateway on an ephemeral port, a chromedriver child process driving a
+//! headless Chromium (Debian `chromium` + `chromium-driver`), DOM-condition waits, WebSocket frames
+//! observed through Chromium's DevTools `Network.webSocketFrame*` events (chromedriver's performance
+//! log), and screenshots under `target/screenshots/`.
+//!
+//! Waiting is always on a condition (polled), never a fixed sleep; no assertion reads a clock.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use fantoccini::elements::Element;
+use fantoccini::wd::WebDriverCompatibleCommand;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+use tokio::process::{Child, Command};
+use ui_gateway::config::ServeArgs;
+use ui_gateway::gateway::RunningGateway;
+
+/// How long any awaited condition may take (generous: CI machines are slow, Chromium starts cold).
+pub const STEP: Duration = Duration::from_secs(20);
+const POLL: Duration = Duration::from_millis(25);
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Gateway arguments for a site under `examples/` (None = the built-in demo).
+pub fn site_args(site: Option<&str>) -> ServeArgs {
+    ServeArgs {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        site: site.map(|s| repo().join("examples").join(s)),
+        ..Default::default()
+    }
+}
+
+pub async fn gateway(site: Option<&str>) -> RunningGateway {
+    RunningGateway::start(&site_args(site)).await.expect("gateway starts")
+}
+
+pub async fn gateway_with(args: ServeArgs) -> RunningGateway {
+    RunningGateway::start(&args).await.expect("gateway starts")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn find_program(names: &[&str]) -> String {
+    for n in names {
+        for dir in std::env::var("PATH").unwrap_or_default().split(':') {
+            let p = PathBuf::from(dir).join(n);
+            if p.is_file() {
+                return p.display().to_string();
+            }
+        }
+    }
+    panic!("none of {names:?} found on PATH: install the Debian packages chromium and chromium-driver");
+}
+
+/// One headless Chromium behind its own chromedriver. Dropping it ends both.
+pub struct Browser {
+    pub client: Client,
+    driver: Child,
+    /// Performance-log entries already read (the log is drained on every read).
+    log: Vec<Value>,
+}
+
+impl Browser {
+    pub async fn launch() -> Browser {
+        let port = free_port();
+        let driver = Command::new(find_program(&["chromedriver"]))
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver starts");
+        let chromium = find_program(&["chromium", "chromium-browser", "google-chrome"]);
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": chromium,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--window-size=1280,900", "--no-first-run", "--disable-extensions",
+                         "--disable-background-networking", "--disable-features=Translate"],
+            }),
+        );
+        caps.insert("goog:loggingPrefs".into(), json!({"performance": "ALL", "browser": "ALL"}));
+        caps.insert("pageLoadStrategy".into(), json!("normal"));
+        let url = format!("http://127.0.0.1:{port}");
+        let deadline = tokio::time::Instant::now() + STEP;
+        let client = loop {
+            let mut builder = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new());
+            builder.capabilities(caps.clone());
+            match builder.connect(&url).await {
+                Ok(c) => break c,
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    let _ = e;
+                    tokio::time::sleep(POLL).await; // chromedriver still starting: poll, not a wait for time
+                }
+                Err(e) => panic!("cannot start a WebDriver session: {e}"),
+            }
+        };
+        Browser { client, driver, log: Vec::new() }
+    }
+
+    pub async fn goto(&self, url: &str) {
+        self.client.goto(url).await.expect("navigation");
+    }
+
+    pub async fn url(&self) -> String {
+        self.client.current_url().await.unwrap().to_string()
+    }
+
+    /// Runs a script (`return …` for a value) with `arguments`.
+    pub async fn js(&self, script: &str, args: Vec<Value>) -> Value {
+        self.client.execute(script, args).await.unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
+    pub async fn eval(&self, expr: &str) -> Value {
+        self.js(&format!("return ({expr});"), vec![]).await
+    }
+
+    /// Polls a JavaScript expression until it is truthy.
+    pub async fn wait(&self, expr: &str) {
+        let deadline = tokio::time::Instant::now() + STEP;
+        let script = format!("try {{ return !!({expr}); }} catch (e) {{ return false; }}");
+        loop {
+            if self.js(&script, vec![]).await == Value::Bool(true) {
+                return;
+            }
+            if tokio::time::Instant::now() > deadline {
+                let html = self.eval("document.documentElement.outerHTML").await;
+                panic!("condition not met in time: {expr}\npage: {}", html.as_str().unwrap_or(""));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// The client is connected and has nothing in flight (`ui-busy` gone).
+    pub async fn settle(&self) {
+        self.wait(
+            "window.uiGateway && uiGateway.state === 'open' && !document.documentElement.hasAttribute('ui-busy')",
+        )
+        .await;
+    }
+
+    pub async fn find(&self, css: &str) -> Element {
+        let deadline = tokio::time::Instant::now() + STEP;
+        loop {
+            if let Ok(e) = self.client.find(Locator::Css(css)).await {
+                return e;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("no element {css}");
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    pub async fn click(&self, css: &str) {
+        self.find(css).await.click().await.unwrap_or_else(|e| panic!("click {css}: {e}"));
+    }
+
+    /// Types into an element (WebDriver focuses it first); keys like Enter are `\u{E007}`.
+    pub async fn type_into(&self, css: &str, text: &str) {
+        self.find(css).await.send_keys(text).await.unwrap_or_else(|e| panic!("type into {css}: {e}"));
+    }
+
+    /// Blurs whatever has focus (a real `blur` event).
+    pub async fn blur(&self) {
+        self.js("document.activeElement && document.activeElement.blur();", vec![]).await;
+    }
+
+    pub async fn text(&self, css: &str) -> String {
+        let v = self
+            .js("const e = document.querySelector(arguments[0]); return e ? e.textContent : null;", vec![json!(css)])
+            .await;
+        v.as_str().unwrap_or_else(|| panic!("no element {css}")).trim().to_string()
+    }
+
+    pub async fn value(&self, css: &str) -> String {
+        let v = self
+            .js("const e = document.querySelector(arguments[0]); return e ? e.value : null;", vec![json!(css)])
+            .await;
+        v.as_str().unwrap_or_else(|| panic!("no element {css}")).to_string()
+    }
+
+    pub async fn count(&self, css: &str) -> usize {
+        self.js("return document.querySelectorAll(arguments[0]).length;", vec![json!(css)]).await.as_u64().unwrap()
+            as usize
+    }
+
+    /// The visible texts of every match of `css` (hidden no-flash content excluded).
+    pub async fn texts(&self, css: &str) -> Vec<String> {
+        let v = self
+            .js(
+                "return [...document.querySelectorAll(arguments[0])].filter(e => !e.closest('.ui-new-view')).map(e => e.textContent.trim());",
+                vec![json!(css)],
+            )
+            .await;
+        v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
+    }
+
+    pub async fn store_size(&self) -> u64 {
+        self.eval("window.uiGateway.store.size").await.as_u64().unwrap()
+    }
+
+    pub async fn screenshot(&self, name: &str) {
+        let dir = repo().join("target").join("screenshots");
+        std::fs::create_dir_all(&dir).unwrap();
+        let png = self.client.screenshot().await.expect("screenshot");
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
+    /// Drains chromedriver's performance log into `self.log`.
+    async fn pull_log(&mut self) {
+        let v = self.client.issue_cmd(GetLog("performance")).await.expect("performance log");
+        for entry in v.as_array().cloned().unwrap_or_default() {
+            if let Some(msg) = entry.get("message").and_then(Value::as_str) {
+                if let Ok(parsed) = serde_json::from_str::<Value>(msg) {
+                    self.log.push(parsed);
+                }
+            }
+        }
+    }
+
+    /// Every WebSocket frame observed so far, in order: (socket request id, sent?, payload JSON).
+    pub async fn frames(&mut self) -> Vec<Frame> {
+        self.pull_log().await;
+        let mut out = Vec::new();
+        for e in &self.log {
+            let m = &e["message"];
+            let sent = match m["method"].as_str() {
+                Some("Network.webSocketFrameSent") => true,
+                Some("Network.webSocketFrameReceived") => false,
+                _ => continue,
+            };
+            let p = &m["params"];
+            let payload = p["response"]["payloadData"].as_str().unwrap_or("");
+            out.push(Frame {
+                socket: p["requestId"].as_str().unwrap_or("").to_string(),
+                webview: e["webview"].as_str().unwrap_or("").to_string(),
+                sent,
+                json: serde_json::from_str(payload).unwrap_or(Value::Null),
+            });
+        }
+        out
+    }
+
+    /// Frames the page sent, in order.
+    pub async fn sent(&mut self) -> Vec<Value> {
+        self.frames().await.into_iter().filter(|f| f.sent).map(|f| f.json).collect()
+    }
+
+    /// Request ids of the WebSockets opened so far, in order.
+    pub async fn sockets(&mut self) -> Vec<String> {
+        self.pull_log().await;
+        self.log
+            .iter()
+            .filter(|e| e["message"]["method"] == "Network.webSocketCreated")
+            .map(|e| e["message"]["params"]["requestId"].as_str().unwrap_or("").to_string())
+            .collect()
+    }
+
+    /// Browser console errors logged so far (drained).
+    pub async fn console_errors(&self) -> Vec<String> {
+        let v = self.client.issue_cmd(GetLog("browser")).await.expect("browser log");
+        v.as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .filter(|e| e["level"] == "SEVERE")
+            .map(|e| e["message"].as_str().unwrap_or("").to_string())
+            .collect()
+    }
+
+    pub async fn close(self) {
+        let _ = self.client.close().await;
+        drop(self.driver);
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Frame {
+    pub socket: String,
+    pub webview: String,
+    pub sent: bool,
+    pub json: Value,
+}
+
+/// The messages of a client frame (`{"userEvent":…, "messages":[…]}`).
+pub fn messages(frame: &Value) -> Vec<Value> {
+    frame["messages"].as_array().cloned().unwrap_or_default()
+}
+
+/// chromedriver's log endpoint (`POST /session/{id}/se/log`), which the W3C command set lacks.
+#[derive(Debug)]
+struct GetLog(&'static str);
+
+impl WebDriverCompatibleCommand for GetLog {
+    fn endpoint(&self, base_url: &url::Url, session_id: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!("session/{}/se/log", session_id.unwrap_or("")))
+    }
+
+    fn method_and_body(&self, _request_url: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(json!({"type": self.0}).to_string()))
+    }
+}
+
+/// `GET /` without following the redirect: (status, Location, Set-Cookie).
+pub async fn get_root(gw: &RunningGateway) -> (u16, String, String) {
+    let c = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r = c.get(format!("http://{}/", gw.addr)).send().await.unwrap();
+    let header = |n: &str| r.headers().get(n).map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    (r.status().as_u16(), header("location"), header("set-cookie"))
+}
+
+/// Opens `/` in the browser and waits for the app to settle; returns the session URL.
+pub async fn open_app(b: &Browser, gw: &RunningGateway) -> String {
+    b.goto(&format!("http://{}/", gw.addr)).await;
+    b.settle().await;
+    b.url().await
+}
+
+pub const ENTER: &str = "\u{E007}";
+pub const ESCAPE: &str = "\u{E00C}";
+pub const CONTROL: &str = "\u{E009}";
