@@ -1,6 +1,8 @@
 -- The parts of the session API best written in Lua (lua-and-tracking.md §5.2, §5.4): prototypes,
 -- instances, the mutation queue that runs after every code load, and the per-session type table.
--- Runs once per session state, after the Rust-side `session` functions exist.
+-- Runs once per session state, after the Rust-side `session` functions exist. Its argument loads the
+-- ViewList library (lua/viewlist.lua) on first use; it returns the gateway's internal hooks.
+local load_viewlist = ...
 local session, ui, EMPTY = session, ui, EMPTY
 local rawget, rawset, setmetatable, getmetatable = rawget, rawset, setmetatable, getmetatable
 local pairs, ipairs, type, pcall, next = pairs, ipairs, type, pcall, next
@@ -128,10 +130,34 @@ function session._runMutations()
   end
 end
 
+-- The ViewList library is compiled on first use, so an app that never shows a list does not pay for it.
+local viewlist_loaded = false
+local function ensure_viewlist()
+  if not viewlist_loaded then
+    viewlist_loaded = true
+    load_viewlist(session, EMPTY)
+  end
+end
+
+-- `lua.ViewList` and `lua.ViewListItem` as globals, loaded when first touched.
+lua = setmetatable({}, {__index = function(t, k)
+  if k == "ViewList" or k == "ViewListItem" then
+    ensure_viewlist()
+    local p = prototypes["lua." .. k]
+    rawset(t, k, p)
+    return p
+  end
+end})
+
 -- Type lookup for `wrapper`, `itemWrapper` and `create`: registered types, prototypes, dotted globals.
 function session._lookupType(name)
+  if type(name) ~= "string" or name == "" then return nil end
   local t = types[name] or prototypes[name]
   if t ~= nil then return t end
+  if name == "lua.ViewList" or name == "lua.ViewListItem" then
+    ensure_viewlist()
+    return prototypes[name]
+  end
   local v = _G
   for part in name:gmatch("[^.]+") do
     if type(v) ~= "table" then return nil end
@@ -142,3 +168,45 @@ end
 
 ui.registerWrapper = function(name, t) types[name] = t end
 ui.registerPresenter = function(name, t) types[name] = t end
+
+-- Hooks the gateway calls; kept out of reach of app code (returned, not stored in a global).
+local internals = {}
+
+-- A variable's wrapper (lua-and-tracking.md §4.4, §5.4). Returns "none", "reuse", "new", w or
+-- "transform", v. Errors carry a protocol code prefix the gateway maps back to the code.
+function internals.wrap(var, name, raw)
+  local item_proto = prototypes["lua.ViewListItem"]
+  if item_proto ~= nil and type(raw) == "table" and getmetatable(raw) == item_proto then
+    local list = rawget(raw, "list")
+    if type(list) == "table" and list.itemWrapper == name then return "none" end
+  end
+  local T = session._lookupType(name)
+  if T == nil then error("not-found: unknown wrapper type " .. name, 0) end
+  if type(T) ~= "table" then error("not-found: wrapper " .. name .. " is not a table", 0) end
+  if T.new ~= nil then
+    local existing = var:getWrapper()
+    local w = T:new(var)
+    if w == nil then return "none" end
+    if rawequal(w, existing) then return "reuse" end
+    return "new", w
+  end
+  if T.computeValue ~= nil then return "transform", T:computeValue(var) end
+  error("not-found: wrapper " .. name .. " has neither new nor computeValue", 0)
+end
+
+-- The `destroy` of a replaced or orphaned wrapper, if it has one.
+function internals.destroy_wrapper(w)
+  if type(w) == "table" and type(w.destroy) == "function" then w:destroy() end
+end
+
+-- `create=T`: an instance of T for a nil path.
+function internals.instantiate(name)
+  local T = session._lookupType(name)
+  if type(T) ~= "table" then error("not-found: unknown type " .. tostring(name), 0) end
+  if T.new ~= nil then return T:new() end
+  return create(T, {})
+end
+
+internals.run_mutations = session._runMutations
+
+return internals

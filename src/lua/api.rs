@@ -24,6 +24,8 @@ pub struct ApiState {
     pub destroyed: Vec<crate::ids::VarId>,
     /// The current app object (`getApp`).
     pub app: Option<Value>,
+    /// `lua` property values Lua set on variable 1, run after the current phase (§5.7).
+    pub pending_lua: Vec<String>,
 }
 
 /// Drops a leading `self` so both `session:m()` and `session.m()` work.

@@ -13,6 +13,8 @@ pub mod resolver;
 pub mod sandbox;
 pub mod timers;
 pub mod variables;
+#[cfg(test)]
+mod wrapper_tests;
 
 use std::sync::Arc;
 
@@ -46,6 +48,11 @@ impl Default for LuaConfig {
 
 /// The Lua half of the session API, shipped in the binary.
 const PRELUDE_LUA: &str = include_str!("../../lua/prelude.lua");
+/// `lua.ViewList` / `lua.ViewListItem`, compiled on first use (P6 keeps idle sessions small).
+const VIEWLIST_LUA: &str = include_str!("../../lua/viewlist.lua");
+/// Where the prelude's internal hooks (`wrap`, `instantiate`, …) live: the registry, out of app code's
+/// reach.
+pub(crate) const INTERNALS_KEY: &str = "ui_gateway.internals";
 
 /// Failure to build a Lua state at all (not a script error).
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +67,8 @@ pub struct LuaBackend {
     tracker: Tracker<LuaResolver>,
     /// Why `main.lua` failed, answered to `watch 1` instead of `not-found`.
     startup_error: Option<VarError>,
+    /// The site's `lua/` files (`lua` property values naming a file run from here).
+    sources: modules::Sources,
 }
 
 impl LuaBackend {
@@ -71,14 +80,18 @@ impl LuaBackend {
         let api = Arc::new(Mutex::new(ApiState::default()));
         api::install(&lua, vended, api.clone())?;
         modules::install(&lua, config.sources.clone(), api.clone())?;
-        lua.load(PRELUDE_LUA).set_name("=prelude").exec()?;
+        let load_viewlist = lua.create_function(|lua, args: mlua::MultiValue| {
+            lua.load(VIEWLIST_LUA).set_name("=lua/viewlist.lua").call::<()>(args)
+        })?;
+        let internals: mlua::Table = lua.load(PRELUDE_LUA).set_name("=prelude").call(load_viewlist)?;
+        lua.set_named_registry_value(INTERNALS_KEY, internals)?;
         let resolver = LuaResolver::new(&lua, budget.clone())?;
         let tracker = Tracker::new(resolver);
         let session: mlua::Table = lua.globals().get("session")?;
         variables::install(&lua, &session, tracker.shared().downgrade(), api.clone(), budget.clone())?;
         // The limit goes on last so the fixed setup cost never counts against a script.
         lua.set_memory_limit(config.memory_limit)?;
-        Ok(LuaBackend { lua, budget, api, tracker, startup_error: None })
+        Ok(LuaBackend { lua, budget, api, tracker, startup_error: None, sources: config.sources.clone() })
     }
 
     /// Runs `main.lua` as its own phase, then applies what it asked for (variable 1).
@@ -104,6 +117,48 @@ impl LuaBackend {
             self.startup_error = Some(e.clone());
         }
         result
+    }
+
+    /// Runs a `lua` property value (§5.7) as its own phase, then the mutation queue: `name.lua` runs that
+    /// site file, anything else runs as a chunk named `lua-property`. The caller runs the pass.
+    pub fn run_lua_property(&mut self, code: &str) -> Result<(), VarError> {
+        self.budget.begin_phase();
+        let is_file = modules::valid_file_arg(code) && !code.contains(char::is_whitespace);
+        let chunk = if is_file {
+            modules::load_chunk(&self.lua, &self.sources, code)
+        } else {
+            self.lua.load(code).set_name("=lua-property").set_mode(mlua::ChunkMode::Text).into_function()
+        };
+        let result = chunk.and_then(|f| f.call::<()>(())).and_then(|()| modules::run_mutations(&self.lua));
+        if is_file && result.is_ok() {
+            self.api.lock().loaded_files.push(code.to_string());
+        }
+        match result {
+            Ok(()) if self.budget.exhausted() => {
+                Err(VarError::new(ErrorCode::LuaTimeout, "Lua instruction budget exhausted"))
+            }
+            other => other.map_err(|e| resolver::lua_error(&self.budget, &e)),
+        }
+    }
+
+    /// Runs the `lua` property values Lua code set on variable 1 since the last call, in order (each may
+    /// queue more; at most 100 run per call so a self-requeueing value cannot spin). Failures are logged
+    /// and returned.
+    pub fn run_pending_lua(&mut self) -> Vec<VarError> {
+        let mut errors = Vec::new();
+        for _ in 0..100 {
+            let queued = std::mem::take(&mut self.api.lock().pending_lua);
+            if queued.is_empty() {
+                break;
+            }
+            for code in queued {
+                if let Err(e) = self.run_lua_property(&code) {
+                    tracing::warn!(code = %e.code, message = %e.description, "lua property failed");
+                    errors.push(e);
+                }
+            }
+        }
+        errors
     }
 
     pub fn tracker(&self) -> &Tracker<LuaResolver> {
@@ -382,6 +437,56 @@ mod tests {
         assert!(b.eval::<bool>("return h:getValue() == nil and h:getID() == child").unwrap());
         b.eval::<()>("session.destroyVariable(session:getVariable(root):getValue())").unwrap();
         assert_eq!(b.take_destroyed(), vec![VarId(root)]);
+    }
+
+    #[test]
+    fn value_variables_under_a_parent_follow_their_table() {
+        let mut b = backend();
+        b.load_main(
+            "session:createAppVariable({})
+             item = {n = 1}
+             kid = session:createVariable(1, item)
+             grandkid = session:createVariable(item, nil, {path = 'n'})",
+        )
+        .unwrap();
+        let (kid, grandkid): (i64, i64) = b.eval("return kid, grandkid").unwrap();
+        let shared = b.tracker().shared();
+        assert_eq!(shared.parent(VarId(kid)), Some(VarId::APP));
+        assert_eq!(shared.parent(VarId(grandkid)), Some(VarId(kid)));
+        assert_eq!(shared.value_json(VarId(grandkid)), Some(serde_json::json!(1)));
+        b.eval::<()>("item.n = 2").unwrap();
+        b.tracker_mut().detect_changes();
+        assert_eq!(shared.value_json(VarId(grandkid)), Some(serde_json::json!(2)));
+        // Destroying the parent takes the subtree with it.
+        b.eval::<()>("session:destroyVariable(kid)").unwrap();
+        assert_eq!(b.take_destroyed(), vec![VarId(grandkid), VarId(kid)]);
+    }
+
+    #[test]
+    fn lua_property_runs_after_the_call_as_its_own_phase() {
+        let mut b = with_sources(&[("extra.lua", "extra_loaded = (extra_loaded or 0) + 1")]);
+        b.load_main(
+            "session:createAppVariable({})
+             session:getVariable(1):setProperty('lua', 'from_property = true')
+             queued_before_run = from_property == nil",
+        )
+        .unwrap();
+        assert!(b.eval::<bool>("return queued_before_run and from_property == nil").unwrap());
+        assert!(b.run_pending_lua().is_empty());
+        assert!(b.eval::<bool>("return from_property").unwrap());
+        assert!(b.tracker().property(VarId::APP, "lua").is_none());
+        // A file name runs that site file; errors come back typed and name the chunk.
+        b.eval::<()>("session:getVariable(1):setProperty('lua', 'extra.lua')").unwrap();
+        b.eval::<()>("session:getVariable(1):setProperty('lua', 'error(\"bad\")')").unwrap();
+        let errors = b.run_pending_lua();
+        assert_eq!(b.eval::<i64>("return extra_loaded").unwrap(), 1);
+        assert!(b.loaded_files().contains(&"extra.lua".to_string()));
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].description.starts_with("lua-property:1:"), "{}", errors[0].description);
+        // Only variable 1 takes it.
+        let e =
+            b.eval::<()>("session:createVariable(0, {}) session:getVariable(-4294967296):setProperty('lua', 'x = 1')");
+        assert!(e.unwrap_err().description.contains("access-denied"));
     }
 
     #[test]

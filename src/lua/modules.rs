@@ -21,7 +21,7 @@ fn valid_module_name(name: &str) -> bool {
 }
 
 /// Relative, ends in `.lua`, no `..`.
-fn valid_file_arg(path: &str) -> bool {
+pub(crate) fn valid_file_arg(path: &str) -> bool {
     path.ends_with(".lua") && !path.starts_with('/') && !path.contains("..") && !path.contains('\\')
 }
 

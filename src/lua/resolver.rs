@@ -3,8 +3,9 @@
 use mlua::{Lua, Table, Value};
 use serde_json::Value as Json;
 
+use crate::ids::VarId;
 use crate::protocol::ErrorCode;
-use crate::tracker::{Kind, ObjId, ObjectRegistry, Resolver, VarError};
+use crate::tracker::{Kind, ObjId, ObjectRegistry, Resolver, VarError, WrapRequest, Wrapped};
 
 use super::limits::Budget;
 use std::sync::Arc;
@@ -51,6 +52,36 @@ impl LuaResolver {
             }
             other => Err(Self::not_indexable(other)),
         }
+    }
+
+    /// One of the prelude's internal hooks (`wrap`, `instantiate`, `destroy_wrapper`).
+    fn internal(&self, name: &str) -> Result<mlua::Function, VarError> {
+        self.lua
+            .named_registry_value::<Table>(super::INTERNALS_KEY)
+            .and_then(|t| t.get::<mlua::Function>(name))
+            .map_err(|e| self.error(e))
+    }
+
+    /// A variable handle for `id` (what `session:getVariable(id)` returns), for wrapper constructors.
+    fn handle(&self, id: VarId) -> Result<Value, VarError> {
+        self.lua
+            .named_registry_value::<mlua::Function>(super::variables::HANDLE_KEY)
+            .and_then(|f| f.call::<Value>(id.0))
+            .map_err(|e| self.error(e))
+    }
+
+    /// Like [`LuaResolver::error`], but a Lua error whose message starts with a protocol code
+    /// (`"not-found: …"`, raised by the library with `error(msg, 0)`) keeps that code.
+    fn coded_error(&self, e: mlua::Error) -> VarError {
+        let mut v = self.error(e);
+        if v.code == ErrorCode::LuaError {
+            if let Some((code, rest)) = v.description.split_once(": ") {
+                if let Some(code) = ErrorCode::parse(code) {
+                    v = VarError::new(code, rest);
+                }
+            }
+        }
+        v
     }
 
     fn assign(&self, base: &Value, key: Value, v: Value) -> Result<(), VarError> {
@@ -185,6 +216,29 @@ impl Resolver for LuaResolver {
             JsonToLua::Lua(e) => self.error(e),
             JsonToLua::Var(v) => v,
         })
+    }
+
+    /// `T:new(variable)` / `T:computeValue(variable)` through the prelude (§5.4).
+    fn wrap(&self, request: WrapRequest<'_, Value>) -> Result<Wrapped<Value>, VarError> {
+        let handle = self.handle(request.var)?;
+        let wrap = self.internal("wrap")?;
+        let (kind, value): (String, Value) =
+            wrap.call((handle, request.wrapper, request.raw.clone())).map_err(|e| self.coded_error(e))?;
+        Ok(match kind.as_str() {
+            "reuse" => Wrapped::Reused,
+            "new" => Wrapped::New(value),
+            "transform" => Wrapped::Transform(value),
+            _ => Wrapped::None,
+        })
+    }
+
+    fn destroy_wrapper(&self, _var: VarId, wrapper: &Value) -> Result<(), VarError> {
+        self.internal("destroy_wrapper")?.call::<()>(wrapper.clone()).map_err(|e| self.coded_error(e))
+    }
+
+    /// `create=T`: `T:new()`, or `session:create(T)` when T has no `new` (§2.3).
+    fn create_value(&self, type_name: &str) -> Result<Value, VarError> {
+        self.internal("instantiate")?.call::<Value>(type_name).map_err(|e| self.coded_error(e))
     }
 }
 

@@ -19,6 +19,9 @@ use crate::protocol::priority::split_suffix;
 use crate::protocol::PropertyWrite;
 use crate::tracker::{Shared, VarError, WeakShared, Writer};
 
+/// The registry slot of the handle factory the resolver uses for wrapper constructors.
+pub(crate) const HANDLE_KEY: &str = "ui_gateway.handle";
+
 /// Lua-created ids start here and go down, so they never meet backend ids (−1 … −(2^32−1)).
 pub const FIRST_LUA_ID: i64 = -(1 << 32);
 
@@ -145,11 +148,7 @@ pub fn install(
                 }
                 (_, true) => return Err(mlua::Error::runtime("bad-message: a variable with a path takes no value")),
                 (None, false) => shared.create_root(&res, id, obj, &props).map_err(raise)?,
-                (Some(_), false) => {
-                    return Err(mlua::Error::runtime(
-                        "bad-message: a variable showing a value is a root (parent 0); give a path to create a child",
-                    ))
-                }
+                (Some(parent), false) => shared.create_child_showing(&res, id, parent, obj, &props).map_err(raise)?,
             }
             Ok(id.0)
         })?,
@@ -189,6 +188,12 @@ pub fn install(
         })?,
     )?;
 
+    let (weak, st) = (ctx.shared.clone(), ctx.state.clone());
+    lua.set_named_registry_value(
+        HANDLE_KEY,
+        lua.create_function(move |lua, id: i64| handle(lua, weak.clone(), st.clone(), VarId(id)))?,
+    )?;
+
     let (c, this) = (ctx, session.clone());
     session.set(
         "getVariable",
@@ -199,14 +204,19 @@ pub fn install(
             if !shared.exists(VarId(id)) {
                 return Ok(Value::Nil);
             }
-            handle(lua, c.shared.clone(), VarId(id)).map(Value::Table)
+            handle(lua, c.shared.clone(), c.state.clone(), VarId(id)).map(Value::Table)
         })?,
     )?;
     Ok(())
 }
 
 /// A variable handle: a table whose methods are bound to one variable id.
-pub fn handle(lua: &Lua, shared: WeakShared<LuaResolver>, id: VarId) -> mlua::Result<Table> {
+pub fn handle(
+    lua: &Lua,
+    shared: WeakShared<LuaResolver>,
+    state: Arc<Mutex<ApiState>>,
+    id: VarId,
+) -> mlua::Result<Table> {
     let h = lua.create_table()?;
     h.set("id", id.0)?;
     let live = {
@@ -233,13 +243,13 @@ pub fn handle(lua: &Lua, shared: WeakShared<LuaResolver>, id: VarId) -> mlua::Re
             Ok(l().and_then(|s| s.property(id, &name.to_string_lossy())))
         })?,
     )?;
-    let (l, this, weak) = (live.clone(), h.clone(), shared);
+    let (l, this, weak, st) = (live.clone(), h.clone(), shared, state.clone());
     h.set(
         "getParent",
         lua.create_function(move |lua, args: MultiValue| {
             let _ = strip_self(&this, args);
             match l().and_then(|s| s.parent(id)) {
-                Some(p) => handle(lua, weak.clone(), p).map(Value::Table),
+                Some(p) => handle(lua, weak.clone(), st.clone(), p).map(Value::Table),
                 None => Ok(Value::Nil),
             }
         })?,
@@ -264,8 +274,15 @@ pub fn handle(lua: &Lua, shared: WeakShared<LuaResolver>, id: VarId) -> mlua::Re
             if matches!(name.as_str(), "path" | "access" | "create") {
                 return Err(mlua::Error::runtime(format!("access-denied: {name} is fixed at create")));
             }
-            if name == "lua" && id != VarId::APP {
-                return Err(mlua::Error::runtime("access-denied: lua is a property of variable 1 only"));
+            if name == "lua" {
+                if id != VarId::APP {
+                    return Err(mlua::Error::runtime("access-denied: lua is a property of variable 1 only"));
+                }
+                // Runs after the current call returns, as its own phase; never stored.
+                if !value.is_empty() {
+                    state.lock().pending_lua.push(value);
+                }
+                return Ok(());
             }
             shared.set_properties(id, &[PropertyWrite { name, value, priority }], Writer::Lua, None).map_err(raise)
         })?,

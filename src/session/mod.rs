@@ -147,6 +147,7 @@ impl Session {
             if let Err(e) = backend.load_main(source) {
                 tracing::warn!(vended = %vended, var = 1, code = %e.code, message = %e.description, "main.lua failed");
             }
+            backend.run_pending_lua();
             // The pass after main.lua settles every variable's first state; nobody is connected yet.
             backend.begin_phase();
             backend.tracker_mut().detect_changes();
@@ -232,7 +233,7 @@ impl Session {
     fn run_timers(&mut self) {
         let Some(lua) = self.lua.as_mut() else { return };
         lua.run_due_timers(Instant::now());
-        self.announce_lua_destroys();
+        self.settle_lua();
         self.deliver_changes();
     }
 
@@ -256,7 +257,7 @@ impl Session {
                 Err(e) => self.notice(conn, ServerMessage::from_message_error(&e)),
             }
         }
-        self.announce_lua_destroys();
+        self.settle_lua();
         self.deliver_changes();
         if frame.user_event {
             self.flush_connection(conn);
@@ -394,9 +395,11 @@ impl Session {
         }
     }
 
-    /// Tells connections about variables Lua destroyed with `destroyVariable`.
-    fn announce_lua_destroys(&mut self) {
-        let Some(lua) = &self.lua else { return };
+    /// Ends a Lua phase: runs the `lua` property values Lua queued (§5.7), then tells connections about
+    /// variables Lua destroyed with `destroyVariable`.
+    fn settle_lua(&mut self) {
+        let Some(lua) = self.lua.as_mut() else { return };
+        lua.run_pending_lua();
         let destroyed = lua.take_destroyed();
         let delay = self.config.flush_delay;
         for id in destroyed {

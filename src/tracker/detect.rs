@@ -263,6 +263,10 @@ impl<R: Resolver> Shared<R> {
             }
         };
         let Some(var) = guard.live_mut(at) else { return false };
+        let result = match var.create_error.take() {
+            Some(e) if var.new => Err(e),
+            _ => result,
+        };
         let (note, descend) = match result {
             Ok(None) => return false,
             Err(e) => {

@@ -204,9 +204,32 @@ impl<R: Resolver> Shared<R> {
                 self.insert(id, None, Owner::Lua, spec, Some(value.clone()))?
             }
         };
+        self.compute_fixed(res, at, value);
+        Ok(())
+    }
+
+    /// Creates a Lua value-variable under `parent` (`session:createVariable(parent, obj)`, §5.1): it
+    /// shows `value`, re-snapshotted each pass, and sits in the tree for ordering and destroy.
+    pub fn create_child_showing(
+        &self,
+        res: &R,
+        id: VarId,
+        parent: VarId,
+        value: R::Value,
+        props: &[PropertyWrite],
+    ) -> Result<(), VarError> {
+        let spec = prepare::<R>(None, props, Writer::Lua)?;
+        let at = self.insert(id, Some(parent), Owner::Lua, spec, Some(value.clone()))?;
+        self.compute_fixed(res, at, value);
+        Ok(())
+    }
+
+    /// Stores a fixed value's computation; a change or error of an already reported variable is noted
+    /// for the next pass.
+    fn compute_fixed(&self, res: &R, at: At, value: R::Value) {
         let result = self.apply_raw(res, at, value);
         let mut st = self.lock();
-        let Some(var) = st.live_mut(at) else { return Ok(()) };
+        let Some(var) = st.live_mut(at) else { return };
         let note = match result {
             Ok(None) => None,
             Ok(Some(changed)) => {
@@ -222,7 +245,6 @@ impl<R: Resolver> Shared<R> {
         if let Some(note) = note {
             st.note_value(at, note);
         }
-        Ok(())
     }
 
     /// Inserts a prepared variable (re-checking id and parent: host code may have run since).
@@ -266,7 +288,13 @@ impl<R: Resolver> Shared<R> {
         let wants_create = self.with_var(at, |v| v.prop("create").is_some()) == Some(true);
         let raw = match self.resolve(res, at) {
             Ok(None) => return,
-            Ok(Some(v)) if wants_create && res.is_nil(&v) => self.create_value(res, at).map(|made| made.unwrap_or(v)),
+            Ok(Some(v)) if wants_create && res.is_nil(&v) => match self.create_value(res, at) {
+                Ok(made) => Ok(made.unwrap_or(v)),
+                Err(e) => {
+                    self.with_var(at, |var| var.create_error = Some(e.clone()));
+                    Err(e)
+                }
+            },
             Ok(Some(v)) => Ok(v),
             Err(e) => Err(e),
         };

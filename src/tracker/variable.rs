@@ -188,6 +188,9 @@ pub(crate) struct Var<R: Resolver> {
     /// Snapshot last reported as the value (stored slot: holds counts).
     pub sent_snap: Option<Arc<Snap>>,
     pub error: Option<VarError>,
+    /// A `create=T` failure at create (§2.3): reported by the first pass in the value's place, even
+    /// though the path itself reads fine (as nil).
+    pub create_error: Option<VarError>,
     /// Type derived from the value or wrapper at the last derivation ("" when none).
     pub derived_type: String,
     /// `type` pinned by Lua or the backend; applies whenever the derived type is empty.
@@ -219,6 +222,7 @@ impl<R: Resolver> Var<R> {
             rewrap: false,
             sent_snap: None,
             error: None,
+            create_error: None,
             derived_type: String::new(),
             pinned_type: None,
             pending: None,

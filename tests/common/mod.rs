@@ -123,3 +123,80 @@ impl Ws {
 pub fn watch(var: i64) -> Value {
     serde_json::json!({"userEvent": false, "messages": [{"type": "watch", "data": {"varId": var}}]})
 }
+
+/// What one tab knows, built from the frames it received: values, properties and errors by client id,
+/// plus the viewdef keys delivered. Lets tests wait for a state instead of an exact frame split.
+#[derive(Default, Debug)]
+pub struct Mirror {
+    pub values: std::collections::HashMap<i64, Value>,
+    pub props: std::collections::HashMap<i64, serde_json::Map<String, Value>>,
+    pub errors: std::collections::HashMap<i64, String>,
+    pub destroyed: Vec<i64>,
+    pub viewdefs: std::collections::BTreeSet<String>,
+}
+
+impl Mirror {
+    pub fn apply(&mut self, frame: &[Value]) {
+        for m in frame {
+            let data = &m["data"];
+            let id = data["varId"].as_i64().unwrap_or(0);
+            match m["type"].as_str() {
+                Some("update") => {
+                    if let Some(v) = data.get("value") {
+                        self.values.insert(id, v.clone());
+                        self.errors.remove(&id);
+                    }
+                    if let Some(props) = data.get("properties").and_then(Value::as_object) {
+                        for (k, v) in props {
+                            if k == "viewdefs" {
+                                let defs: Value = serde_json::from_str(v.as_str().unwrap()).unwrap();
+                                self.viewdefs.extend(defs.as_object().unwrap().keys().cloned());
+                            } else {
+                                self.props.entry(id).or_default().insert(k.clone(), v.clone());
+                            }
+                        }
+                    }
+                }
+                Some("error") => {
+                    self.errors.insert(id, data["code"].as_str().unwrap_or("").to_string());
+                }
+                Some("destroy") => self.destroyed.push(id),
+                _ => {}
+            }
+        }
+    }
+
+    pub fn value(&self, id: i64) -> Value {
+        self.values.get(&id).cloned().unwrap_or(Value::Null)
+    }
+
+    pub fn prop(&self, id: i64, name: &str) -> Option<&str> {
+        self.props.get(&id).and_then(|p| p.get(name)).and_then(Value::as_str)
+    }
+}
+
+impl Ws {
+    /// Receives frames into `mirror` until `done` holds (fails after [`STEP`] without progress).
+    pub async fn until(&mut self, mirror: &mut Mirror, done: impl Fn(&Mirror) -> bool) {
+        while !done(mirror) {
+            let frame = self.recv().await;
+            mirror.apply(&frame);
+        }
+    }
+}
+
+/// A frame of `create` messages: (id, parent, properties).
+pub fn creates(items: &[(i64, i64, Value)]) -> Value {
+    let messages: Vec<Value> = items
+        .iter()
+        .map(|(id, parent, props)| {
+            serde_json::json!({"type":"create","data":{"id":id,"parentId":parent,"properties":props}})
+        })
+        .collect();
+    serde_json::json!({"userEvent": false, "messages": messages})
+}
+
+/// A frame with one value update.
+pub fn set(var: i64, value: Value, user_event: bool) -> Value {
+    serde_json::json!({"userEvent": user_event, "messages":[{"type":"update","data":{"varId":var,"value":value}}]})
+}

@@ -1,0 +1,154 @@
+//! The Tasks example (`examples/tasks`) driven over real WebSockets the way the frontend drives it:
+//! a `lua.ViewList` of tasks, items and their fields, actions, filtering, two tabs, reconnection.
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+fn tasks_site() -> std::path::PathBuf {
+    std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/tasks"))
+}
+
+/// Client ids the bindings below use.
+const NEW_NAME: i64 = 2;
+const REMAINING: i64 = 3;
+const FILTER: i64 = 4;
+const LIST: i64 = 5;
+const ITEMS: i64 = 6;
+const ADD: i64 = 7;
+
+/// The app's own bindings (TasksApp.DEFAULT), then the list rows (`lua.ViewListItem` → `item` → Task
+/// fields) for `rows` items starting at client id `first`.
+async fn bind_app(ws: &mut Ws, m: &mut Mirror) {
+    ws.send(watch(1)).await;
+    ws.until(m, |m| m.prop(1, "type") == Some("TasksApp")).await;
+    assert!(m.viewdefs.contains("TasksApp.DEFAULT"), "{:?}", m.viewdefs);
+    ws.send(creates(&[
+        (NEW_NAME, 1, json!({"path":"newName"})),
+        (REMAINING, 1, json!({"path":"remaining()","access":"r"})),
+        (FILTER, 1, json!({"path":"filter"})),
+        (LIST, 1, json!({"path":"filteredTasks()?wrapper=lua.ViewList&scrollOnOutput","access":"r"})),
+        (ITEMS, LIST, json!({"path":"items","access":"r"})),
+        (ADD, 1, json!({"path":"addTask()","access":"action"})),
+    ]))
+    .await;
+    ws.until(m, |m| m.values.get(&ITEMS).and_then(Value::as_array).is_some()).await;
+    assert_eq!(m.prop(LIST, "type"), Some("lua.ViewList"));
+    assert_eq!(m.prop(LIST, "fallbackNamespace"), Some("list-item"));
+    assert!(m.viewdefs.contains("lua.ViewList.DEFAULT"));
+}
+
+/// Binds one row: item variable `base` (path = its index), `base+1` = `item`, then name, completed,
+/// remove(). Returns once the name is known.
+async fn bind_row(ws: &mut Ws, m: &mut Mirror, base: i64, index: usize) {
+    ws.send(creates(&[
+        (base, ITEMS, json!({"path": index.to_string(), "access":"r"})),
+        (base + 1, base, json!({"path":"item","access":"r"})),
+        (base + 2, base + 1, json!({"path":"name"})),
+        (base + 3, base + 1, json!({"path":"completed"})),
+        (base + 4, base + 1, json!({"path":"remove()","access":"action"})),
+    ]))
+    .await;
+    ws.until(m, |m| m.values.get(&(base + 2)).is_some_and(Value::is_string)).await;
+    assert_eq!(m.prop(base, "type"), Some("lua.ViewListItem"));
+    assert_eq!(m.prop(base + 1, "type"), Some("Task"));
+    assert!(m.viewdefs.contains("Task.list-item") && m.viewdefs.contains("lua.ViewListItem.list-item"));
+}
+
+fn rows(m: &Mirror) -> usize {
+    m.value(ITEMS).as_array().map_or(0, Vec::len)
+}
+
+#[tokio::test]
+async fn tasks_list_add_tick_filter_remove() {
+    let mut a = args();
+    a.site = Some(tasks_site());
+    let gw = start(a).await;
+    let id = new_session(&gw).await;
+    let mut ws = connect(&gw, &id, None).await.unwrap();
+    let mut m = Mirror::default();
+    bind_app(&mut ws, &mut m).await;
+    assert_eq!(rows(&m), 3);
+    assert_eq!(m.value(REMAINING), json!(2));
+    for (i, base) in [(0, 10), (1, 20), (2, 30)] {
+        bind_row(&mut ws, &mut m, base, i).await;
+    }
+    assert_eq!([m.value(12), m.value(22), m.value(32)], [json!("Buy milk"), json!("Write spec"), json!("Walk dog")]);
+    assert_eq!([m.value(13), m.value(23), m.value(33)], [json!(false), json!(true), json!(false)]);
+
+    // Type a name and press Enter: the value goes first, then the action as a user event.
+    ws.send(set(NEW_NAME, json!("Call Bob"), false)).await;
+    ws.send(set(ADD, Value::Null, true)).await;
+    ws.until(&mut m, |m| rows(m) == 4 && m.value(REMAINING) == json!(3) && m.value(NEW_NAME) == json!("")).await;
+    // A blank name adds nothing (the action still runs, nothing changes).
+    ws.send(set(NEW_NAME, json!("   "), false)).await;
+    ws.send(set(ADD, Value::Null, true)).await;
+    ws.until(&mut m, |m| m.value(NEW_NAME) == json!("")).await;
+    assert_eq!(rows(&m), 4);
+
+    // Tick "Buy milk": the counter drops; nothing is echoed for the tick itself.
+    ws.send(set(13, json!(true), false)).await;
+    ws.until(&mut m, |m| m.value(REMAINING) == json!(2)).await;
+    assert_eq!(m.value(13), json!(false), "the writer's own change is not echoed");
+
+    // Filter `done`: "Buy milk" and "Write spec".
+    ws.send(set(FILTER, json!("done"), false)).await;
+    ws.until(&mut m, |m| rows(m) == 2).await;
+    // Row 0 is still "Buy milk" (same element, same item); row 1 is now "Write spec".
+    ws.until(&mut m, |m| m.value(22) == json!("Write spec")).await;
+    assert_eq!(m.value(12), json!("Buy milk"));
+    ws.send(set(FILTER, json!("all"), false)).await;
+    ws.until(&mut m, |m| rows(m) == 4).await;
+
+    // Delete "Walk dog" (row 2) through its own action.
+    ws.until(&mut m, |m| m.value(32) == json!("Walk dog")).await;
+    ws.send(set(34, Value::Null, true)).await;
+    ws.until(&mut m, |m| rows(m) == 3 && m.value(32) == json!("Call Bob")).await;
+    assert_eq!(m.value(REMAINING), json!(1));
+    assert!(m.errors.is_empty(), "{:?}", m.errors);
+    gw.shutdown(std::time::Duration::from_secs(2)).await;
+}
+
+#[tokio::test]
+async fn two_tabs_share_state_and_a_reconnecting_tab_gets_it_back() {
+    let mut a = args();
+    a.site = Some(tasks_site());
+    let gw = start(a).await;
+    let id = new_session(&gw).await;
+    let (mut ta, mut ma) = (connect(&gw, &id, None).await.unwrap(), Mirror::default());
+    let (mut tb, mut mb) = (connect(&gw, &id, None).await.unwrap(), Mirror::default());
+    // Both tabs use the same client ids; the gateway keeps them apart.
+    bind_app(&mut ta, &mut ma).await;
+    bind_app(&mut tb, &mut mb).await;
+    bind_row(&mut ta, &mut ma, 10, 0).await;
+    bind_row(&mut tb, &mut mb, 10, 0).await;
+
+    // A task added in B appears in A.
+    tb.send(set(NEW_NAME, json!("From B"), false)).await;
+    tb.send(set(ADD, Value::Null, true)).await;
+    ta.until(&mut ma, |m| rows(m) == 4 && m.value(REMAINING) == json!(3)).await;
+    // A tick in A shows in B.
+    ta.send(set(13, json!(true), false)).await;
+    tb.until(&mut mb, |m| m.value(13) == json!(true) && m.value(REMAINING) == json!(2)).await;
+    // B typing into newName reaches A.
+    tb.send(set(NEW_NAME, json!("draft"), false)).await;
+    ta.until(&mut ma, |m| m.value(NEW_NAME) == json!("draft")).await;
+
+    // B goes away; A keeps working.
+    drop(tb);
+    ta.send(set(FILTER, json!("active"), false)).await;
+    ta.until(&mut ma, |m| rows(m) == 2).await;
+
+    // A reconnecting tab (new socket, ids from 2 again) sees the same state without anyone reloading.
+    let (mut tc, mut mc) = (connect(&gw, &id, None).await.unwrap(), Mirror::default());
+    bind_app(&mut tc, &mut mc).await;
+    assert_eq!(rows(&mc), 2);
+    assert_eq!(mc.value(FILTER), json!("active"));
+    assert_eq!(mc.value(NEW_NAME), json!("draft"));
+    assert_eq!(mc.value(REMAINING), json!(2));
+    bind_row(&mut tc, &mut mc, 10, 1).await;
+    assert_eq!(mc.value(12), json!("From B"));
+    assert!(ma.errors.is_empty() && mb.errors.is_empty() && mc.errors.is_empty());
+    gw.shutdown(std::time::Duration::from_secs(2)).await;
+}
