@@ -1,5 +1,8 @@
 //! End-to-end tests in a real headless Chromium (frontend.md §14, §15). Ignored by default so a plain
 //! `cargo test` needs only Rust; CI runs them with `cargo test --test browser -- --include-ignored`.
+//!
+//! Each test starts its own gateway on an ephemeral port and its own Chromium, waits on DOM
+//! conditions and `ui-busy` (never on time), and leaves a screenshot in `target/screenshots/`.
 
 #[path = "browser/harness.rs"]
 mod harness;
@@ -7,14 +10,95 @@ mod harness;
 use harness::*;
 use serde_json::json;
 
+const IGNORE: &str = "needs chromium and chromedriver";
+
+// ---------------------------------------------------------------------------------------------
+// §14.1 Adder, and §15.1 bootstrap
+// ---------------------------------------------------------------------------------------------
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs chromium and chromedriver"]
-async fn adder_smoke() {
+async fn adder() {
+    let _ = IGNORE;
     let gw = gateway(Some("adder")).await;
+
+    // `/` answers 302 to `/<32 hex>` and sets the ui-session cookie (on the session page).
+    let (status, location, _) = get_root(&gw).await;
+    assert_eq!(status, 302);
+    let id = location.trim_start_matches('/');
+    assert!(id.len() == 32 && id.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)), "{location}");
+
     let mut b = Browser::launch().await;
-    open_app(&b, &gw).await;
-    b.wait("document.querySelector('h1') && document.querySelector('h1').textContent.includes('Simple Adder')").await;
+    let url = open_app(&b, &gw).await;
+    let path = url.split(&gw.addr.to_string()).nth(1).unwrap().to_string();
+    assert!(path.len() == 33 && path[1..].bytes().all(|c| c.is_ascii_hexdigit()), "{url}");
+    let cookie = b.eval("document.cookie").await;
+    assert_eq!(cookie.as_str().unwrap(), format!("ui-session={}", &path[1..]));
+    b.wait("document.querySelector('h1')?.textContent === 'Simple Adder'").await;
+
+    // §15.1: the first frame is exactly `watch 1`.
     let sent = b.sent().await;
     assert_eq!(sent[0], json!({"userEvent":false,"messages":[{"type":"watch","data":{"varId":1}}]}));
+
+    // Type 2 and 3, blur each: 5.
+    b.fill(".adder-a", "2").await;
+    b.fill(".adder-b", "3").await;
+    b.wait("document.querySelector('.adder-sum').textContent === '5'").await;
+    // A non-number empties the sum; 2.5 + 1 = 3.5.
+    b.fill(".adder-a", "x").await;
+    b.wait("document.querySelector('.adder-sum').textContent === ''").await;
+    b.fill(".adder-a", "2.5").await;
+    b.fill(".adder-b", "1").await;
+    b.wait("document.querySelector('.adder-sum').textContent === '3.5'").await;
+    b.settle().await;
+
+    // Reload: the state lives in the session.
+    b.client.refresh().await.unwrap();
+    b.settle().await;
+    b.wait("document.querySelector('.adder-sum')?.textContent === '3.5'").await;
+    assert_eq!(b.value(".adder-a").await, "2.5");
+    assert_eq!(b.value(".adder-b").await, "1");
+
+    // Focus and blur without typing: nothing is sent. The next frame is the Clear action alone.
+    let n = b.sent_count().await;
+    b.click(".adder-a").await;
+    b.blur().await;
+    b.click(".adder-b").await;
+    b.blur().await;
+    b.click(".adder .btn").await;
+    let after = b.sent_after(n).await;
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0]["userEvent"], json!(true));
+    let msgs = messages(&after[0]);
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    assert_eq!(msgs[0]["type"], "update");
+    assert_eq!(msgs[0]["data"]["value"], json!(null));
+
+    // Clear empties both inputs and the sum.
+    b.wait("document.querySelector('.adder-a').value === '' && document.querySelector('.adder-b').value === ''").await;
+    b.wait("document.querySelector('.adder-sum').textContent === ''").await;
+    b.settle().await;
+    b.fill(".adder-a", "40").await;
+    b.fill(".adder-b", "2").await;
+    b.wait("document.querySelector('.adder-sum').textContent === '42'").await;
+    assert!(b.count(".ui-error").await == 0);
+    b.screenshot("adder").await;
+    b.close().await;
+}
+
+/// §15.1: an unknown session URL is a 404 page linking to `/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromedriver"]
+async fn unknown_session_shows_the_ended_page() {
+    let gw = gateway(Some("adder")).await;
+    let r = reqwest::get(format!("http://{}/{}", gw.addr, "0123456789abcdef0123456789abcdef")).await.unwrap();
+    assert_eq!(r.status(), 404);
+    let b = Browser::launch().await;
+    b.goto(&format!("http://{}/0123456789abcdef0123456789abcdef", gw.addr)).await;
+    b.wait("document.body.textContent.includes('This session has ended.')").await;
+    b.click("a[href='/']").await;
+    b.wait("location.pathname.length === 33").await;
+    b.settle().await;
+    b.wait("document.querySelector('h1')?.textContent === 'Simple Adder'").await;
     b.close().await;
 }

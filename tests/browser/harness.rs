@@ -329,3 +329,43 @@ pub async fn open_app(b: &Browser, gw: &RunningGateway) -> String {
 pub const ENTER: &str = "\u{E007}";
 pub const ESCAPE: &str = "\u{E00C}";
 pub const CONTROL: &str = "\u{E009}";
+
+impl Browser {
+    /// Replaces a text field's content the way a user would (select all, type) and leaves it.
+    pub async fn fill(&self, css: &str, text: &str) {
+        self.fill_no_blur(css, text).await;
+        self.blur().await;
+    }
+
+    /// Replaces a text field's content and keeps the focus in it.
+    pub async fn fill_no_blur(&self, css: &str, text: &str) {
+        let el = self.find(css).await;
+        el.click().await.unwrap_or_else(|e| panic!("focus {css}: {e}"));
+        self.js("document.querySelector(arguments[0]).select();", vec![json!(css)]).await;
+        if text.is_empty() {
+            el.send_keys("\u{E003}").await.unwrap(); // Backspace deletes the selection
+        } else {
+            el.send_keys(text).await.unwrap();
+        }
+    }
+
+    /// Number of frames the page has sent so far.
+    pub async fn sent_count(&mut self) -> usize {
+        self.sent().await.len()
+    }
+
+    /// Waits until the page has sent more than `n` frames and returns the new ones.
+    pub async fn sent_after(&mut self, n: usize) -> Vec<Value> {
+        let deadline = tokio::time::Instant::now() + STEP;
+        loop {
+            let all = self.sent().await;
+            if all.len() > n {
+                return all[n..].to_vec();
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("no frame sent after the first {n}");
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
