@@ -102,3 +102,122 @@ async fn unknown_session_shows_the_ended_page() {
     b.wait("document.querySelector('h1')?.textContent === 'Simple Adder'").await;
     b.close().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// §14.2 Tasks
+// ---------------------------------------------------------------------------------------------
+
+async fn task_row_is(b: &Browser, name: &str, completed: bool) {
+    b.wait(&format!(
+        "(() => {{ {TASK_JS} const r = row({name:?}); return r && r.querySelector('.task-name').classList.contains('completed') === {completed} && r.querySelector('.task-done').checked === {completed}; }})()"
+    ))
+    .await;
+}
+
+async fn left(b: &Browser, n: usize) {
+    b.wait(&format!("document.querySelector('.tasks-count')?.textContent === '{n}'")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromedriver"]
+async fn tasks() {
+    let gw = gateway(Some("tasks")).await;
+    let mut b = Browser::launch().await;
+    open_app(&b, &gw).await;
+
+    // Three rows, "Write spec" completed and ticked, "2 left".
+    b.wait_tasks(&["Buy milk", "Write spec", "Walk dog"]).await;
+    task_row_is(&b, "Write spec", true).await;
+    task_row_is(&b, "Buy milk", false).await;
+    left(&b, 2).await;
+
+    // Enter without blurring adds (sync before event): the input empties, "3 left".
+    b.fill_no_blur(".tasks-input", "Call Bob").await;
+    let n = b.sent_count().await;
+    b.type_into(".tasks-input", ENTER).await;
+    b.wait_tasks(&["Buy milk", "Write spec", "Walk dog", "Call Bob"]).await;
+    b.wait("document.querySelector('.tasks-input').value === ''").await;
+    left(&b, 3).await;
+    // The value and the action went in one user-event frame, the value first.
+    let frames = b.sent_after(n).await;
+    let f = frames.iter().find(|f| f["userEvent"] == json!(true)).expect("a user event frame");
+    let msgs = messages(f);
+    assert_eq!(msgs.len(), 2, "{msgs:?}");
+    assert_eq!(msgs[0]["data"]["value"], json!("Call Bob"));
+    assert_eq!(msgs[1]["data"]["value"], json!(null));
+
+    // The Add button does the same.
+    b.fill_no_blur(".tasks-input", "Feed cat").await;
+    b.click(".tasks-add").await;
+    b.wait_tasks(&["Buy milk", "Write spec", "Walk dog", "Call Bob", "Feed cat"]).await;
+    b.wait("document.querySelector('.tasks-input').value === ''").await;
+    left(&b, 4).await;
+
+    // Enter on an empty input adds nothing (the next add is the only new row).
+    b.settle().await;
+    b.type_into(".tasks-input", ENTER).await;
+    b.fill_no_blur(".tasks-input", "Water plants").await;
+    b.type_into(".tasks-input", ENTER).await;
+    b.wait_tasks(&["Buy milk", "Write spec", "Walk dog", "Call Bob", "Feed cat", "Water plants"]).await;
+    left(&b, 5).await;
+
+    // Escape after typing empties the input.
+    b.fill_no_blur(".tasks-input", "Never mind").await;
+    b.type_into(".tasks-input", ESCAPE).await;
+    b.wait("document.querySelector('.tasks-input').value === ''").await;
+    b.settle().await;
+
+    // Tick "Buy milk": completed, counter drops, still ticked after a reload.
+    b.click_task("Buy milk", ".task-done").await;
+    task_row_is(&b, "Buy milk", true).await;
+    left(&b, 4).await;
+    b.settle().await;
+    b.client.refresh().await.unwrap();
+    b.settle().await;
+    b.wait_tasks(&["Buy milk", "Write spec", "Walk dog", "Call Bob", "Feed cat", "Water plants"]).await;
+    task_row_is(&b, "Buy milk", true).await;
+    left(&b, 4).await;
+
+    // Filters: active shows unticked rows and ticking one removes it; done; all.
+    b.select(".tasks-filter", "active").await;
+    b.wait_tasks(&["Walk dog", "Call Bob", "Feed cat", "Water plants"]).await;
+    b.click_task("Feed cat", ".task-done").await;
+    b.wait_tasks(&["Walk dog", "Call Bob", "Water plants"]).await;
+    left(&b, 3).await;
+    b.select(".tasks-filter", "done").await;
+    b.wait_tasks(&["Buy milk", "Write spec", "Feed cat"]).await;
+    b.select(".tasks-filter", "all").await;
+    b.wait_tasks(&["Buy milk", "Write spec", "Walk dog", "Call Bob", "Feed cat", "Water plants"]).await;
+
+    // Delete "Walk dog": the row goes, the counter updates.
+    b.click_task("Walk dog", ".task-delete").await;
+    b.wait_tasks(&["Buy milk", "Write spec", "Call Bob", "Feed cat", "Water plants"]).await;
+    left(&b, 2).await;
+    b.settle().await;
+
+    // Adding and deleting a task 20 times leaves the client's store size where it was.
+    let size = b.store_size().await;
+    for i in 0..20 {
+        let name = format!("Temp {i}");
+        b.fill_no_blur(".tasks-input", &name).await;
+        b.type_into(".tasks-input", ENTER).await;
+        b.wait_tasks(&["Buy milk", "Write spec", "Call Bob", "Feed cat", "Water plants", &name]).await;
+        b.click_task(&name, ".task-delete").await;
+        b.wait_tasks(&["Buy milk", "Write spec", "Call Bob", "Feed cat", "Water plants"]).await;
+        b.settle().await;
+    }
+    assert_eq!(b.store_size().await, size);
+
+    // After adding 30 tasks the list is scrolled to the bottom.
+    for i in 0..30 {
+        b.fill_no_blur(".tasks-input", &format!("Chore {i}")).await;
+        b.type_into(".tasks-input", ENTER).await;
+        b.wait(&format!("(() => {{ {TASK_JS} return names().includes('Chore {i}'); }})()")).await;
+    }
+    b.settle().await;
+    b.wait("(() => { const l = document.querySelector('.tasks-list'); return l.scrollTop > 0 && l.scrollTop + l.clientHeight >= l.scrollHeight - 2; })()").await;
+    assert_eq!(b.count(".ui-error").await, 0);
+    b.blur().await;
+    b.screenshot("tasks").await;
+    b.close().await;
+}

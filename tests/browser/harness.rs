@@ -369,3 +369,47 @@ impl Browser {
         }
     }
 }
+
+/// JavaScript: the visible rows (`.task` elements outside hidden no-flash content) by name.
+pub const TASK_JS: &str =
+    "const rows = () => [...document.querySelectorAll('.task')].filter(r => !r.closest('.ui-new-view'));
+ const names = () => rows().map(r => r.querySelector('.task-name').textContent);
+ const row = (n) => rows().find(r => r.querySelector('.task-name').textContent === n);";
+
+impl Browser {
+    /// Marks the first element matching `inner` inside the element `finder_js` returns (a JS
+    /// expression), then clicks it with a real WebDriver click.
+    pub async fn click_within(&self, prelude: &str, finder_js: &str, inner: &str) {
+        self.wait(&format!("(() => {{ {prelude} return {finder_js}; }})()")).await;
+        self.js(
+            &format!(
+                "{prelude} document.querySelectorAll('[data-test-target]').forEach(e => e.removeAttribute('data-test-target'));
+                 const host = {finder_js}; const el = arguments[0] ? host.querySelector(arguments[0]) : host;
+                 el.setAttribute('data-test-target', '');"
+            ),
+            vec![json!(inner)],
+        )
+        .await;
+        self.click("[data-test-target]").await;
+    }
+
+    /// Task names as shown, in order.
+    pub async fn task_names(&self) -> Vec<String> {
+        let v = self.js(&format!("{TASK_JS} return names();"), vec![]).await;
+        v.as_array().unwrap().iter().map(|s| s.as_str().unwrap().to_string()).collect()
+    }
+
+    /// Waits until the visible task names are exactly `names`.
+    pub async fn wait_tasks(&self, names: &[&str]) {
+        let want = serde_json::to_string(names).unwrap();
+        self.wait(&format!("(() => {{ {TASK_JS} return JSON.stringify(names()) === {want:?}; }})()")).await;
+    }
+
+    pub async fn click_task(&self, name: &str, inner: &str) {
+        self.click_within(TASK_JS, &format!("row({name:?})"), inner).await;
+    }
+
+    pub async fn select(&self, css: &str, value: &str) {
+        self.find(css).await.select_by_value(value).await.unwrap_or_else(|e| panic!("select {value} in {css}: {e}"));
+    }
+}
