@@ -221,3 +221,138 @@ async fn tasks() {
     b.screenshot("tasks").await;
     b.close().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// §14.3 Contacts
+// ---------------------------------------------------------------------------------------------
+
+async fn count_is(b: &Browser, n: usize) {
+    b.wait(&format!("document.querySelector('.contacts-count')?.textContent === '{n}'")).await;
+}
+
+const LIST_HIDDEN: &str = "document.querySelector('.contacts-list').hidden";
+const FORM_SHOWN: &str = "!!document.querySelector('.contact-form:not(.ui-new-view)')";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromedriver"]
+async fn contacts() {
+    let gw = gateway(Some("contacts")).await;
+    let b = Browser::launch().await;
+    open_app(&b, &gw).await;
+
+    // Sorted rows, count 3.
+    b.wait_contacts(&["Alice Smith", "Bob Johnson", "Carol Williams"]).await;
+    count_is(&b, 3).await;
+
+    // Search as you type (no blur): only Bob; emptied: all three.
+    b.fill_no_blur(".contacts-search", "bo").await;
+    b.wait_contacts(&["Bob Johnson"]).await;
+    count_is(&b, 1).await;
+    b.fill_no_blur(".contacts-search", "").await;
+    b.wait_contacts(&["Alice Smith", "Bob Johnson", "Carol Williams"]).await;
+    count_is(&b, 3).await;
+
+    // `car` + Enter opens Carol in the form, the list hides; Cancel brings it back unchanged.
+    b.fill_no_blur(".contacts-search", "car").await;
+    b.type_into(".contacts-search", ENTER).await;
+    b.wait(FORM_SHOWN).await;
+    b.wait("document.querySelector('.f-first')?.value === 'Carol' && document.querySelector('.f-last').value === 'Williams'").await;
+    b.wait(LIST_HIDDEN).await;
+    b.click(".f-cancel").await;
+    b.wait(&format!("!({LIST_HIDDEN}) && !({FORM_SHOWN})")).await;
+    b.wait_contacts(&["Carol Williams"]).await;
+    b.fill_no_blur(".contacts-search", "").await;
+    b.wait_contacts(&["Alice Smith", "Bob Johnson", "Carol Williams"]).await;
+    b.blur().await;
+    b.settle().await;
+
+    // Emergency contact: the native select offers the others, by index; the choice sticks.
+    b.click_contact("Alice Smith", ".act-edit").await;
+    b.wait(FORM_SHOWN).await;
+    b.wait("(() => { const o = [...document.querySelectorAll('.f-emergency option[ui-viewdef]')]; return o.length === 2 && o[0].textContent.trim() === 'Bob Johnson' && o[1].textContent.trim() === 'Carol Williams'; })()").await;
+    let opts = b
+        .eval("[...document.querySelectorAll('.f-emergency option')].map(o => [o.value, o.getAttribute('ui-viewdef'), o.textContent.trim()])")
+        .await;
+    assert_eq!(
+        opts,
+        json!([
+            ["", null, "(none)"],
+            ["0", "lua.ViewListItem.emergency-option", "Bob Johnson"],
+            ["1", "lua.ViewListItem.emergency-option", "Carol Williams"]
+        ])
+    );
+    b.settle().await;
+    b.select(".f-emergency", "0").await;
+    b.click(".f-save").await;
+    b.wait(&format!("!({FORM_SHOWN}) && !({LIST_HIDDEN})")).await;
+    b.settle().await;
+
+    // View Alice: the box shows her and her emergency contact; Close empties it and the store
+    // size returns to what it was.
+    let size = b.store_size().await;
+    b.click_contact("Alice Smith", ".act-view").await;
+    b.wait("document.querySelector('.contacts-selected:not([hidden]) .card-name')?.textContent === 'Alice Smith'")
+        .await;
+    b.wait("document.querySelector('.card-emergency')?.textContent === 'Bob Johnson'").await;
+    b.settle().await;
+    assert!(b.store_size().await > size);
+    b.click(".contacts-close").await;
+    b.wait("document.querySelector('.contacts-selected').hidden && !document.querySelector('.card-name')").await;
+    b.settle().await;
+    assert_eq!(b.store_size().await, size);
+
+    // Edit Alice again: the select shows Bob (the value arrived before its options, §8 rule 7).
+    b.click_contact("Alice Smith", ".act-edit").await;
+    b.wait(FORM_SHOWN).await;
+    b.wait("(() => { const s = document.querySelector('.f-emergency'); return s.value === '0' && s.selectedOptions[0]?.textContent.trim() === 'Bob Johnson'; })()").await;
+    b.click(".f-cancel").await;
+    b.wait(&format!("!({FORM_SHOWN})")).await;
+
+    // Edit Bob's phone; More on his row shows it.
+    b.click_contact("Bob Johnson", ".act-edit").await;
+    b.wait("document.querySelector('.f-first')?.value === 'Bob'").await;
+    b.fill(".f-phone", "555-9999").await;
+    b.click(".f-save").await;
+    b.wait(&format!("!({FORM_SHOWN})")).await;
+    b.click_contact("Bob Johnson", ".act-more").await;
+    b.wait(&format!("(() => {{ {CONTACT_JS} const r = row('Bob Johnson'); return r.classList.contains('expanded') && getComputedStyle(r.querySelector('.contact-phone')).display !== 'none' && r.querySelector('.contact-phone-value').textContent === '555-9999'; }})()")).await;
+
+    // Add with empty fields: an error, the form stays; then Dan Brown lands in sorted position.
+    b.click(".contacts-add").await;
+    b.wait(FORM_SHOWN).await;
+    b.click(".f-save").await;
+    b.wait("(() => { const e = document.querySelector('.form-error'); return e && !e.hidden && e.textContent === 'First name is required'; })()").await;
+    assert_eq!(b.eval(FORM_SHOWN).await, json!(true));
+    b.fill(".f-first", "Dan").await;
+    b.fill(".f-last", "Brown").await;
+    b.fill(".f-email", "dan@example.com").await;
+    b.click(".f-save").await;
+    b.wait(&format!("!({FORM_SHOWN})")).await;
+    b.wait_contacts(&["Alice Smith", "Bob Johnson", "Carol Williams", "Dan Brown"]).await;
+    count_is(&b, 4).await;
+
+    // Bob is still expanded; Aaron Adams goes first and Bob's row stays expanded (identity).
+    b.click(".contacts-add").await;
+    b.wait(FORM_SHOWN).await;
+    b.fill(".f-first", "Aaron").await;
+    b.fill(".f-last", "Adams").await;
+    b.click(".f-save").await;
+    b.wait_contacts(&["Aaron Adams", "Alice Smith", "Bob Johnson", "Carol Williams", "Dan Brown"]).await;
+    b.wait(&format!("(() => {{ {CONTACT_JS} return rows().filter(r => r.classList.contains('expanded')).map(r => r.querySelector('.contact-name').textContent).join() === 'Bob Johnson'; }})()")).await;
+
+    // Delete Carol while she is selected: one row fewer, count drops, the box empties.
+    b.click_contact("Carol Williams", ".act-view").await;
+    b.wait("document.querySelector('.card-name')?.textContent === 'Carol Williams'").await;
+    b.click_contact("Carol Williams", ".act-delete").await;
+    b.wait_contacts(&["Aaron Adams", "Alice Smith", "Bob Johnson", "Dan Brown"]).await;
+    count_is(&b, 4).await;
+    b.wait("document.querySelector('.contacts-selected').hidden && !document.querySelector('.card-name')").await;
+    b.settle().await;
+    assert_eq!(b.count(".ui-error").await, 0);
+
+    b.click_contact("Alice Smith", ".act-view").await;
+    b.wait("document.querySelector('.card-name')?.textContent === 'Alice Smith'").await;
+    b.settle().await;
+    b.screenshot("contacts").await;
+    b.close().await;
+}

@@ -148,7 +148,12 @@ impl Browser {
         .await;
     }
 
+    /// The first element matching `css`, once it is not inside hidden (not yet revealed) content.
     pub async fn find(&self, css: &str) -> Element {
+        self.wait(&format!(
+            "(() => {{ const e = document.querySelector({css:?}); return e && !e.closest('.ui-new-view'); }})()"
+        ))
+        .await;
         let deadline = tokio::time::Instant::now() + STEP;
         loop {
             if let Ok(e) = self.client.find(Locator::Css(css)).await {
@@ -411,5 +416,21 @@ impl Browser {
 
     pub async fn select(&self, css: &str, value: &str) {
         self.find(css).await.select_by_value(value).await.unwrap_or_else(|e| panic!("select {value} in {css}: {e}"));
+    }
+}
+
+/// JavaScript: the visible contact rows by name.
+pub const CONTACT_JS: &str = "const rows = () => [...document.querySelectorAll('.contact-row')].filter(r => !r.closest('.ui-new-view') && !r.closest('[hidden]'));
+ const names = () => rows().map(r => r.querySelector('.contact-name').textContent);
+ const row = (n) => rows().find(r => r.querySelector('.contact-name').textContent === n);";
+
+impl Browser {
+    pub async fn wait_contacts(&self, names: &[&str]) {
+        let want = serde_json::to_string(names).unwrap();
+        self.wait(&format!("(() => {{ {CONTACT_JS} return JSON.stringify(names()) === {want:?}; }})()")).await;
+    }
+
+    pub async fn click_contact(&self, name: &str, inner: &str) {
+        self.click_within(CONTACT_JS, &format!("row({name:?})"), inner).await;
     }
 }
