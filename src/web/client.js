@@ -202,6 +202,10 @@ export class Client {
       this.reveal.arrived(id);
       return;
     }
+    // A notice for a variable this connection created and has since destroyed is stale, not news:
+    // the server had computed it before our destroy arrived (e.g. a view changing type). §4 says
+    // messages for unknown ids are ignored; only ids never known go to the status area (§9).
+    if (typeof id === "number" && id > 1 && id < this.store.nextId) return;
     if (id === 1) this.reveal.arrived(1);
     console.error(`ui-gateway: ${code}: ${description}`, d);
     this.status.flash(`${code}: ${description}`, ERROR_NOTICE_MS);

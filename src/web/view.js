@@ -101,11 +101,11 @@ export class View {
     const ctx = this.ctx;
     this.teardown(true);
     let oldNodes = this.nodes();
-    if (this.group) {
+    if (this.group && !this.group.done) {
       // A previous render still hidden: drop it, keep what was visible before it.
       oldNodes = this.group.cancel();
-      this.group = null;
     }
+    this.group = null;
     const frag = document.importNode(ctx.viewdefs.content(key), true);
     for (const s of frag.querySelectorAll("script")) s.remove(); // viewdef scripts never run
     const roots = [...frag.childNodes].filter(
@@ -138,11 +138,7 @@ export class View {
       makeView: (el, ns) => this.childView(el, ns),
       makeList: (el, ns) => this.owned.push(new ViewList(ctx, this, el, this.childNamespaces(ns, parseBinding(el.getAttribute("ui-viewlist")).query))),
     });
-    if (this.group) {
-      const g = this.group;
-      g.seal();
-      if (g.done) this.group = null;
-    }
+    this.group?.seal();
     ctx.changed(this.mainRoot ?? this.end.parentNode);
   }
 
