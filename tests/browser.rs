@@ -356,3 +356,52 @@ async fn contacts() {
     b.screenshot("contacts").await;
     b.close().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// The built-in demo: a gallery around the click counter
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromedriver"]
+async fn gallery() {
+    let gw = gateway(None).await;
+    let b = Browser::launch().await;
+    open_app(&b, &gw).await;
+    b.wait("document.querySelector('.counter-count')?.textContent === '0'").await;
+    b.click(".counter-inc").await;
+    b.click(".counter-inc").await;
+    b.wait("document.querySelector('.counter-count').textContent === '2'").await;
+
+    b.click(".nav-adder").await;
+    b.wait("document.querySelector('.gallery-app h1')?.textContent === 'Simple Adder'").await;
+    b.fill(".adder-a", "2").await;
+    b.fill(".adder-b", "3").await;
+    b.wait("document.querySelector('.adder-sum').textContent === '5'").await;
+
+    b.click(".nav-tasks").await;
+    b.wait_tasks(&["Buy milk", "Write spec", "Walk dog"]).await;
+    b.fill_no_blur(".tasks-input", "Try the gallery").await;
+    b.type_into(".tasks-input", ENTER).await;
+    b.wait_tasks(&["Buy milk", "Write spec", "Walk dog", "Try the gallery"]).await;
+
+    b.click(".nav-contacts").await;
+    b.wait_contacts(&["Alice Smith", "Bob Johnson", "Carol Williams"]).await;
+    b.settle().await;
+    // Switching apps replaces the previous one (its old nodes go at the reveal) and the stale
+    // notices for the previous app's variables are not shown as errors.
+    b.wait("[...document.querySelectorAll('.gallery-app main')].filter(m => !m.closest('.ui-new-view')).length === 1")
+        .await;
+    assert_eq!(b.eval("document.getElementById('ui-status').hidden").await, json!(true));
+    b.screenshot("gallery-contacts").await;
+
+    // Each app keeps its state while another tab is shown.
+    b.click(".nav-adder").await;
+    b.wait("document.querySelector('.adder-sum')?.textContent === '5'").await;
+    b.click(".nav-home").await;
+    b.wait("document.querySelector('.counter-count')?.textContent === '2' && !document.querySelector('.home').hidden")
+        .await;
+    b.settle().await;
+    assert_eq!(b.count(".ui-error").await, 0);
+    b.screenshot("gallery").await;
+    b.close().await;
+}

@@ -32,7 +32,14 @@ pub const ASSETS: &[(&str, &str, &str)] = &[
     js!("status.js"),
     js!("style.js"),
     js!("shell.js"),
+    // The built-in demo's gallery and the stylesheets of the example apps it embeds.
+    ("demo/gallery.css", CSS, include_str!("../demo/gallery.css")),
+    ("demo/adder.css", CSS, include_str!("../../examples/adder/html/app.css")),
+    ("demo/tasks.css", CSS, include_str!("../../examples/tasks/html/app.css")),
+    ("demo/contacts.css", CSS, include_str!("../../examples/contacts/html/app.css")),
 ];
+
+const CSS: &str = "text/css; charset=utf-8";
 
 pub const ROBOTS_TXT: &str = "User-agent: *\nDisallow: /\n";
 
