@@ -405,3 +405,214 @@ async fn gallery() {
     b.screenshot("gallery").await;
     b.close().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// §15.3 two tabs on one session
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromedriver"]
+async fn two_tabs_stay_in_sync() {
+    // Adder: values typed in A appear in B with the sum; a focused, edited field keeps its text.
+    let gw = gateway(Some("adder")).await;
+    let a = Browser::launch().await;
+    let b = Browser::launch().await;
+    let url = open_app(&a, &gw).await;
+    b.goto(&url).await;
+    b.settle().await;
+    for t in [&a, &b] {
+        t.wait("document.querySelector('h1')?.textContent === 'Simple Adder'").await;
+        // Both count client ids from 2.
+        assert_eq!(t.eval("window.uiGateway.store.get(2).props.path").await, json!("a"));
+    }
+    a.fill(".adder-a", "4").await;
+    a.fill(".adder-b", "5").await;
+    b.wait("document.querySelector('.adder-a').value === '4' && document.querySelector('.adder-b').value === '5'")
+        .await;
+    b.wait("document.querySelector('.adder-sum').textContent === '9'").await;
+
+    // A edits without leaving the field; B changes the same field: A keeps its text.
+    a.fill_no_blur(".adder-a", "7").await;
+    b.fill(".adder-a", "1").await;
+    a.wait("document.querySelector('.adder-sum').textContent === '6'").await;
+    assert_eq!(a.value(".adder-a").await, "7");
+    // After A's blur both show A's text.
+    a.blur().await;
+    b.wait(
+        "document.querySelector('.adder-a').value === '7' && document.querySelector('.adder-sum').textContent === '12'",
+    )
+    .await;
+    a.wait("document.querySelector('.adder-sum').textContent === '12'").await;
+    for t in [&a, &b] {
+        t.settle().await;
+        assert_eq!(t.count(".ui-error").await, 0);
+    }
+    // Closing B leaves A working.
+    b.close().await;
+    a.fill(".adder-b", "3").await;
+    a.wait("document.querySelector('.adder-sum').textContent === '10'").await;
+    a.close().await;
+
+    // Tasks: a task added in B appears in A, a tick in A shows in B.
+    let gw = gateway(Some("tasks")).await;
+    let a = Browser::launch().await;
+    let b = Browser::launch().await;
+    let url = open_app(&a, &gw).await;
+    b.goto(&url).await;
+    b.settle().await;
+    b.fill_no_blur(".tasks-input", "From B").await;
+    b.type_into(".tasks-input", ENTER).await;
+    a.wait_tasks(&["Buy milk", "Write spec", "Walk dog", "From B"]).await;
+    a.click_task("From B", ".task-done").await;
+    task_row_is(&b, "From B", true).await;
+    left(&b, 2).await;
+    for t in [&a, &b] {
+        t.settle().await;
+        assert_eq!(t.count(".ui-error").await, 0);
+    }
+    a.close().await;
+    b.close().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// §15.4 dropped WebSocket: drop() and a real network cut
+// ---------------------------------------------------------------------------------------------
+
+async fn survives_a_drop(b: &mut Browser, cut: impl AsyncFnOnce(&Browser)) {
+    b.wait_tasks(&["Buy milk", "Write spec", "Walk dog"]).await;
+    b.fill_no_blur(".tasks-input", "Keep me").await;
+    b.type_into(".tasks-input", ENTER).await;
+    b.wait_tasks(&["Buy milk", "Write spec", "Walk dog", "Keep me"]).await;
+    b.click_task("Keep me", ".task-done").await;
+    task_row_is(b, "Keep me", true).await;
+    b.select(".tasks-filter", "done").await;
+    b.wait_tasks(&["Write spec", "Keep me"]).await;
+    b.settle().await;
+    let sockets = b.sockets().await.len();
+    let size = b.store_size().await;
+    b.js(&format!("window.__marker = 'still here'; {WATCH_DISCONNECTED}"), vec![]).await;
+
+    cut(b).await;
+    // ui-disconnected appears, then goes once a new socket is open; no reload happened.
+    b.wait("window.__sawDisconnected === true").await;
+    b.wait("!document.documentElement.hasAttribute('ui-disconnected')").await;
+    b.settle().await;
+    assert_eq!(b.eval("window.__marker").await, json!("still here"));
+    b.wait_tasks(&["Write spec", "Keep me"]).await;
+    task_row_is(b, "Keep me", true).await;
+    assert_eq!(b.value(".tasks-filter").await, "done");
+    assert_eq!(b.store_size().await, size);
+
+    // The new socket's first frame is watch 1 and its ids restart at 2.
+    let all = b.sockets().await;
+    assert!(all.len() > sockets, "a new socket was opened");
+    let newest = all.last().unwrap().clone();
+    let frames: Vec<_> = b.frames().await.into_iter().filter(|f| f.sent && f.socket == newest).collect();
+    assert_eq!(frames[0].json, json!({"userEvent":false,"messages":[{"type":"watch","data":{"varId":1}}]}));
+    let first_create = frames.iter().flat_map(|f| messages(&f.json)).find(|m| m["type"] == "create").unwrap();
+    assert_eq!(first_create["data"]["id"], json!(2));
+
+    // Adding a task works.
+    b.select(".tasks-filter", "all").await;
+    b.fill_no_blur(".tasks-input", "After the drop").await;
+    b.type_into(".tasks-input", ENTER).await;
+    b.wait_tasks(&["Buy milk", "Write spec", "Walk dog", "Keep me", "After the drop"]).await;
+    b.settle().await;
+    assert_eq!(b.count(".ui-error").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromedriver"]
+async fn reconnects_after_drop() {
+    let gw = gateway(Some("tasks")).await;
+    let mut b = Browser::launch().await;
+    open_app(&b, &gw).await;
+    survives_a_drop(&mut b, async |b: &Browser| {
+        b.js("window.uiGateway.drop();", vec![]).await;
+    })
+    .await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromedriver"]
+async fn reconnects_after_a_network_cut() {
+    let gw = gateway(Some("tasks")).await;
+    let relay = Relay::start(gw.addr).await;
+    let mut b = Browser::launch().await;
+    b.goto(&format!("http://{}/", relay.addr)).await;
+    b.settle().await;
+    survives_a_drop(&mut b, async |_: &Browser| relay.cut()).await;
+    b.screenshot("tasks-after-reconnect").await;
+    b.close().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// §15.5 session ended
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromedriver"]
+async fn restarted_gateway_ends_the_session() {
+    let gw = gateway(Some("adder")).await;
+    let addr = gw.addr;
+    let b = Browser::launch().await;
+    open_app(&b, &gw).await;
+    b.wait("document.querySelector('h1')?.textContent === 'Simple Adder'").await;
+    assert!(gw.shutdown(std::time::Duration::from_secs(5)).await);
+    let mut args = site_args(Some("adder"));
+    args.listen = addr;
+    let _gw = gateway_with(args).await;
+    b.wait("window.uiGateway.state === 'ended'").await;
+    b.wait("document.getElementById('ui-status').textContent.includes('This session has ended.')").await;
+    b.click("#ui-status a[href='/']").await;
+    b.settle().await;
+    b.wait("document.querySelector('h1')?.textContent === 'Simple Adder'").await;
+    b.fill(".adder-a", "1").await;
+    b.fill(".adder-b", "1").await;
+    b.wait("document.querySelector('.adder-sum').textContent === '2'").await;
+    b.close().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// §15.7 error display, and a Lua error in an action
+// ---------------------------------------------------------------------------------------------
+
+const ERRORS_LUA: &str = r#"
+App = session:prototype("App", {data = 1, n = 0})
+function App:boom() error("boom") end
+function App:fix() self.data = {x = "fixed"} end
+function App:inc() self.n = self.n + 1 end
+session:createAppVariable(App:new())
+"#;
+const ERRORS_VIEW: &str = r#"<template><div class="errors">
+  <span class="x" ui-value="data.x"></span>
+  <button class="boom" ui-action="boom()">Boom</button>
+  <button class="fix" ui-action="fix()">Fix</button>
+  <button class="inc" ui-action="inc()">Inc</button>
+  <span class="n" ui-value="n"></span>
+</div></template>"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromedriver"]
+async fn errors_are_shown_and_the_page_keeps_working() {
+    let dir = temp_site(&[("lua/main.lua", ERRORS_LUA), ("viewdefs/App.DEFAULT.html", ERRORS_VIEW)]);
+    let mut args = site_args(None);
+    args.site = Some(dir);
+    let gw = gateway_with(args).await;
+    let b = Browser::launch().await;
+    open_app(&b, &gw).await;
+    // `data.x` while data is a number: path-failure on the bound element.
+    b.wait("document.querySelector('.x')?.classList.contains('ui-error') && document.querySelector('.x').getAttribute('ui-error-code') === 'path-failure'").await;
+    // A Lua error in an action marks the button; the page keeps working.
+    b.click(".boom").await;
+    b.wait("document.querySelector('.boom').classList.contains('ui-error') && document.querySelector('.boom').getAttribute('ui-error-code') === 'lua-error'").await;
+    b.click(".inc").await;
+    b.wait("document.querySelector('.n').textContent === '1'").await;
+    // Making `data` a table with `x` removes the error and shows the value.
+    b.click(".fix").await;
+    b.wait("document.querySelector('.x').textContent === 'fixed' && !document.querySelector('.x').classList.contains('ui-error') && !document.querySelector('.x').hasAttribute('ui-error-code')").await;
+    b.settle().await;
+    b.screenshot("errors").await;
+    b.close().await;
+}

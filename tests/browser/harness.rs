@@ -434,3 +434,70 @@ impl Browser {
         self.click_within(CONTACT_JS, &format!("row({name:?})"), inner).await;
     }
 }
+
+/// A TCP relay in front of the gateway: the browser talks to it, and `cut()` drops every open
+/// connection at once (a real network cut; DevTools offline emulation does not close WebSockets).
+pub struct Relay {
+    pub addr: std::net::SocketAddr,
+    conns: std::sync::Arc<parking_lot_free::Conns>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+mod parking_lot_free {
+    /// Open relayed connections (their copy tasks).
+    #[derive(Default)]
+    pub struct Conns(pub std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>);
+}
+
+impl Relay {
+    pub async fn start(target: std::net::SocketAddr) -> Relay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let conns = std::sync::Arc::new(parking_lot_free::Conns::default());
+        let c = conns.clone();
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                c.0.lock().unwrap().push(task);
+            }
+        });
+        Relay { addr, conns, accept }
+    }
+
+    /// Drops every relayed connection; new ones are still accepted.
+    pub fn cut(&self) {
+        for t in self.conns.0.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.cut();
+    }
+}
+
+/// A throwaway site directory with the given files (relative path → content).
+pub fn temp_site(files: &[(&str, &str)]) -> PathBuf {
+    static COUNTER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("uigw-browser-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    for (path, content) in files {
+        let p = dir.join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, content).unwrap();
+    }
+    dir
+}
+
+/// Installs an observer recording whether `<html ui-disconnected>` ever appears.
+pub const WATCH_DISCONNECTED: &str = "window.__sawDisconnected = false;
+ new MutationObserver(() => { if (document.documentElement.hasAttribute('ui-disconnected')) window.__sawDisconnected = true; })
+   .observe(document.documentElement, {attributes: true, attributeFilter: ['ui-disconnected']});";
