@@ -15,6 +15,7 @@
 //! | [`site`] | the served site: built-in demo or `--site DIR`, viewdefs |
 //! | [`gateway`] | startup: mode decision, shared state, the running server |
 //! | [`http`] | routes: `GET /` creates sessions, the shell, static files, `/healthz` |
+//! | [`backend`] | the `/backend` link: auth, welcome, routing batches to sessions, replay on reconnect |
 //! | [`browser`] | one browser WebSocket: reader and writer tasks |
 //! | [`session`] | the session actor, its per-connection state, [`session::SessionManager`] |
 //! | [`lua`] | the per-session sandboxed Lua state and the `session` API |
@@ -24,6 +25,7 @@
 //! (apply messages, Lua via [`lua::LuaBackend`] and its [`tracker::Tracker`]) → per-connection queue →
 //! flush (timer or user event) → writer → socket. See `ARCHITECTURE.md`.
 
+pub mod backend;
 pub mod browser;
 pub mod config;
 pub mod gateway;
