@@ -195,8 +195,11 @@ async fn tasks() {
     left(&b, 2).await;
     b.settle().await;
 
-    // Adding and deleting a task 20 times leaves the client's store size where it was.
+    // Adding and deleting a task 20 times leaves the client's store size and the server's variable
+    // count where they were.
+    let session = session_of(&b.url().await);
     let size = b.store_size().await;
+    let vars = server_vars(gw.addr, &session).await;
     for i in 0..20 {
         let name = format!("Temp {i}");
         b.fill_no_blur(".tasks-input", &name).await;
@@ -207,6 +210,7 @@ async fn tasks() {
         b.settle().await;
     }
     assert_eq!(b.store_size().await, size);
+    b.wait_server_vars(gw.addr, &session, vars).await;
 
     // After adding 30 tasks the list is scrolled to the bottom.
     for i in 0..30 {
@@ -447,8 +451,12 @@ async fn two_tabs_stay_in_sync() {
         t.settle().await;
         assert_eq!(t.count(".ui-error").await, 0);
     }
-    // Closing B leaves A working.
+    // Closing B leaves A working, and the server drops exactly B's variables.
+    let session = session_of(&url);
+    let before = server_vars(gw.addr, &session).await;
+    let b_vars = b.store_size().await as usize - 1; // all but the shared variable 1
     b.close().await;
+    a.wait_server_vars(gw.addr, &session, before - b_vars).await;
     a.fill(".adder-b", "3").await;
     a.wait("document.querySelector('.adder-sum').textContent === '10'").await;
     a.close().await;
@@ -478,7 +486,7 @@ async fn two_tabs_stay_in_sync() {
 // §15.4 dropped WebSocket: drop() and a real network cut
 // ---------------------------------------------------------------------------------------------
 
-async fn survives_a_drop(b: &mut Browser, cut: impl AsyncFnOnce(&Browser)) {
+async fn survives_a_drop(b: &mut Browser, gw_addr: std::net::SocketAddr, cut: impl AsyncFnOnce(&Browser)) {
     b.wait_tasks(&["Buy milk", "Write spec", "Walk dog"]).await;
     b.fill_no_blur(".tasks-input", "Keep me").await;
     b.type_into(".tasks-input", ENTER).await;
@@ -490,6 +498,8 @@ async fn survives_a_drop(b: &mut Browser, cut: impl AsyncFnOnce(&Browser)) {
     b.settle().await;
     let sockets = b.sockets().await.len();
     let size = b.store_size().await;
+    let session = session_of(&b.url().await);
+    let vars = server_vars(gw_addr, &session).await;
     b.js(&format!("window.__marker = 'still here'; {WATCH_DISCONNECTED}"), vec![]).await;
 
     cut(b).await;
@@ -502,6 +512,7 @@ async fn survives_a_drop(b: &mut Browser, cut: impl AsyncFnOnce(&Browser)) {
     task_row_is(b, "Keep me", true).await;
     assert_eq!(b.value(".tasks-filter").await, "done");
     assert_eq!(b.store_size().await, size);
+    b.wait_server_vars(gw_addr, &session, vars).await;
 
     // The new socket's first frame is watch 1 and its ids restart at 2.
     let all = b.sockets().await;
@@ -527,7 +538,7 @@ async fn reconnects_after_drop() {
     let gw = gateway(Some("tasks")).await;
     let mut b = Browser::launch().await;
     open_app(&b, &gw).await;
-    survives_a_drop(&mut b, async |b: &Browser| {
+    survives_a_drop(&mut b, gw.addr, async |b: &Browser| {
         b.js("window.uiGateway.drop();", vec![]).await;
     })
     .await;
@@ -542,7 +553,7 @@ async fn reconnects_after_a_network_cut() {
     let mut b = Browser::launch().await;
     b.goto(&format!("http://{}/", relay.addr)).await;
     b.settle().await;
-    survives_a_drop(&mut b, async |_: &Browser| relay.cut()).await;
+    survives_a_drop(&mut b, gw.addr, async |_: &Browser| relay.cut()).await;
     b.screenshot("tasks-after-reconnect").await;
     b.close().await;
 }

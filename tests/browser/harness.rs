@@ -501,3 +501,33 @@ pub fn temp_site(files: &[(&str, &str)]) -> PathBuf {
 pub const WATCH_DISCONNECTED: &str = "window.__sawDisconnected = false;
  new MutationObserver(() => { if (document.documentElement.hasAttribute('ui-disconnected')) window.__sawDisconnected = true; })
    .observe(document.documentElement, {attributes: true, attributeFilter: ['ui-disconnected']});";
+
+/// The session id in a page URL (`http://host/<id>`).
+pub fn session_of(url: &str) -> String {
+    url.trim_end_matches('/').rsplit('/').next().unwrap().to_string()
+}
+
+/// The server's variable count for a session (`/<id>/variables.json`, operations.md §4).
+pub async fn server_vars(gw_addr: std::net::SocketAddr, session: &str) -> usize {
+    let r = reqwest::get(format!("http://{gw_addr}/{session}/variables.json")).await.unwrap();
+    assert_eq!(r.status(), 200, "variables.json must be served to a local client");
+    r.json::<Value>().await.unwrap().as_array().unwrap().len()
+}
+
+impl Browser {
+    /// Waits until the server's variable count for `session` is `n` (the count settles after the
+    /// page's frames are processed, so it is polled like a DOM condition).
+    pub async fn wait_server_vars(&self, gw_addr: std::net::SocketAddr, session: &str, n: usize) {
+        let deadline = tokio::time::Instant::now() + STEP;
+        loop {
+            let now = server_vars(gw_addr, session).await;
+            if now == n {
+                return;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("server variable count is {now}, expected {n}");
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+}
