@@ -627,3 +627,51 @@ async fn errors_are_shown_and_the_page_keeps_working() {
     b.screenshot("errors").await;
     b.close().await;
 }
+
+// ---------------------------------------------------------------------------------------------
+// §15.8 generic sl-* elements (undefined: no Shoelace is loaded)
+// ---------------------------------------------------------------------------------------------
+
+const SL_LUA: &str = r#"
+App = session:prototype("App", {name = "", on = false, pick = "b"})
+function App:setAll() self.name = "from server"; self.on = true; self.pick = "c" end
+session:createAppVariable(App:new())
+"#;
+const SL_VIEW: &str = r#"<template><div class="sl">
+  <sl-input class="si" ui-value="name"></sl-input>
+  <sl-checkbox class="sc" ui-value="on"></sl-checkbox>
+  <sl-select class="ss" ui-value="pick"></sl-select>
+  <button class="set" ui-action="setAll()">Set</button>
+  <span class="echo-name" ui-value="name"></span>
+  <span class="echo-on" ui-value="on"></span>
+  <span class="echo-pick" ui-value="pick"></span>
+</div></template>"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromedriver"]
+async fn generic_sl_elements() {
+    let dir = temp_site(&[("lua/main.lua", SL_LUA), ("viewdefs/App.DEFAULT.html", SL_VIEW)]);
+    let mut args = site_args(None);
+    args.site = Some(dir);
+    let gw = gateway_with(args).await;
+    let mut b = Browser::launch().await;
+    open_app(&b, &gw).await;
+    // Properties are set on elements that are not defined.
+    b.wait("document.querySelector('.ss')?.value === 'b' && document.querySelector('.sc').checked === false && document.querySelector('.si').value === ''").await;
+    let n = b.sent_count().await;
+    let fire = "const [css, prop, v] = arguments; const e = document.querySelector(css); e[prop] = v;
+                e.dispatchEvent(new Event('sl-change', {bubbles: true}));";
+    b.js(fire, vec![json!(".si"), json!("value"), json!("typed")]).await;
+    b.js(fire, vec![json!(".sc"), json!("checked"), json!(true)]).await;
+    b.js(fire, vec![json!(".ss"), json!("value"), json!("a")]).await;
+    // The server received a string, a boolean and the selection (its other bindings show them).
+    b.wait("document.querySelector('.echo-name').textContent === 'typed' && document.querySelector('.echo-on').textContent === 'true' && document.querySelector('.echo-pick').textContent === 'a'").await;
+    let values: Vec<_> = b.sent_after(n).await.iter().flat_map(messages).map(|m| m["data"]["value"].clone()).collect();
+    assert_eq!(values, vec![json!("typed"), json!(true), json!("a")]);
+    // Server updates set the elements' properties.
+    b.click(".set").await;
+    b.wait("document.querySelector('.si').value === 'from server' && document.querySelector('.sc').checked === true && document.querySelector('.ss').value === 'c'").await;
+    b.settle().await;
+    assert_eq!(b.count(".ui-error").await, 0);
+    b.close().await;
+}
