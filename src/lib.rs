@@ -24,13 +24,22 @@
 //! (apply messages, Lua via [`lua::LuaBackend`] and its [`tracker::Tracker`]) → per-connection queue →
 //! flush (timer or user event) → writer → socket. See `ARCHITECTURE.md`.
 
+#[cfg(feature = "server")]
 pub mod browser;
+#[cfg(feature = "backend-client")]
+pub mod client;
+#[cfg(feature = "server")]
 pub mod config;
+#[cfg(feature = "server")]
 pub mod gateway;
+#[cfg(feature = "server")]
 pub mod http;
 pub mod ids;
+#[cfg(feature = "server")]
 pub mod lua;
 pub mod protocol;
+#[cfg(feature = "server")]
 pub mod session;
+#[cfg(feature = "server")]
 pub mod site;
 pub mod tracker;
