@@ -317,7 +317,7 @@ mod tests {
         assert!(n.set("text", &JValue::Int(1)).is_err());
         assert!(n.set("nope", &JValue::Int(1)).is_err());
         assert_eq!(o.borrow().type_name(), "TodoItem");
-        assert_eq!(().into_return().unwrap().is_nil(), true);
+        assert!(().into_return().unwrap().is_nil());
     }
 
     #[test]

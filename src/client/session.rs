@@ -10,7 +10,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use serde_json::{json, Map, Value as Json};
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::handle::{Input, SessionHandle};
+use super::handle::{Input, Job, SessionHandle};
 use super::object::{Obj, Object};
 use super::resolver::ObjectResolver;
 use super::value::UiValue;
@@ -443,11 +443,7 @@ impl Session {
     }
 
     /// Runs a handle closure against the session and its app, then returns the resulting batch.
-    pub(crate) fn run(
-        &mut self,
-        app: &mut dyn Any,
-        f: Box<dyn FnOnce(&mut dyn Any, &mut Session) + Send>,
-    ) -> Option<Json> {
+    pub(crate) fn run(&mut self, app: &mut dyn Any, f: Job) -> Option<Json> {
         f(app, self);
         self.flush()
     }
