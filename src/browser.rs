@@ -110,7 +110,7 @@ async fn run(gw: Arc<Gateway>, socket: WebSocket, session: SessionHandle, peer: 
 }
 
 /// 1009 for an oversized message; any other read error just ends the connection.
-fn error_close_code(e: &axum::Error) -> u16 {
+pub(crate) fn error_close_code(e: &axum::Error) -> u16 {
     use std::error::Error;
     let mut source: Option<&(dyn Error + 'static)> = e.source();
     while let Some(s) = source {

@@ -72,6 +72,23 @@ pub struct ServeArgs {
     #[arg(long = "no-lua")]
     pub no_lua: bool,
 
+    /// Bearer token for /backend: at least 16 printable ASCII characters, no spaces. Prefer the
+    /// environment or --backend-token-file (argv is visible in process lists).
+    #[arg(long, env = "UI_BACKEND_TOKEN", hide_env_values = true, conflicts_with = "backend_token_file")]
+    pub backend_token: Option<String>,
+
+    /// Read the /backend token from a file (one trailing newline stripped).
+    #[arg(long, env = "UI_BACKEND_TOKEN_FILE")]
+    pub backend_token_file: Option<PathBuf>,
+
+    /// Backend frame limit, both directions (BYTES).
+    #[arg(long, env = "UI_BACKEND_MAX_FRAME", default_value = "16MiB", value_parser = parse_bytes)]
+    pub backend_max_frame: usize,
+
+    /// Per-session message buffer while no backend is connected.
+    #[arg(long, env = "UI_BACKEND_BUFFER", default_value_t = 1000)]
+    pub backend_buffer: usize,
+
     /// Extra origins accepted on /ws/, exact scheme://host[:port] (repeatable; env: comma-separated).
     #[arg(long = "allowed-origin", env = "UI_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
@@ -154,6 +171,25 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// The /backend token from `--backend-token` or `--backend-token-file`, validated (operations.md
+    /// §2, §6): at least 16 printable ASCII characters, no spaces.
+    pub fn backend_token(&self) -> Result<Option<String>, String> {
+        let token = match (&self.backend_token, &self.backend_token_file) {
+            (Some(t), _) => t.clone(),
+            (None, Some(file)) => {
+                let text = std::fs::read_to_string(file)
+                    .map_err(|e| format!("--backend-token-file {}: {e}", file.display()))?;
+                let text = text.strip_suffix('\n').unwrap_or(&text);
+                text.strip_suffix('\r').unwrap_or(text).to_string()
+            }
+            (None, None) => return Ok(None),
+        };
+        if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("the backend token must be at least 16 printable ASCII characters without spaces".into());
+        }
+        Ok(Some(token))
+    }
+
     /// Whether Lua is enabled: `--no-lua` wins, else `UI_LUA` (a boolean), else on.
     pub fn lua_enabled(&self) -> Result<bool, String> {
         if self.no_lua {

@@ -15,15 +15,19 @@
 //! | [`site`] | the served site: built-in demo or `--site DIR`, viewdefs |
 //! | [`gateway`] | startup: mode decision, shared state, the running server |
 //! | [`http`] | routes: `GET /` creates sessions, the shell, static files, `/healthz` |
+//! | [`backend`] | the `/backend` link: auth, welcome, routing batches to sessions, replay on reconnect |
 //! | [`browser`] | one browser WebSocket: reader and writer tasks |
 //! | [`session`] | the session actor, its per-connection state, [`session::SessionManager`] |
 //! | [`lua`] | the per-session sandboxed Lua state and the `session` API |
 //! | [`tracker`] | variables, paths, value snapshots, object registry, change detection |
+//! | `client` | the Rust backend client library (cargo feature `backend-client`) |
 //!
 //! A frame's path: socket → [`browser`] reader (parse) → session mailbox → [`session::Session`]
 //! (apply messages, Lua via [`lua::LuaBackend`] and its [`tracker::Tracker`]) → per-connection queue →
 //! flush (timer or user event) → writer → socket. See `ARCHITECTURE.md`.
 
+#[cfg(feature = "server")]
+pub mod backend;
 #[cfg(feature = "server")]
 pub mod browser;
 #[cfg(feature = "backend-client")]

@@ -26,6 +26,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
     Router::new()
         .route("/", get(create_session).head(root_head))
         .route("/healthz", get(healthz))
+        .route("/backend", any(crate::backend::socket::endpoint))
         .route("/ws/{*rest}", any(browser_socket))
         .fallback(fallback)
         .with_state(gateway)
@@ -79,7 +80,11 @@ async fn healthz(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
         "status": "ok",
         "mode": gw.mode.as_str(),
         "sessions": gw.sessions.count(),
-        "backend": "none",
+        "backend": match &gw.backend {
+            None => "none",
+            Some(hub) if hub.is_connected() => "connected",
+            Some(_) => "disconnected",
+        },
     });
     ([(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")], body.to_string())
 }

@@ -183,14 +183,20 @@ impl SessionManager {
             connections = entry.handle.activity.open_connections(),
             "session destroyed"
         );
+        if let Some(hub) = &self.session_config.backend {
+            hub.session_closed(entry.handle.vended);
+        }
         let _ = entry.stop.send(Stop::for_reason(reason));
         true
     }
 
-    /// Ends every session (shutdown); returns how many there were.
+    /// Ends every session (shutdown) in ascending vended order, so a backend hears `closed` in that
+    /// order; returns how many there were.
     pub fn destroy_all(&self, reason: EndReason) -> usize {
-        let ids: Vec<SessionId> = self.state.lock().sessions.keys().copied().collect();
-        ids.iter().filter(|id| self.destroy_session(id, reason)).count()
+        let mut ids: Vec<(VendedId, SessionId)> =
+            self.state.lock().sessions.iter().map(|(id, e)| (e.handle.vended, *id)).collect();
+        ids.sort();
+        ids.iter().filter(|(_, id)| self.destroy_session(id, reason)).count()
     }
 
     /// cleanupInactiveSessions: ends sessions idle past their timeout. A session with an open connection
