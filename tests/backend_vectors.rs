@@ -40,7 +40,13 @@ impl Bindings {
         let fail = || Err(format!("at {at}: expected {pattern}, got {got}"));
         match pattern {
             Value::String(p) if p == "$any" => Ok(()),
-            Value::String(p) if p == "$string" => if got.is_string() { Ok(()) } else { fail() },
+            Value::String(p) if p == "$string" => {
+                if got.is_string() {
+                    Ok(())
+                } else {
+                    fail()
+                }
+            }
             Value::String(p) if p == "$hex32" => match got.as_str() {
                 Some(s) if s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) => Ok(()),
                 _ => fail(),
@@ -60,7 +66,13 @@ impl Bindings {
                     }
                 }
             }
-            Value::String(p) if p.starts_with("$$") => if got.as_str() == Some(&p[1..]) { Ok(()) } else { fail() },
+            Value::String(p) if p.starts_with("$$") => {
+                if got.as_str() == Some(&p[1..]) {
+                    Ok(())
+                } else {
+                    fail()
+                }
+            }
             Value::Object(p) => {
                 let Some(g) = got.as_object() else { return fail() };
                 if p.len() != g.len() || p.keys().any(|k| !g.contains_key(k)) {
@@ -83,13 +95,29 @@ impl Bindings {
             }
             Value::Number(n) if n.is_i64() || n.is_u64() => {
                 if got.is_i64() || got.is_u64() {
-                    if got == pattern { Ok(()) } else { fail() }
+                    if got == pattern {
+                        Ok(())
+                    } else {
+                        fail()
+                    }
                 } else {
                     fail()
                 }
             }
-            Value::Number(n) => if got.as_f64() == n.as_f64() { Ok(()) } else { fail() },
-            _ => if pattern == got { Ok(()) } else { fail() },
+            Value::Number(n) => {
+                if got.as_f64() == n.as_f64() {
+                    Ok(())
+                } else {
+                    fail()
+                }
+            }
+            _ => {
+                if pattern == got {
+                    Ok(())
+                } else {
+                    fail()
+                }
+            }
         }
     }
 
@@ -158,6 +186,7 @@ impl Gateway {
             .await
             .expect("the backend connects in time")
             .unwrap();
+        #[allow(clippy::result_large_err)] // the handshake callback's signature is tungstenite's
         let check = |req: &Request, resp: Response| {
             assert_eq!(req.uri().path(), "/backend");
             assert!(req.headers().get("origin").is_none(), "a backend never sends Origin");
