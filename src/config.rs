@@ -47,6 +47,26 @@ impl Mode {
     }
 }
 
+/// Who may see `/<id>/variables[.json]` (operations.md §2, §6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DebugPages {
+    /// Local requests only.
+    Auto,
+    /// Everyone who knows the session URL.
+    On,
+    Off,
+}
+
+impl DebugPages {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DebugPages::Auto => "auto",
+            DebugPages::On => "on",
+            DebugPages::Off => "off",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -153,6 +173,14 @@ pub struct ServeArgs {
     #[arg(long, env = "UI_IDLE_CLOSE", default_value = "60s", value_parser = parse_duration)]
     pub idle_close: Duration,
 
+    /// Debug pages /<id>/variables[.json]: auto = local requests only, on, off (bare flag = on).
+    #[arg(long, env = "UI_DEBUG_PAGES", value_enum, default_value = "auto", num_args = 0..=1, default_missing_value = "on")]
+    pub debug_pages: DebugPages,
+
+    /// Same as --debug-pages off.
+    #[arg(long = "no-debug-pages")]
+    pub no_debug_pages: bool,
+
     /// trace … error, or a filter such as info,ui_gateway::session=debug.
     #[arg(long, env = "UI_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -188,6 +216,15 @@ impl ServeArgs {
             return Err("the backend token must be at least 16 printable ASCII characters without spaces".into());
         }
         Ok(Some(token))
+    }
+
+    /// The effective debug-page setting (`--no-debug-pages` wins).
+    pub fn debug_pages(&self) -> DebugPages {
+        if self.no_debug_pages {
+            DebugPages::Off
+        } else {
+            self.debug_pages
+        }
     }
 
     /// Whether Lua is enabled: `--no-lua` wins, else `UI_LUA` (a boolean), else on.

@@ -57,6 +57,7 @@ pub struct Gateway {
     pub sessions: Arc<SessionManager>,
     /// The `/backend` link (connected and hybrid modes).
     pub backend: Option<Arc<BackendHub>>,
+    pub debug_pages: crate::config::DebugPages,
     pub allowed_origins: Vec<String>,
     pub sockets: SocketConfig,
     pub redact_ids: bool,
@@ -119,6 +120,7 @@ impl Gateway {
             mode,
             site,
             backend,
+            debug_pages: args.debug_pages(),
             sessions,
             allowed_origins: args.allowed_origins.clone(),
             sockets: SocketConfig {

@@ -291,6 +291,10 @@ async fn hybrid_worked_example() {
     // The backend leaves: its client variables go, the browser sees no error (var 1 is Lua's).
     drop(k);
     b.quiet(Duration::from_millis(200)).await;
+    let items: Vec<Value> =
+        http().get(format!("http://{}/{id}/variables.json", gw.addr)).send().await.unwrap().json().await.unwrap();
+    let ids: Vec<i64> = items.iter().map(|i| i["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, [1, 2, 3, 4], "the backend's client variables went with it");
     let mut k2 = backend(&gw, json!(["1"])).await;
     assert_eq!(k2.recv_json().await, batch("1", json!([])));
     b.send(set(4, json!("sell"), false)).await;

@@ -439,6 +439,7 @@ impl Session {
         let delay = self.config.flush_delay;
         for id in removed {
             self.tallies.remove(id);
+            self.changes_of.remove(id);
             self.backend_watches.remove(id);
             self.backend_vars.remove(id);
             for c in self.connections.values_mut() {
@@ -577,6 +578,8 @@ impl Session {
                 let recovered = var.error.take().is_some();
                 let value = match u.value {
                     Some(v) => {
+                        self.change_count += 1;
+                        *self.changes_of.entry(id).or_insert(0) += 1;
                         var.value = Some(v.clone());
                         Some(v)
                     }

@@ -6,6 +6,7 @@
 
 pub mod clock;
 pub mod connection;
+mod inspect;
 mod link;
 pub mod manager;
 pub mod remote;
@@ -75,6 +76,8 @@ pub enum SessionMsg {
     BackendUp { generation: u64, done: oneshot::Sender<()> },
     /// Backend connection `generation` is gone.
     BackendDown { generation: u64 },
+    /// The debug view: every variable and the session's change count.
+    Inspect { reply: oneshot::Sender<(Vec<serde_json::Value>, u64)> },
 }
 
 /// How connections and the manager reach a session. Cheap to clone.
@@ -122,6 +125,13 @@ impl SessionHandle {
 
     pub async fn backend_down(&self, generation: u64) {
         let _ = self.tx.send(SessionMsg::BackendDown { generation }).await;
+    }
+
+    /// The session's variables for the debug pages (`None` if the session ended).
+    pub async fn inspect(&self) -> Option<(Vec<serde_json::Value>, u64)> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(SessionMsg::Inspect { reply }).await.ok()?;
+        rx.await.ok()
     }
 
     pub fn is_closed(&self) -> bool {
@@ -172,6 +182,9 @@ pub struct Session {
     /// Client variables the backend created under Lua parents (they go when it does), with the
     /// properties it set itself (never echoed back to it).
     backend_vars: HashMap<VarId, crate::protocol::Properties>,
+    /// Value changes delivered, in all (debug pages' `X-Change-Count`) and per variable.
+    change_count: u64,
+    changes_of: HashMap<VarId, u64>,
 }
 
 impl Session {
@@ -219,6 +232,8 @@ impl Session {
             backend_watches: HashSet::new(),
             backend_full: Vec::new(),
             backend_vars: HashMap::new(),
+            change_count: 0,
+            changes_of: HashMap::new(),
         }
     }
 
@@ -274,6 +289,9 @@ impl Session {
                 let _ = done.send(());
             }
             SessionMsg::BackendDown { generation } => self.backend_down(generation),
+            SessionMsg::Inspect { reply } => {
+                let _ = reply.send(self.inspect());
+            }
         }
     }
 
@@ -473,6 +491,7 @@ impl Session {
         let delay = self.config.flush_delay;
         for id in destroyed {
             self.tallies.remove(id);
+            self.changes_of.remove(id);
             self.backend_watches.remove(id);
             self.backend_vars.remove(id);
             for c in self.connections.values_mut() {
@@ -561,6 +580,10 @@ impl Session {
         let Some(lua) = self.lua.as_mut() else { return };
         lua.begin_phase();
         let changes = lua.tracker_mut().detect_changes();
+        for item in changes.items.iter().filter(|i| i.value.is_some()) {
+            self.change_count += 1;
+            *self.changes_of.entry(item.var_id).or_insert(0) += 1;
+        }
         let delay = self.config.flush_delay;
         for c in self.connections.values_mut() {
             let mut out = Vec::new();
