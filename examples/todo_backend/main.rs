@@ -63,7 +63,10 @@ ui_object!(TodoApp {
 
 /// Each browser session starts with the same two items.
 pub fn app(_session: &mut Session) -> Obj<TodoApp> {
-    Obj::new(TodoApp { items: vec![TodoItem::new("milk", false), TodoItem::new("eggs", true)], new_text: String::new() })
+    Obj::new(TodoApp {
+        items: vec![TodoItem::new("milk", false), TodoItem::new("eggs", true)],
+        new_text: String::new(),
+    })
 }
 
 #[tokio::main]
