@@ -21,20 +21,32 @@
 //! | [`metrics`] | Prometheus metrics at `/metrics` |
 //! | [`lua`] | the per-session sandboxed Lua state and the `session` API |
 //! | [`tracker`] | variables, paths, value snapshots, object registry, change detection |
+//! | `client` | the Rust backend client library (cargo feature `backend-client`) |
 //!
 //! A frame's path: socket → [`browser`] reader (parse) → session mailbox → [`session::Session`]
 //! (apply messages, Lua via [`lua::LuaBackend`] and its [`tracker::Tracker`]) → per-connection queue →
 //! flush (timer or user event) → writer → socket. See `ARCHITECTURE.md`.
 
+#[cfg(feature = "server")]
 pub mod backend;
+#[cfg(feature = "server")]
 pub mod browser;
+#[cfg(feature = "backend-client")]
+pub mod client;
+#[cfg(feature = "server")]
 pub mod config;
+#[cfg(feature = "server")]
 pub mod gateway;
+#[cfg(feature = "server")]
 pub mod http;
 pub mod ids;
+#[cfg(feature = "server")]
 pub mod lua;
+#[cfg(feature = "server")]
 pub mod metrics;
 pub mod protocol;
+#[cfg(feature = "server")]
 pub mod session;
+#[cfg(feature = "server")]
 pub mod site;
 pub mod tracker;
