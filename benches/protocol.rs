@@ -7,7 +7,9 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use serde_json::json;
 use ui_gateway::ids::VarId;
-use ui_gateway::protocol::{encode_server_frame, parse_client_frame, FrameLimits, Properties, ServerMessage, UpdateOut};
+use ui_gateway::protocol::{
+    encode_server_frame, parse_client_frame, FrameLimits, Properties, ServerMessage, UpdateOut,
+};
 
 fn bench_parse(c: &mut Criterion) {
     let limits = FrameLimits::default();

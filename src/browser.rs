@@ -36,7 +36,10 @@ pub fn upgrade(
         .on_upgrade(move |socket| async move {
             match session {
                 Some(session) => run(gw, socket, session, peer).await,
-                None => close_now(socket, close::UNKNOWN_SESSION, "unknown-session").await,
+                None => {
+                    crate::metrics::metrics().connection_refused("browser", "unknown-session");
+                    close_now(socket, close::UNKNOWN_SESSION, "unknown-session").await
+                }
             }
         })
 }
@@ -55,9 +58,16 @@ async fn run(gw: Arc<Gateway>, socket: WebSocket, session: SessionHandle, peer: 
     let sink = ConnSink::new(out_tx.clone(), unsent.clone(), gw.sockets.max_outbound);
     match session.connect(conn, sink).await {
         Ok(true) => {}
-        Ok(false) => return close_now(socket, close::CONNECTION_LIMIT, "connection-limit").await,
-        Err(_) => return close_now(socket, close::UNKNOWN_SESSION, "session-ended").await,
+        Ok(false) => {
+            crate::metrics::metrics().connection_refused("browser", "connection-limit");
+            return close_now(socket, close::CONNECTION_LIMIT, "connection-limit").await;
+        }
+        Err(_) => {
+            crate::metrics::metrics().connection_refused("browser", "unknown-session");
+            return close_now(socket, close::UNKNOWN_SESSION, "session-ended").await;
+        }
     }
+    crate::metrics::metrics().connection_opened("browser");
     session.activity.connection_opened();
     tracing::debug!(vended = %session.vended, conn = %conn, peer = %peer, "browser connected");
 
@@ -85,11 +95,13 @@ async fn run(gw: Arc<Gateway>, socket: WebSocket, session: SessionHandle, peer: 
                     Some(Ok(Message::Text(text))) => {
                         session.activity.touch();
                         let frame = parse_client_frame(text.as_bytes(), &limits);
+                        count_received(text.len(), &frame);
                         if session.frame(conn, frame).await.is_err() { break None; }
                     }
                     Some(Ok(Message::Binary(bytes))) => {
                         session.activity.touch();
                         let frame = parse_client_frame(&bytes, &limits);
+                        count_received(bytes.len(), &frame);
                         if session.frame(conn, frame).await.is_err() { break None; }
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
@@ -104,13 +116,25 @@ async fn run(gw: Arc<Gateway>, socket: WebSocket, session: SessionHandle, peer: 
     }
     session.disconnect(conn).await;
     session.activity.connection_closed();
+    crate::metrics::metrics().connection_closed("browser", close_code.unwrap_or(close::NORMAL));
     drop(out_tx);
     let _ = writer.await;
     tracing::debug!(vended = %session.vended, conn = %conn, "browser disconnected");
 }
 
+/// Counts one received browser frame and its messages by type.
+fn count_received(bytes: usize, frame: &Result<crate::protocol::ClientFrame, crate::protocol::FrameError>) {
+    let m = crate::metrics::metrics();
+    m.frame_received("browser", bytes);
+    if let Ok(f) = frame {
+        for msg in f.messages.iter().flatten() {
+            m.message_received("browser", msg.type_name());
+        }
+    }
+}
+
 /// 1009 for an oversized message; any other read error just ends the connection.
-fn error_close_code(e: &axum::Error) -> u16 {
+pub(crate) fn error_close_code(e: &axum::Error) -> u16 {
     use std::error::Error;
     let mut source: Option<&(dyn Error + 'static)> = e.source();
     while let Some(s) = source {

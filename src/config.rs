@@ -49,6 +49,26 @@ impl Mode {
     }
 }
 
+/// Who may see `/<id>/variables[.json]` (operations.md §2, §6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DebugPages {
+    /// Local requests only.
+    Auto,
+    /// Everyone who knows the session URL.
+    On,
+    Off,
+}
+
+impl DebugPages {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DebugPages::Auto => "auto",
+            DebugPages::On => "on",
+            DebugPages::Off => "off",
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -73,6 +93,23 @@ pub struct ServeArgs {
     /// Do not load Lua (env: UI_LUA=false).
     #[arg(long = "no-lua")]
     pub no_lua: bool,
+
+    /// Bearer token for /backend: at least 16 printable ASCII characters, no spaces. Prefer the
+    /// environment or --backend-token-file (argv is visible in process lists).
+    #[arg(long, env = "UI_BACKEND_TOKEN", hide_env_values = true, conflicts_with = "backend_token_file")]
+    pub backend_token: Option<String>,
+
+    /// Read the /backend token from a file (one trailing newline stripped).
+    #[arg(long, env = "UI_BACKEND_TOKEN_FILE")]
+    pub backend_token_file: Option<PathBuf>,
+
+    /// Backend frame limit, both directions (BYTES).
+    #[arg(long, env = "UI_BACKEND_MAX_FRAME", default_value = "16MiB", value_parser = parse_bytes)]
+    pub backend_max_frame: usize,
+
+    /// Per-session message buffer while no backend is connected.
+    #[arg(long, env = "UI_BACKEND_BUFFER", default_value_t = 1000)]
+    pub backend_buffer: usize,
 
     /// Extra origins accepted on /ws/, exact scheme://host[:port] (repeatable; env: comma-separated).
     #[arg(long = "allowed-origin", env = "UI_ALLOWED_ORIGINS", value_delimiter = ',')]
@@ -138,6 +175,18 @@ pub struct ServeArgs {
     #[arg(long, env = "UI_IDLE_CLOSE", default_value = "60s", value_parser = parse_duration)]
     pub idle_close: Duration,
 
+    /// Debug pages /<id>/variables[.json]: auto = local requests only, on, off (bare flag = on).
+    #[arg(long, env = "UI_DEBUG_PAGES", value_enum, default_value = "auto", num_args = 0..=1, default_missing_value = "on")]
+    pub debug_pages: DebugPages,
+
+    /// Do not serve /metrics.
+    #[arg(long = "no-metrics", env = "UI_NO_METRICS")]
+    pub no_metrics: bool,
+
+    /// Same as --debug-pages off.
+    #[arg(long = "no-debug-pages")]
+    pub no_debug_pages: bool,
+
     /// trace … error, or a filter such as info,ui_gateway::session=debug.
     #[arg(long, env = "UI_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -156,6 +205,34 @@ pub struct ServeArgs {
 }
 
 impl ServeArgs {
+    /// The /backend token from `--backend-token` or `--backend-token-file`, validated (operations.md
+    /// §2, §6): at least 16 printable ASCII characters, no spaces.
+    pub fn backend_token(&self) -> Result<Option<String>, String> {
+        let token = match (&self.backend_token, &self.backend_token_file) {
+            (Some(t), _) => t.clone(),
+            (None, Some(file)) => {
+                let text = std::fs::read_to_string(file)
+                    .map_err(|e| format!("--backend-token-file {}: {e}", file.display()))?;
+                let text = text.strip_suffix('\n').unwrap_or(&text);
+                text.strip_suffix('\r').unwrap_or(text).to_string()
+            }
+            (None, None) => return Ok(None),
+        };
+        if token.len() < 16 || !token.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("the backend token must be at least 16 printable ASCII characters without spaces".into());
+        }
+        Ok(Some(token))
+    }
+
+    /// The effective debug-page setting (`--no-debug-pages` wins).
+    pub fn debug_pages(&self) -> DebugPages {
+        if self.no_debug_pages {
+            DebugPages::Off
+        } else {
+            self.debug_pages
+        }
+    }
+
     /// Whether Lua is enabled: `--no-lua` wins, else `UI_LUA` (a boolean), else on.
     pub fn lua_enabled(&self) -> Result<bool, String> {
         if self.no_lua {

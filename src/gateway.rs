@@ -9,9 +9,11 @@ use parking_lot::Mutex;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::backend::BackendHub;
 use crate::config::{Mode, ServeArgs};
 use crate::ids::{ConnId, SessionId};
 use crate::lua::LuaConfig;
+use crate::protocol::backend::BackendLimits;
 use crate::protocol::FrameLimits;
 use crate::session::manager::Timeouts;
 use crate::session::{EndReason, SessionConfig, SessionManager};
@@ -53,6 +55,10 @@ pub struct Gateway {
     pub mode: Mode,
     pub site: Arc<Site>,
     pub sessions: Arc<SessionManager>,
+    /// The `/backend` link (connected and hybrid modes).
+    pub backend: Option<Arc<BackendHub>>,
+    pub debug_pages: crate::config::DebugPages,
+    pub metrics_enabled: bool,
     pub allowed_origins: Vec<String>,
     pub sockets: SocketConfig,
     pub redact_ids: bool,
@@ -81,16 +87,22 @@ impl Gateway {
             Mode::Embedded | Mode::Hybrid if !has_main => {
                 return Err(StartError::Config(format!("--mode {} needs lua/main.lua in the site", mode.as_str())))
             }
-            Mode::Connected | Mode::Hybrid => {
-                return Err(StartError::Config(format!(
-                    "mode {} needs the /backend endpoint, which this build does not provide yet; \
-                     give the site a lua/main.lua for embedded mode",
-                    mode.as_str()
-                )))
-            }
             _ => {}
         }
         let site = Arc::new(site);
+        crate::metrics::metrics().set_build_info(mode.as_str());
+        let backend = match mode {
+            Mode::Connected | Mode::Hybrid => {
+                let token = args.backend_token().map_err(StartError::Config)?;
+                let limits = BackendLimits {
+                    max_frame_bytes: args.backend_max_frame,
+                    session_buffer: args.backend_buffer,
+                    max_variables: args.max_variables,
+                };
+                Some(Arc::new(BackendHub::new(mode.as_str(), token, limits)))
+            }
+            _ => None,
+        };
         let session_config = SessionConfig {
             site: site.clone(),
             lua: (mode != Mode::Connected).then(|| LuaConfig {
@@ -102,12 +114,16 @@ impl Gateway {
             flush_delay: args.flush_delay,
             mailbox: args.mailbox as usize,
             max_variables: args.max_variables,
+            backend: backend.clone(),
         };
         let timeouts = Timeouts { session: args.session_timeout, unclaimed: args.unclaimed_timeout };
         let sessions = Arc::new(SessionManager::new(Arc::new(session_config), timeouts, args.max_sessions));
         Ok(Gateway {
             mode,
             site,
+            backend,
+            debug_pages: args.debug_pages(),
+            metrics_enabled: !args.no_metrics,
             sessions,
             allowed_origins: args.allowed_origins.clone(),
             sockets: SocketConfig {
@@ -196,6 +212,9 @@ impl RunningGateway {
         tracing::info!(sessions, "shutdown started");
         let _ = self.shutdown.send(true);
         self.gateway.sessions.destroy_all(EndReason::Shutdown);
+        if let Some(hub) = &self.gateway.backend {
+            hub.close(crate::protocol::close::GOING_AWAY, "shutdown");
+        }
         let finished = tokio::time::timeout(deadline, self.server).await.is_ok();
         tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "shutdown finished");
         finished

@@ -15,24 +15,41 @@
 //! | [`site`] | the served site: built-in demo or `--site DIR`, viewdefs |
 //! | [`gateway`] | startup: mode decision, shared state, the running server |
 //! | [`http`] | routes: `GET /` creates sessions, the shell, static files, `/healthz` |
+//! | [`backend`] | the `/backend` link: auth, welcome, routing batches to sessions, replay on reconnect |
 //! | [`browser`] | one browser WebSocket: reader and writer tasks |
 //! | [`session`] | the session actor, its per-connection state, [`session::SessionManager`] |
+//! | [`metrics`] | Prometheus metrics at `/metrics` |
 //! | [`lua`] | the per-session sandboxed Lua state and the `session` API |
 //! | [`tracker`] | variables, paths, value snapshots, object registry, change detection |
 //! | [`loadtest`] | `ui-gateway loadtest`: the load generator (browser protocol client, scenarios, report) |
+//! | `client` | the Rust backend client library (cargo feature `backend-client`) |
 //!
 //! A frame's path: socket → [`browser`] reader (parse) → session mailbox → [`session::Session`]
 //! (apply messages, Lua via [`lua::LuaBackend`] and its [`tracker::Tracker`]) → per-connection queue →
 //! flush (timer or user event) → writer → socket. See `ARCHITECTURE.md`.
 
+#[cfg(feature = "server")]
+pub mod backend;
+#[cfg(feature = "server")]
 pub mod browser;
+#[cfg(feature = "backend-client")]
+pub mod client;
+#[cfg(feature = "server")]
 pub mod config;
+#[cfg(feature = "server")]
 pub mod gateway;
+#[cfg(feature = "server")]
 pub mod http;
 pub mod ids;
+#[cfg(feature = "server")]
 pub mod loadtest;
+#[cfg(feature = "server")]
 pub mod lua;
+#[cfg(feature = "server")]
+pub mod metrics;
 pub mod protocol;
+#[cfg(feature = "server")]
 pub mod session;
+#[cfg(feature = "server")]
 pub mod site;
 pub mod tracker;

@@ -160,3 +160,55 @@ async fn expired_sessions_are_destroyed() {
     let mut ws = connect(&gw, &id, None).await.unwrap();
     assert_eq!(ws.closed().await, 4404);
 }
+
+#[tokio::test]
+async fn metrics_expose_every_listed_family() {
+    let gw = start(args()).await;
+    let id = new_session(&gw).await;
+    let mut ws = connect(&gw, &id, None).await.unwrap();
+    ws.send(watch(1)).await;
+    ws.recv().await;
+    ws.send_raw("not json").await;
+    ws.recv().await;
+    let r = http().get(format!("http://{}/metrics", gw.addr)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "text/plain; version=0.0.4; charset=utf-8");
+    let text = r.text().await.unwrap();
+    for family in [
+        "ui_build_info{",
+        "ui_sessions ",
+        "ui_sessions_created_total ",
+        "ui_sessions_rejected_total ",
+        "ui_connections{kind=\"browser\"} ",
+        "ui_frames_received_total{kind=\"browser\"} ",
+        "ui_frames_sent_total{kind=\"browser\"} ",
+        "ui_bytes_received_total{kind=\"browser\"} ",
+        "ui_bytes_sent_total{kind=\"browser\"} ",
+        "ui_messages_received_total{kind=\"browser\",type=\"watch\"} ",
+        "ui_errors_sent_total{code=\"bad-message\"} ",
+        "ui_batch_duration_seconds_bucket{",
+        "ui_variables{owner=\"lua\"} ",
+        "ui_lua_memory_bytes ",
+        "ui_backend_connected ",
+        "ui_backend_buffered_messages ",
+        "ui_backend_buffer_dropped_total ",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+        "process_start_time_seconds ",
+        "process_cpu_seconds_total ",
+        "ui_sessions_destroyed_total{reason=\"timeout\"} ",
+        "ui_connections_closed_total{kind=\"browser\",code=\"1000\"} ",
+        "ui_connections_refused_total{kind=\"backend\",reason=\"busy\"} ",
+        "ui_lua_limit_hits_total{limit=\"memory\"} ",
+    ] {
+        assert!(text.contains(family), "{family} missing:\n{text}");
+    }
+    gw.shutdown(std::time::Duration::from_secs(2)).await;
+
+    let mut a = args();
+    a.no_metrics = true;
+    let gw = start(a).await;
+    let r = http().get(format!("http://{}/metrics", gw.addr)).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    gw.shutdown(std::time::Duration::from_secs(2)).await;
+}

@@ -152,3 +152,74 @@ async fn two_tabs_share_state_and_a_reconnecting_tab_gets_it_back() {
     assert!(ma.errors.is_empty() && mb.errors.is_empty() && mc.errors.is_empty());
     gw.shutdown(std::time::Duration::from_secs(2)).await;
 }
+
+async fn variables(gw: &ui_gateway::gateway::RunningGateway, id: &str) -> (Vec<Value>, u64) {
+    let r = http().get(format!("http://{}/{id}/variables.json", gw.addr)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let changes = r.headers()["x-change-count"].to_str().unwrap().parse().unwrap();
+    (r.json::<Vec<Value>>().await.unwrap(), changes)
+}
+
+#[tokio::test]
+async fn debug_pages_show_the_tree_and_are_local_only() {
+    let mut a = args();
+    a.site = Some(tasks_site());
+    let gw = start(a).await;
+    let id = new_session(&gw).await;
+    let mut ws = connect(&gw, &id, None).await.unwrap();
+    let mut m = Mirror::default();
+    bind_app(&mut ws, &mut m).await;
+    bind_row(&mut ws, &mut m, 10, 0).await;
+    let (items, _) = variables(&gw, &id).await;
+    let ids: Vec<i64> = items.iter().map(|i| i["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids[0], 1);
+    assert_eq!(items[0]["type"], "TasksApp");
+    assert_eq!(items[0]["owner"], "lua");
+    let list = items.iter().find(|i| i["path"] == "filteredTasks()").unwrap();
+    assert_eq!(list["type"], "lua.ViewList");
+    assert_eq!(list["watchers"], 1);
+    assert!(list["depth"] == 1 && list["parentId"] == 1);
+    let before = items.len();
+
+    // Adding and deleting a task 20 times leaves the variable count where it was.
+    for _ in 0..20 {
+        ws.send(set(NEW_NAME, json!("temp"), false)).await;
+        ws.send(set(ADD, Value::Null, true)).await;
+        ws.until(&mut m, |m| rows(m) == 4).await;
+        ws.send(creates(&[
+            (100, ITEMS, json!({"path":"3","access":"r"})),
+            (101, 100, json!({"path":"item","access":"r"})),
+            (102, 101, json!({"path":"remove()","access":"action"})),
+        ]))
+        .await;
+        ws.send(set(102, Value::Null, true)).await;
+        ws.until(&mut m, |m| rows(m) == 3).await;
+        ws.send(json!({"userEvent":false,"messages":[{"type":"destroy","data":{"varId":100}}]})).await;
+        ws.until(&mut m, |m| m.destroyed.contains(&100)).await;
+        m.destroyed.clear();
+    }
+    let (items, changes) = variables(&gw, &id).await;
+    assert_eq!(items.len(), before);
+    assert!(changes > 0);
+    let page = http().get(format!("http://{}/{id}/variables", gw.addr)).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("filteredTasks()"));
+
+    // Not local (a proxy header) → 404.
+    let r = http()
+        .get(format!("http://{}/{id}/variables.json", gw.addr))
+        .header("x-forwarded-for", "1.2.3.4")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    gw.shutdown(std::time::Duration::from_secs(2)).await;
+
+    let mut a = args();
+    a.no_debug_pages = true;
+    let gw = start(a).await;
+    let id = new_session(&gw).await;
+    let r = http().get(format!("http://{}/{id}/variables.json", gw.addr)).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    gw.shutdown(std::time::Duration::from_secs(2)).await;
+}

@@ -17,6 +17,7 @@ use axum::routing::{any, get};
 use axum::Router;
 
 use crate::browser;
+use crate::config::DebugPages;
 use crate::gateway::Gateway;
 use crate::ids::SessionId;
 use crate::session::manager::CreateError;
@@ -26,6 +27,8 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
     Router::new()
         .route("/", get(create_session).head(root_head))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route("/backend", any(crate::backend::socket::endpoint))
         .route("/ws/{*rest}", any(browser_socket))
         .fallback(fallback)
         .with_state(gateway)
@@ -74,12 +77,28 @@ async fn root_head() -> StatusCode {
     StatusCode::OK
 }
 
+/// `/metrics`: Prometheus text format (404 with `--no-metrics`).
+async fn metrics(State(gw): State<Arc<Gateway>>) -> Response<Body> {
+    if !gw.metrics_enabled {
+        return html(StatusCode::NOT_FOUND, pages::NOT_FOUND_HTML, false);
+    }
+    Response::builder()
+        .header(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Body::from(crate::metrics::metrics().render(gw.sessions.count())))
+        .expect("valid response")
+}
+
 async fn healthz(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
     let body = serde_json::json!({
         "status": "ok",
         "mode": gw.mode.as_str(),
         "sessions": gw.sessions.count(),
-        "backend": "none",
+        "backend": match &gw.backend {
+            None => "none",
+            Some(hub) if hub.is_connected() => "connected",
+            Some(_) => "disconnected",
+        },
     });
     ([(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")], body.to_string())
 }
@@ -98,6 +117,7 @@ async fn browser_socket(
         Err(_) => return (StatusCode::BAD_REQUEST, "not a WebSocket upgrade").into_response(),
     };
     if !origin::origin_allowed(&headers, &gw.allowed_origins) {
+        crate::metrics::metrics().connection_refused("browser", "origin");
         return (StatusCode::FORBIDDEN, "origin not allowed").into_response();
     }
     let id = uri.path().trim_start_matches("/ws/").split('/').next().unwrap_or("");
@@ -106,7 +126,13 @@ async fn browser_socket(
 }
 
 /// Everything else: `/_ui/…`, `/<id>[/…]`, robots/favicon and the site's `html/`.
-async fn fallback(State(gw): State<Arc<Gateway>>, method: Method, uri: Uri, headers: HeaderMap) -> Response<Body> {
+async fn fallback(
+    State(gw): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response<Body> {
     let head = method == Method::HEAD;
     if method != Method::GET && !head {
         return Response::builder()
@@ -125,18 +151,19 @@ async fn fallback(State(gw): State<Arc<Gateway>>, method: Method, uri: Uri, head
         };
     }
     if let Ok(id) = first.parse::<SessionId>() {
-        return session_page(&gw, &id, path, &headers, head).await;
+        let rest = &path[1 + 32..];
+        if rest == "/variables" || rest == "/variables.json" {
+            return debug_page(&gw, &id, rest == "/variables.json", &peer, &headers).await;
+        }
+        return session_page(&gw, &id, &headers, head).await;
     }
     static_file(&gw, path, &headers, head).await
 }
 
 /// The shell for a live session, or the "session ended" page.
-async fn session_page(gw: &Gateway, id: &SessionId, path: &str, headers: &HeaderMap, head: bool) -> Response<Body> {
-    let rest = &path[1 + 32..];
-    if !gw.sessions.session_exists(id) || rest == "/variables" || rest == "/variables.json" {
-        // Debug pages are not served by this build; unknown sessions get the ended page.
-        let body = if gw.sessions.session_exists(id) { pages::NOT_FOUND_HTML } else { pages::SESSION_ENDED_HTML };
-        return html(StatusCode::NOT_FOUND, body, true);
+async fn session_page(gw: &Gateway, id: &SessionId, headers: &HeaderMap, head: bool) -> Response<Body> {
+    if !gw.sessions.session_exists(id) {
+        return html(StatusCode::NOT_FOUND, pages::SESSION_ENDED_HTML, true);
     }
     let shell = match gw.site.html_dir().map(|d| d.join("index.html")) {
         Some(p) if p.is_file() => tokio::fs::read_to_string(&p).await.ok(),
@@ -152,6 +179,43 @@ async fn session_page(gw: &Gateway, id: &SessionId, path: &str, headers: &Header
         .header(header::CACHE_CONTROL, "no-store")
         .header(header::SET_COOKIE, cookie)
         .body(if head { Body::empty() } else { Body::from(body) })
+        .expect("valid response")
+}
+
+/// `/<id>/variables[.json]`: the session's variables, produced by its task (404 unless allowed).
+async fn debug_page(
+    gw: &Gateway,
+    id: &SessionId,
+    json: bool,
+    peer: &SocketAddr,
+    headers: &HeaderMap,
+) -> Response<Body> {
+    let allowed = match gw.debug_pages {
+        DebugPages::Off => false,
+        DebugPages::On => true,
+        DebugPages::Auto => origin::is_local_debug(peer, headers),
+    };
+    let inspected = match gw.sessions.get_session(id) {
+        Some(handle) if allowed => handle.inspect().await,
+        _ => None,
+    };
+    let Some((items, changes)) = inspected else {
+        return html(StatusCode::NOT_FOUND, pages::NOT_FOUND_HTML, true);
+    };
+    if json {
+        return Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header(header::CACHE_CONTROL, "no-store")
+            .header("x-change-count", changes.to_string())
+            .body(Body::from(serde_json::Value::Array(items).to_string()))
+            .expect("valid response");
+    }
+    html_security_headers(Response::builder().status(StatusCode::OK))
+        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .header(header::CACHE_CONTROL, "no-store")
+        .header("x-change-count", changes.to_string())
+        .body(Body::from(pages::variables_page(&items, changes)))
         .expect("valid response")
 }
 

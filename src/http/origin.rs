@@ -60,6 +60,17 @@ pub fn is_local(peer: &SocketAddr, headers: &HeaderMap) -> bool {
     loopback && ["origin", "forwarded", "x-forwarded-for", "x-real-ip"].iter().all(|h| !headers.contains_key(*h))
 }
 
+/// Local for the debug pages: like [`is_local`], except that an `Origin` naming the gateway itself (the
+/// page refreshing itself) is tolerated.
+pub fn is_local_debug(peer: &SocketAddr, headers: &HeaderMap) -> bool {
+    if !headers.contains_key("origin") {
+        return is_local(peer, headers);
+    }
+    let mut without = headers.clone();
+    without.remove("origin");
+    origin_allowed(headers, &[]) && is_local(peer, &without)
+}
+
 /// Whether the request came through an https proxy (for the cookie's `Secure` flag).
 pub fn forwarded_https(headers: &HeaderMap) -> bool {
     let xfp = headers

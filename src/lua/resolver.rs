@@ -97,12 +97,16 @@ impl LuaResolver {
 /// rewrapped by `pcall`/`error` on the way out).
 pub fn lua_error(budget: &Budget, e: &mlua::Error) -> VarError {
     if budget.exhausted() {
+        crate::metrics::metrics().lua_limit_hit("instructions");
         return VarError::new(ErrorCode::LuaTimeout, "Lua instruction budget exhausted");
     }
     let mut cur = e;
     loop {
         match cur {
-            mlua::Error::MemoryError(_) => return VarError::new(ErrorCode::LuaMemory, "Lua memory limit reached"),
+            mlua::Error::MemoryError(_) => {
+                crate::metrics::metrics().lua_limit_hit("memory");
+                return VarError::new(ErrorCode::LuaMemory, "Lua memory limit reached");
+            }
             mlua::Error::CallbackError { cause, .. } => cur = cause,
             mlua::Error::WithContext { cause, .. } => cur = cause,
             mlua::Error::RuntimeError(msg) => return VarError::new(ErrorCode::LuaError, first_line(msg)),

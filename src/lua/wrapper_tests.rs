@@ -231,3 +231,14 @@ fn the_viewlist_library_loads_on_first_use() {
     assert!(b.eval::<bool>("return rawget(lua, 'ViewList') == nil").unwrap());
     assert!(b.eval::<bool>("return lua.ViewList.type == 'lua.ViewList' and lua.ViewListItem.remove ~= nil").unwrap());
 }
+
+#[test]
+fn unknown_create_type_survives_activation_and_shows_in_full_state() {
+    let mut b = backend("App = session:prototype('App', {a = ''}) session:createAppVariable(App:new())");
+    pass(&mut b);
+    create(&mut b, 7, 1, "other", &[("create", "NoSuchType")]);
+    b.tracker_mut().set_active(VarId(7), true);
+    pass(&mut b);
+    let state: Vec<Json> = b.tracker().full_state(VarId(7)).iter().map(|m| serde_json::to_value(m).unwrap()).collect();
+    assert_eq!(state.last().unwrap()["data"]["code"], "not-found", "{state:?}");
+}

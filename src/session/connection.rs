@@ -167,6 +167,11 @@ impl Connection {
             frame.push(ServerMessage::Update(UpdateOut { var_id: VarId::APP, value: None, properties: props }));
         }
         frame.extend(coalesce(std::mem::take(&mut self.updates)));
+        for msg in &frame {
+            if let ServerMessage::Error(e) = msg {
+                crate::metrics::metrics().error_sent(e.code.as_str());
+            }
+        }
         self.sink.send_frame(encode_server_frame(&frame))
     }
 

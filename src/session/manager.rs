@@ -102,8 +102,10 @@ impl SessionManager {
     /// runs `main.lua`), then the session task starts.
     pub fn create_session(&self) -> Result<SessionHandle, CreateError> {
         if self.max_sessions != 0 && self.count() >= self.max_sessions {
+            crate::metrics::metrics().sessions_rejected.inc();
             return Err(CreateError::AtCapacity(self.max_sessions));
         }
+        crate::metrics::metrics().sessions_created.inc();
         let id = self.generate_session_id();
         let vended = VendedId(self.next_vended_id.fetch_add(1, Ordering::Relaxed));
         let activity = Arc::new(Activity::new(self.clock));
@@ -183,14 +185,21 @@ impl SessionManager {
             connections = entry.handle.activity.open_connections(),
             "session destroyed"
         );
+        if let Some(hub) = &self.session_config.backend {
+            hub.session_closed(entry.handle.vended);
+        }
+        crate::metrics::metrics().session_destroyed(reason.as_str());
         let _ = entry.stop.send(Stop::for_reason(reason));
         true
     }
 
-    /// Ends every session (shutdown); returns how many there were.
+    /// Ends every session (shutdown) in ascending vended order, so a backend hears `closed` in that
+    /// order; returns how many there were.
     pub fn destroy_all(&self, reason: EndReason) -> usize {
-        let ids: Vec<SessionId> = self.state.lock().sessions.keys().copied().collect();
-        ids.iter().filter(|id| self.destroy_session(id, reason)).count()
+        let mut ids: Vec<(VendedId, SessionId)> =
+            self.state.lock().sessions.iter().map(|(id, e)| (e.handle.vended, *id)).collect();
+        ids.sort();
+        ids.iter().filter(|(_, id)| self.destroy_session(id, reason)).count()
     }
 
     /// cleanupInactiveSessions: ends sessions idle past their timeout. A session with an open connection

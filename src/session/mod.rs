@@ -6,23 +6,29 @@
 
 pub mod clock;
 pub mod connection;
+mod inspect;
+mod link;
 pub mod manager;
+pub mod remote;
 pub mod sink;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::backend::BackendHub;
 use crate::ids::{ConnId, SessionId, VarId, VendedId};
 use crate::lua::{LuaBackend, LuaConfig};
+use crate::protocol::backend::BackendBatch;
 use crate::protocol::{close, ClientFrame, Create, ErrorCode, FrameError, Message, ServerMessage, Update};
 use crate::site::Site;
-use crate::tracker::{VarError, Writer};
+use crate::tracker::{Owner, VarError, Writer};
 pub use clock::{Activity, Clock, EndReason};
 use connection::Connection;
+use link::{Link, Outbox};
 pub use manager::SessionManager;
 pub use sink::{ConnSink, Outbound, SendOutcome};
 
@@ -37,6 +43,8 @@ pub struct SessionConfig {
     pub mailbox: usize,
     /// Variables per session, all owners.
     pub max_variables: usize,
+    /// The backend link, in connected and hybrid modes.
+    pub backend: Option<Arc<BackendHub>>,
 }
 
 impl Default for SessionConfig {
@@ -48,6 +56,7 @@ impl Default for SessionConfig {
             flush_delay: Duration::from_millis(10),
             mailbox: 1024,
             max_variables: 100_000,
+            backend: None,
         }
     }
 }
@@ -61,6 +70,14 @@ pub enum SessionMsg {
     Frame { conn: ConnId, frame: Result<ClientFrame, FrameError> },
     /// A browser connection closed, for any reason.
     Disconnect { conn: ConnId },
+    /// A batch from backend connection `generation`.
+    Backend { generation: u64, batch: BackendBatch },
+    /// Backend connection `generation` is up: send the replay batch, then reply.
+    BackendUp { generation: u64, done: oneshot::Sender<()> },
+    /// Backend connection `generation` is gone.
+    BackendDown { generation: u64 },
+    /// The debug view: every variable and the session's change count.
+    Inspect { reply: oneshot::Sender<(Vec<serde_json::Value>, u64)> },
 }
 
 /// How connections and the manager reach a session. Cheap to clone.
@@ -94,6 +111,29 @@ impl SessionHandle {
         let _ = self.tx.send(SessionMsg::Disconnect { conn }).await;
     }
 
+    /// Hands over a backend batch. Waits while the mailbox is full (back-pressure on the backend).
+    pub async fn backend_batch(&self, generation: u64, batch: BackendBatch) -> Result<(), SessionGone> {
+        self.tx.send(SessionMsg::Backend { generation, batch }).await.map_err(|_| SessionGone)
+    }
+
+    /// Tells the session backend connection `generation` is up; returns once its replay batch is queued.
+    pub async fn backend_up(&self, generation: u64) -> Result<(), SessionGone> {
+        let (done, rx) = oneshot::channel();
+        self.tx.send(SessionMsg::BackendUp { generation, done }).await.map_err(|_| SessionGone)?;
+        rx.await.map_err(|_| SessionGone)
+    }
+
+    pub async fn backend_down(&self, generation: u64) {
+        let _ = self.tx.send(SessionMsg::BackendDown { generation }).await;
+    }
+
+    /// The session's variables for the debug pages (`None` if the session ended).
+    pub async fn inspect(&self) -> Option<(Vec<serde_json::Value>, u64)> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(SessionMsg::Inspect { reply }).await.ok()?;
+        rx.await.ok()
+    }
+
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()
     }
@@ -125,8 +165,35 @@ pub struct Session {
     connections: BTreeMap<ConnId, Connection>,
     /// Next session-wide id for a browser-created variable: ascending from 2, never reused.
     next_global: i64,
-    /// Watch tally per variable: how many connections watch it.
+    /// Watch tally per variable: how many connections (and the backend, for Lua variables) watch it.
     tallies: HashMap<VarId, usize>,
+    /// Backend-owned variables as the gateway knows them.
+    remote: remote::RemoteVars,
+    /// Where the session stands with the backend.
+    link: Link,
+    /// Whether a browser frame arrived (the backend hears of a session with its first one).
+    engaged: bool,
+    /// What the current frame produced for the backend.
+    outbox: Outbox,
+    /// Lua-owned variables the backend watches (client variables, variable 1 in hybrid mode).
+    backend_watches: HashSet<VarId>,
+    /// Lua-owned variables whose full state the backend gets after the pass.
+    backend_full: Vec<VarId>,
+    /// Client variables the backend created under Lua parents (they go when it does), with the
+    /// properties it set itself (never echoed back to it).
+    backend_vars: HashMap<VarId, crate::protocol::Properties>,
+    /// Value changes delivered, in all (debug pages' `X-Change-Count`) and per variable.
+    change_count: u64,
+    changes_of: HashMap<VarId, u64>,
+    /// What this session last added to the process-wide gauges (variables by owner, Lua heap, buffered
+    /// backend messages), so it can report deltas and take it all back when it ends.
+    reported: [i64; 4],
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.report_gauges_to([0; 4]);
+    }
 }
 
 impl Session {
@@ -155,13 +222,50 @@ impl Session {
         Session {
             id,
             vended,
-            config,
             activity,
             lua,
+            link: match &config.backend {
+                None => Link::None,
+                Some(hub) => match hub.generation() {
+                    Some(generation) => Link::Live { generation, opened: false },
+                    None => Link::away(),
+                },
+            },
+            config,
             connections: BTreeMap::new(),
             next_global: 2,
             tallies: HashMap::new(),
+            remote: Default::default(),
+            engaged: false,
+            outbox: Default::default(),
+            backend_watches: HashSet::new(),
+            backend_full: Vec::new(),
+            backend_vars: HashMap::new(),
+            change_count: 0,
+            changes_of: HashMap::new(),
+            reported: [0; 4],
         }
+    }
+
+    /// Reports this session's share of the summed gauges after a batch.
+    fn report_gauges(&mut self) {
+        let lua_vars = self.lua.as_ref().map_or(0, |l| l.tracker().len()) as i64;
+        let memory = self.lua.as_ref().map_or(0, LuaBackend::used_memory) as i64;
+        let buffered = match &self.link {
+            Link::Away { buffer, .. } => buffer.len() as i64,
+            _ => 0,
+        };
+        self.report_gauges_to([lua_vars, self.remote.len() as i64, memory, buffered]);
+    }
+
+    fn report_gauges_to(&mut self, now: [i64; 4]) {
+        let m = crate::metrics::metrics();
+        let d: Vec<i64> = now.iter().zip(self.reported).map(|(n, r)| n - r).collect();
+        m.variables_delta("lua", d[0]);
+        m.variables_delta("remote", d[1]);
+        m.lua_memory.inc_by(d[2]);
+        m.backend_buffered.inc_by(d[3]);
+        self.reported = now;
     }
 
     pub fn lua(&self) -> Option<&LuaBackend> {
@@ -189,7 +293,12 @@ impl Session {
                     Some(msg) => self.handle(msg),
                     None => break Stop::for_reason(EndReason::Destroyed),
                 },
-                _ = sleep_until(timer), if timer.is_some() => self.run_timers(),
+                _ = sleep_until(timer), if timer.is_some() => {
+                    let started = std::time::Instant::now();
+                    self.run_timers();
+                    self.report_gauges();
+                    crate::metrics::metrics().batch_done("timer", started.elapsed().as_secs_f64());
+                }
                 _ = sleep_until(flush), if flush.is_some() => self.flush_due(),
             }
         };
@@ -208,14 +317,34 @@ impl Session {
                 }
                 let _ = reply.send(accepted);
             }
-            SessionMsg::Frame { conn, frame } => self.process_frame(conn, frame),
+            SessionMsg::Frame { conn, frame } => {
+                let started = std::time::Instant::now();
+                self.process_frame(conn, frame);
+                self.report_gauges();
+                crate::metrics::metrics().batch_done("browser", started.elapsed().as_secs_f64());
+            }
             SessionMsg::Disconnect { conn } => self.disconnect(conn),
+            SessionMsg::Backend { generation, batch } => {
+                let started = std::time::Instant::now();
+                self.backend_batch(generation, batch);
+                self.report_gauges();
+                crate::metrics::metrics().batch_done("backend", started.elapsed().as_secs_f64());
+            }
+            SessionMsg::BackendUp { generation, done } => {
+                self.backend_up(generation);
+                let _ = done.send(());
+            }
+            SessionMsg::BackendDown { generation } => self.backend_down(generation),
+            SessionMsg::Inspect { reply } => {
+                let _ = reply.send(self.inspect());
+            }
         }
     }
 
     /// A connection closed: the variables it created go (other watchers are told), its watches leave
     /// their tallies; its id table, viewdef set and queue are discarded. App state stays.
     fn disconnect(&mut self, conn: ConnId) {
+        self.disconnect_remote(conn);
         let Some(c) = self.connections.get(&conn) else { return };
         let created = c.created();
         let watches: Vec<VarId> = c.watches.iter().copied().collect();
@@ -227,6 +356,7 @@ impl Session {
         }
         self.connections.remove(&conn);
         self.deliver_changes();
+        self.emit_backend(false);
     }
 
     /// Runs due Lua timers, each its own batch, then a pass.
@@ -235,6 +365,7 @@ impl Session {
         lua.run_due_timers(Instant::now());
         self.settle_lua();
         self.deliver_changes();
+        self.emit_backend(false);
     }
 
     fn process_frame(&mut self, conn: ConnId, frame: Result<ClientFrame, FrameError>) {
@@ -248,6 +379,7 @@ impl Session {
                 return;
             }
         };
+        self.engaged = true;
         if let Some(lua) = &self.lua {
             lua.begin_phase();
         }
@@ -259,6 +391,7 @@ impl Session {
         }
         self.settle_lua();
         self.deliver_changes();
+        self.emit_backend(frame.user_event);
         if frame.user_event {
             self.flush_connection(conn);
         }
@@ -285,7 +418,11 @@ impl Session {
             Message::Unwatch(id) => {
                 if let Some(global) = c.to_global(id) {
                     if self.connections.get_mut(&conn).is_some_and(|c| c.watches.remove(&global)) {
-                        self.untally(global);
+                        if self.owner(global) == Some(Owner::Lua) {
+                            self.untally(global);
+                        } else {
+                            self.unwatch_remote(global);
+                        }
                     }
                 }
             }
@@ -300,7 +437,11 @@ impl Session {
                 }
                 // Unknown ids are ignored silently so repeated destroys are harmless.
                 if let Some(global) = c.to_global(id) {
-                    self.destroy_variable(global);
+                    match self.owner(global) {
+                        Some(Owner::Lua) => self.destroy_variable(global),
+                        Some(Owner::Remote) => self.destroy_remote(global),
+                        None => {}
+                    }
                 }
             }
             Message::Create(create) => self.create(conn, create),
@@ -311,7 +452,7 @@ impl Session {
         }
     }
 
-    /// A browser `create` (browser protocol §4.1).
+    /// A browser `create` (browser protocol §4.1): owned like its parent.
     fn create(&mut self, conn: ConnId, create: Create) {
         let Some(c) = self.connections.get(&conn) else { return };
         if c.owns_client_id(create.id) {
@@ -321,13 +462,14 @@ impl Session {
         let Some(parent) = parent else {
             return self.error(conn, create.id, ErrorCode::NotFound, "parent variable not found");
         };
-        let Some(lua) = self.lua.as_mut() else {
-            return self.error(conn, create.id, ErrorCode::BackendUnavailable, "no backend is connected");
-        };
-        if lua.tracker().len() >= self.config.max_variables {
+        if self.variable_count() >= self.config.max_variables {
             return self.error(conn, create.id, ErrorCode::LimitExceeded, "session variable limit reached");
         }
         let global = VarId(self.next_global);
+        if self.owner(parent) == Some(Owner::Remote) {
+            return self.create_remote(conn, create, parent, global);
+        }
+        let Some(lua) = self.lua.as_mut() else { return };
         match lua.tracker_mut().create(global, parent, &create.properties, Writer::Browser) {
             Ok(created) => {
                 self.next_global += 1;
@@ -367,6 +509,9 @@ impl Session {
                 format!("variable {} not found", update.var_id),
             );
         };
+        if self.owner(global) == Some(Owner::Remote) {
+            return self.update_remote(conn, update, global);
+        }
         let Some(lua) = self.lua.as_mut() else { return };
         let props = update.properties.as_deref().unwrap_or(&[]);
         let errors = lua.tracker_mut().update(global, props, update.value.as_ref(), Writer::Browser, Some(conn.0));
@@ -379,14 +524,22 @@ impl Session {
         self.error(conn, client, e.code, e.description);
     }
 
-    /// Destroys a variable's subtree and tells every connection that created or watches a destroyed
-    /// variable, children first, in its own id space.
+    /// Destroys a Lua-owned variable's subtree and tells every connection that created or watches a
+    /// destroyed variable, children first, in its own id space.
     fn destroy_variable(&mut self, global: VarId) {
         let Some(lua) = self.lua.as_mut() else { return };
         let destroyed = lua.tracker_mut().destroy(global);
+        self.forget_lua(&destroyed);
+    }
+
+    /// Lua-owned variables are gone: drop their tallies and backend watches, notify connections.
+    fn forget_lua(&mut self, destroyed: &[VarId]) {
         let delay = self.config.flush_delay;
-        for id in &destroyed {
+        for id in destroyed {
             self.tallies.remove(id);
+            self.changes_of.remove(id);
+            self.backend_watches.remove(id);
+            self.backend_vars.remove(id);
             for c in self.connections.values_mut() {
                 if c.concerns(*id) {
                     c.forget(*id, delay);
@@ -401,60 +554,60 @@ impl Session {
         let Some(lua) = self.lua.as_mut() else { return };
         lua.run_pending_lua();
         let destroyed = lua.take_destroyed();
-        let delay = self.config.flush_delay;
-        for id in destroyed {
-            self.tallies.remove(&id);
-            for c in self.connections.values_mut() {
-                if c.concerns(id) {
-                    c.forget(id, delay);
-                }
-            }
-        }
+        self.forget_lua(&destroyed);
     }
 
-    fn tally(&mut self, global: VarId) {
+    /// One watcher more; returns whether it is the first. A Lua variable starts being computed.
+    fn tally(&mut self, global: VarId) -> bool {
         let n = self.tallies.entry(global).or_insert(0);
         *n += 1;
-        if *n == 1 {
+        let first = *n == 1;
+        if first {
             if let Some(lua) = self.lua.as_mut() {
                 lua.tracker_mut().set_active(global, true);
             }
         }
+        first
     }
 
-    /// One watcher fewer; at zero the variable and its subtree stop being computed.
-    fn untally(&mut self, global: VarId) {
-        let Some(n) = self.tallies.get_mut(&global) else { return };
+    /// One watcher fewer; returns whether it was the last. At zero a Lua variable and its subtree stop
+    /// being computed.
+    fn untally(&mut self, global: VarId) -> bool {
+        let Some(n) = self.tallies.get_mut(&global) else { return false };
         *n -= 1;
-        if *n == 0 {
-            self.tallies.remove(&global);
-            if let Some(lua) = self.lua.as_mut() {
-                lua.tracker_mut().set_active(global, false);
-            }
+        if *n > 0 {
+            return false;
         }
+        self.tallies.remove(&global);
+        if let Some(lua) = self.lua.as_mut() {
+            lua.tracker_mut().set_active(global, false);
+        }
+        true
     }
 
     fn var_exists(&self, id: VarId) -> bool {
-        self.lua.as_ref().is_some_and(|l| l.tracker().exists(id))
+        self.owner(id).is_some()
     }
 
     /// `watch`: the connection watches the variable (idempotent) and gets its full state after this
-    /// batch's pass, even if it already watched.
+    /// batch's pass, even if it already watched. Remote variables (and a variable 1 the backend is to
+    /// create) go through the backend link.
     fn watch(&mut self, conn: ConnId, client: VarId, global: VarId) {
-        let missing_app = match &self.lua {
-            Some(lua) if lua.tracker().exists(global) => None,
-            Some(lua) if global == VarId::APP => Some(lua.missing_app_error()),
-            None if global == VarId::APP => {
-                Some(VarError::new(ErrorCode::BackendUnavailable, "no backend is connected"))
+        match self.owner(global) {
+            Some(Owner::Lua) => {}
+            Some(Owner::Remote) => return self.watch_remote(conn, global, true),
+            None if global == VarId::APP && self.backend_mode() => return self.watch_remote(conn, global, true),
+            None => {
+                let e = match &self.lua {
+                    Some(lua) if global == VarId::APP => lua.missing_app_error(),
+                    _ => return self.error(conn, client, ErrorCode::NotFound, format!("variable {client} not found")),
+                };
+                let delay = self.config.flush_delay;
+                if let Some(c) = self.connections.get_mut(&conn) {
+                    c.push_update(ServerMessage::error(global, e.code, e.description), delay);
+                }
+                return;
             }
-            _ => return self.error(conn, client, ErrorCode::NotFound, format!("variable {client} not found")),
-        };
-        if let Some(e) = missing_app {
-            let delay = self.config.flush_delay;
-            if let Some(c) = self.connections.get_mut(&conn) {
-                c.push_update(ServerMessage::error(global, e.code, e.description), delay);
-            }
-            return;
         }
         let newly = self.connections.get_mut(&conn).map(|c| c.watches.insert(global)).unwrap_or(false);
         if newly {
@@ -468,11 +621,15 @@ impl Session {
     }
 
     /// The pass after a batch: detected changes go to each watcher (minus what it wrote itself), then
-    /// the full states that watches asked for.
+    /// the full states that watches asked for; the backend's share goes to its outbox.
     fn deliver_changes(&mut self) {
         let Some(lua) = self.lua.as_mut() else { return };
         lua.begin_phase();
         let changes = lua.tracker_mut().detect_changes();
+        for item in changes.items.iter().filter(|i| i.value.is_some()) {
+            self.change_count += 1;
+            *self.changes_of.entry(item.var_id).or_insert(0) += 1;
+        }
         let delay = self.config.flush_delay;
         for c in self.connections.values_mut() {
             let mut out = Vec::new();
@@ -488,6 +645,7 @@ impl Session {
                 c.push_update(msg, delay);
             }
         }
+        self.deliver_to_backend(&changes);
     }
 
     fn next_flush(&self) -> Option<Instant> {

@@ -51,7 +51,10 @@ impl ConnSink {
             return SendOutcome::TooSlow;
         }
         match self.tx.send(Outbound::Frame(text)) {
-            Ok(()) => SendOutcome::Queued,
+            Ok(()) => {
+                crate::metrics::metrics().frame_sent("browser", len);
+                SendOutcome::Queued
+            }
             Err(_) => SendOutcome::Gone,
         }
     }

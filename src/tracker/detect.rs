@@ -263,8 +263,13 @@ impl<R: Resolver> Shared<R> {
             }
         };
         let Some(var) = guard.live_mut(at) else { return false };
-        let result = match var.create_error.take() {
-            Some(e) if var.new => Err(e),
+        // A failed `create=T` stays the variable's error while its path still reads nil.
+        let result = match (&var.create_error, &result) {
+            (Some(e), Ok(_)) if var.raw_snap.as_deref().is_none_or(|s| matches!(s, Snap::Null)) => Err(e.clone()),
+            (Some(_), _) => {
+                var.create_error = None;
+                result
+            }
             _ => result,
         };
         let (note, descend) = match result {

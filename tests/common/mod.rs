@@ -200,3 +200,35 @@ pub fn creates(items: &[(i64, i64, Value)]) -> Value {
 pub fn set(var: i64, value: Value, user_event: bool) -> Value {
     serde_json::json!({"userEvent": user_event, "messages":[{"type":"update","data":{"varId":var,"value":value}}]})
 }
+
+/// Opens `/backend` with extra request headers (e.g. `authorization`).
+pub async fn connect_backend(
+    gw: &RunningGateway,
+    headers: &[(&str, &str)],
+) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+    let mut req = format!("ws://{}/backend", gw.addr).into_client_request().unwrap();
+    for (k, v) in headers {
+        req.headers_mut().insert(
+            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            v.parse().unwrap(),
+        );
+    }
+    let (stream, _) = tokio_tungstenite::connect_async(req).await?;
+    Ok(Ws { stream })
+}
+
+impl Ws {
+    /// The next text frame as JSON, whatever its shape (backend frames are objects).
+    pub async fn recv_json(&mut self) -> Value {
+        loop {
+            let msg =
+                tokio::time::timeout(STEP, self.stream.next()).await.expect("a frame in time").expect("open").unwrap();
+            match msg {
+                Message::Text(t) => return serde_json::from_str(&t).unwrap(),
+                Message::Binary(b) => return serde_json::from_slice(&b).unwrap(),
+                Message::Ping(_) | Message::Pong(_) => continue,
+                other => panic!("expected a text frame, got {other:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,38 @@
+//! A counter in connected mode: the backend owns the whole UI state.
+//!
+//! ```text
+//! ui-gateway --mode connected --site examples/counter_backend/site
+//! cargo run --example counter_backend --features backend-client
+//! ```
+//!
+//! `UI_BACKEND_URL` (default `ws://127.0.0.1:8000/backend`) and `UI_BACKEND_TOKEN` say where to
+//! connect. This is the §16 `counter` fixture: `Counter{count=0, increment()}`.
+
+use ui_gateway::client::{Client, ClientError, Obj, Session};
+use ui_gateway::ui_object;
+
+pub struct Counter {
+    pub count: i64,
+}
+
+impl Counter {
+    fn increment(&mut self) {
+        self.count += 1;
+    }
+}
+
+ui_object!(Counter {
+    fields { count }
+    methods { increment() }
+});
+
+/// Each browser session gets its own counter.
+pub fn app(_session: &mut Session) -> Obj<Counter> {
+    Obj::new(Counter { count: 0 })
+}
+
+#[tokio::main]
+async fn main() -> Result<(), ClientError> {
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    Client::from_env().connected(app).run().await
+}

@@ -1,0 +1,189 @@
+//! The `/backend` WebSocket (backend-protocol.md §2–§4, §10): checks in the spec's order, the welcome,
+//! the replay walk, routing of inbound batches to session mailboxes, keepalive, and the outage that
+//! follows any close.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::ws::{rejection::WebSocketUpgradeRejection, CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
+use axum::http::{header, HeaderMap, Method, Response, StatusCode};
+use axum::response::IntoResponse;
+use futures::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::{auth, BackendHub, Outgoing, SEND_QUEUE};
+use crate::gateway::Gateway;
+use crate::protocol::backend::{encode_closed, encode_frame_error, encode_welcome, parse_backend_frame};
+use crate::protocol::close;
+
+/// JSON nesting accepted in backend frames (values nest at most 32 deep inside a few envelope levels).
+const MAX_DEPTH: usize = 128;
+
+/// `GET /backend`: mode (404) → method (405) → authentication (401/403) → upgrade (400) → single
+/// backend (4409 after the upgrade).
+pub async fn endpoint(
+    State(gw): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    headers: HeaderMap,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response<Body> {
+    let Some(hub) = gw.backend.clone() else {
+        return (StatusCode::NOT_FOUND, "no backend endpoint in embedded mode").into_response();
+    };
+    if method != Method::GET {
+        return Response::builder()
+            .status(StatusCode::METHOD_NOT_ALLOWED)
+            .header(header::ALLOW, "GET")
+            .body(Body::empty())
+            .expect("valid response");
+    }
+    if let Err(refusal) = auth::check(hub.token.as_deref(), &peer, &headers) {
+        tracing::warn!(peer = %peer, reason = refusal.as_str(), "backend refused");
+        crate::metrics::metrics().connection_refused("backend", refusal.as_str());
+        return match refusal {
+            auth::Refusal::Token => Response::builder()
+                .status(StatusCode::UNAUTHORIZED)
+                .header(header::WWW_AUTHENTICATE, "Bearer")
+                .body(Body::from("a valid bearer token is required"))
+                .expect("valid response"),
+            auth::Refusal::NotLocal => (StatusCode::FORBIDDEN, "backends must connect locally").into_response(),
+        };
+    }
+    let Ok(upgrade) = upgrade else {
+        return (StatusCode::BAD_REQUEST, "not a WebSocket upgrade").into_response();
+    };
+    let max = hub.limits.max_frame_bytes;
+    upgrade
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| run(gw, hub, socket, peer))
+        .into_response()
+}
+
+async fn run(gw: Arc<Gateway>, hub: Arc<BackendHub>, socket: WebSocket, peer: SocketAddr) {
+    let (tx, rx) = mpsc::channel::<Outgoing>(SEND_QUEUE);
+    // The welcome is queued before the link is published, so nothing can overtake it.
+    let mut sessions = gw.sessions.vended_ids();
+    sessions.sort();
+    let welcome = encode_welcome(&hub.epoch, hub.mode, &sessions, &hub.limits);
+    let _ = tx.try_send(Outgoing::Frame(welcome));
+    let Some(generation) = hub.claim(tx.clone()) else {
+        tracing::warn!(peer = %peer, reason = "busy", "backend refused");
+        crate::metrics::metrics().connection_refused("backend", "busy");
+        let mut socket = socket;
+        let frame = CloseFrame { code: close::BACKEND_BUSY, reason: "backend already connected".into() };
+        let _ = socket.send(Message::Close(Some(frame))).await;
+        let _ = tokio::time::timeout(Duration::from_secs(2), async { while socket.next().await.is_some() {} }).await;
+        return;
+    };
+    tracing::info!(peer = %peer, epoch = %hub.epoch, sessions = sessions.len(), "backend connected");
+    crate::metrics::metrics().connection_opened("backend");
+    let (ws_tx, mut ws_rx) = socket.split();
+    let (heard_tx, heard_rx) = tokio::sync::watch::channel(Instant::now());
+    let sockets = gw.sockets.clone();
+    let writer = tokio::spawn(write_loop(ws_tx, rx, sockets.ping_interval, sockets.idle_close, heard_rx));
+
+    // Replay: each live session, ascending, queues its replay batch before the next is asked.
+    let replay = {
+        let gw = gw.clone();
+        tokio::spawn(async move {
+            let mut ids = gw.sessions.vended_ids();
+            ids.sort();
+            for vended in ids {
+                let handle = gw.sessions.get_internal_id(vended).and_then(|id| gw.sessions.get_session(&id));
+                if let Some(handle) = handle {
+                    let _ = handle.backend_up(generation).await;
+                }
+            }
+        })
+    };
+
+    let close_code = loop {
+        let msg = ws_rx.next().await;
+        let _ = heard_tx.send(Instant::now());
+        let bytes = match msg {
+            Some(Ok(Message::Text(text))) => text.as_bytes().to_vec(),
+            Some(Ok(Message::Binary(bytes))) => bytes.to_vec(),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Close(_))) | None => break None,
+            Some(Err(e)) => break Some(crate::browser::error_close_code(&e)),
+        };
+        crate::metrics::metrics().frame_received("backend", bytes.len());
+        match parse_backend_frame(&bytes, MAX_DEPTH) {
+            Err(e) => {
+                let _ = tx.send(Outgoing::Frame(encode_frame_error(e.code, &e.description))).await;
+            }
+            Ok(batch) => {
+                for msg in batch.messages.iter().flatten() {
+                    crate::metrics::metrics().message_received("backend", msg.type_name());
+                }
+                let vended = batch.session;
+                let handle = gw.sessions.get_internal_id(vended).and_then(|id| gw.sessions.get_session(&id));
+                let delivered = match handle {
+                    Some(h) => h.backend_batch(generation, batch).await.is_ok(),
+                    None => false,
+                };
+                if !delivered {
+                    let _ = tx.send(Outgoing::Frame(encode_closed(vended))).await;
+                }
+            }
+        }
+    };
+    if let Some(code) = close_code {
+        let _ = tx.send(Outgoing::Close(code, "frame too large")).await;
+    }
+    replay.abort();
+    hub.release(generation);
+    drop(tx);
+    let _ = writer.await;
+    let live = gw.sessions.vended_ids();
+    tracing::warn!(peer = %peer, code = close_code.unwrap_or(close::NORMAL), sessions = live.len(), "backend gone");
+    crate::metrics::metrics().connection_closed("backend", close_code.unwrap_or(close::NORMAL));
+    for vended in live {
+        if let Some(h) = gw.sessions.get_internal_id(vended).and_then(|id| gw.sessions.get_session(&id)) {
+            h.backend_down(generation).await;
+        }
+    }
+}
+
+async fn write_loop(
+    mut ws_tx: futures::stream::SplitSink<WebSocket, Message>,
+    mut rx: mpsc::Receiver<Outgoing>,
+    ping_interval: Duration,
+    idle_close: Duration,
+    heard: tokio::sync::watch::Receiver<Instant>,
+) {
+    let mut ping =
+        tokio::time::interval_at(Instant::now() + ping_interval, ping_interval.max(Duration::from_millis(10)));
+    loop {
+        tokio::select! {
+            out = rx.recv() => match out {
+                Some(Outgoing::Frame(text)) => {
+                    crate::metrics::metrics().frame_sent("backend", text.len());
+                    if ws_tx.send(Message::Text(text.into())).await.is_err() { break; }
+                }
+                Some(Outgoing::Close(code, reason)) => {
+                    let _ = ws_tx.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+                    break;
+                }
+                None => {
+                    let _ = ws_tx.send(Message::Close(Some(CloseFrame { code: close::GOING_AWAY, reason: "".into() }))).await;
+                    break;
+                }
+            },
+            _ = ping.tick(), if !ping_interval.is_zero() => {
+                if !idle_close.is_zero() && heard.borrow().elapsed() >= idle_close {
+                    let frame = CloseFrame { code: close::SILENT_PEER, reason: "idle".into() };
+                    let _ = ws_tx.send(Message::Close(Some(frame))).await;
+                    break;
+                }
+                if ws_tx.send(Message::Ping(Default::default())).await.is_err() { break; }
+            }
+        }
+    }
+}

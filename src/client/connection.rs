@@ -1,0 +1,293 @@
+//! The gateway connection: connect with the token, read the welcome, route frames to session tasks,
+//! reconnect with backoff. Runs on the client thread's `LocalSet`.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{Map, Value as Json};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
+use tokio::sync::watch;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::header::AUTHORIZATION;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+use super::backoff::Backoff;
+use super::config::ClientConfig;
+use super::error::ClientError;
+use super::handle::Input;
+use super::session::{Mode, Root};
+use super::task::{self, Factory, Link};
+use crate::protocol::backend::PROTOCOL_VERSION;
+
+/// Frame limit assumed until a welcome says otherwise.
+const DEFAULT_MAX_FRAME: usize = 16 << 20;
+
+/// The sessions of the client and what the last welcome said.
+struct Sessions<A> {
+    mode: Mode,
+    factory: Factory<A>,
+    link: Rc<Link>,
+    tasks: HashMap<String, UnboundedSender<Input>>,
+    epoch: Option<String>,
+    /// Counts welcomes: a session's first batch under a newer generation is its replay.
+    generation: u64,
+}
+
+impl<A: Root> Sessions<A> {
+    fn close(&mut self, id: &str) {
+        if let Some(tx) = self.tasks.remove(id) {
+            let _ = tx.send(Input::Close);
+        }
+    }
+
+    fn close_all(&mut self) {
+        for (_, tx) in self.tasks.drain() {
+            let _ = tx.send(Input::Close);
+        }
+    }
+
+    /// Backend protocol §6: a new epoch drops everything, the same epoch the sessions not listed.
+    fn welcome(&mut self, epoch: &str, live: &[String]) {
+        match &self.epoch {
+            Some(old) if old != epoch => {
+                tracing::info!(sessions = self.tasks.len(), "new gateway epoch: dropping all session state");
+                self.close_all();
+            }
+            _ => {
+                let gone: Vec<String> = self.tasks.keys().filter(|id| !live.contains(id)).cloned().collect();
+                for id in gone {
+                    tracing::debug!(session = %id, "session not live any more");
+                    self.close(&id);
+                }
+            }
+        }
+        self.epoch = Some(epoch.to_string());
+        self.generation += 1;
+    }
+
+    /// Routes one gateway frame.
+    fn frame(&mut self, bytes: &[u8]) {
+        let mut obj = match serde_json::from_slice::<Json>(bytes) {
+            Ok(Json::Object(obj)) => obj,
+            _ => return tracing::warn!("unreadable frame from the gateway"),
+        };
+        let Some(Json::String(id)) = obj.remove("session") else {
+            if let Some(e) = obj.get("error") {
+                return tracing::warn!(code = %e["code"], description = %e["description"], "the gateway refused a frame");
+            }
+            return tracing::warn!(keys = ?obj.keys().collect::<Vec<_>>(), "unexpected frame from the gateway");
+        };
+        if obj.get("event").and_then(Json::as_str) == Some("closed") {
+            tracing::debug!(session = %id, "session closed");
+            return self.close(&id);
+        }
+        let Some(Json::Array(messages)) = obj.remove("messages") else {
+            return tracing::warn!(session = %id, "gateway frame without messages");
+        };
+        let user_event = obj.get("userEvent") == Some(&Json::Bool(true));
+        let input = Input::Batch { messages, user_event, generation: self.generation };
+        let input = match self.tasks.get(&id) {
+            Some(tx) => match tx.send(input) {
+                Ok(()) => return,
+                Err(failed) => {
+                    tracing::error!(session = %id, "session task died (panic?): starting over");
+                    failed.0
+                }
+            },
+            None => input,
+        };
+        let tx = task::spawn(&id, self.mode, self.factory.clone(), self.link.clone());
+        let _ = tx.send(input);
+        self.tasks.insert(id, tx);
+    }
+}
+
+/// Why a connection ended.
+enum End {
+    Stopped,
+    Lost(ClientError),
+}
+
+/// Runs until stopped (`Ok`) or refused (`Err(Refused)`), reconnecting after anything else.
+pub(crate) async fn run<A: Root>(
+    config: ClientConfig,
+    mode: Mode,
+    factory: Factory<A>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), ClientError> {
+    let mut sessions =
+        Sessions { mode, factory, link: Rc::new(Link::default()), tasks: HashMap::new(), epoch: None, generation: 0 };
+    let mut backoff = Backoff::default();
+    let result = loop {
+        let started = Instant::now();
+        let end = serve(&config, &mut sessions, &mut stop).await;
+        sessions.link.clear();
+        backoff.connection_ended(started.elapsed());
+        let error = match end {
+            End::Stopped => break Ok(()),
+            End::Lost(e @ ClientError::Refused { .. }) => {
+                tracing::error!(error = %e, "backend connection refused; not retrying");
+                break Err(e);
+            }
+            End::Lost(e) => e,
+        };
+        let delay = backoff.next_delay();
+        tracing::warn!(error = %error, retry_in = ?delay, attempt = backoff.attempt(), "gateway connection lost");
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => break Ok(()),
+            _ = tokio::time::sleep(delay) => {}
+        }
+    };
+    sessions.close_all();
+    result
+}
+
+/// One connection: connect, welcome, traffic until it ends.
+async fn serve<A: Root>(config: &ClientConfig, sessions: &mut Sessions<A>, stop: &mut watch::Receiver<bool>) -> End {
+    let mut request = match config.url.as_str().into_client_request() {
+        Ok(r) => r,
+        Err(e) => return End::Lost(ClientError::Config(format!("{}: {e}", config.url))),
+    };
+    if let Some(token) = &config.token {
+        match format!("Bearer {token}").parse() {
+            Ok(v) => {
+                request.headers_mut().insert(AUTHORIZATION, v);
+            }
+            Err(_) => return End::Lost(ClientError::Config("the token is not a valid header value".into())),
+        }
+    }
+    let connect = tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request));
+    let connected = tokio::select! {
+        _ = stop.wait_for(|s| *s) => return End::Stopped,
+        c = connect => c,
+    };
+    let ws = match connected {
+        Err(_) => return End::Lost(ClientError::Silent),
+        Ok(Ok((ws, _))) => ws,
+        Ok(Err(WsError::Http(response))) if matches!(response.status().as_u16(), 401 | 403) => {
+            return End::Lost(ClientError::Refused { status: response.status().as_u16() })
+        }
+        Ok(Err(e)) => return End::Lost(e.into()),
+    };
+    let (mut sink, mut stream) = ws.split();
+    let silence = config.silence_timeout;
+
+    // The welcome comes first (§3).
+    let welcome = loop {
+        match tokio::time::timeout(silence, stream.next()).await {
+            Err(_) => return End::Lost(ClientError::Silent),
+            Ok(None) => return End::Lost(ClientError::Frame("closed before the welcome".into())),
+            Ok(Some(Err(e))) => return End::Lost(e.into()),
+            Ok(Some(Ok(Message::Text(t)))) => break t.as_bytes().to_vec(),
+            Ok(Some(Ok(Message::Binary(b)))) => break b.to_vec(),
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                let code = frame.map(|f| u16::from(f.code));
+                return End::Lost(ClientError::Frame(format!("closed before the welcome ({code:?})")));
+            }
+            Ok(Some(Ok(_))) => continue,
+        }
+    };
+    let welcome = match read_welcome(&welcome) {
+        Ok(w) => w,
+        Err(e) => {
+            if let ClientError::Protocol(_) = e {
+                let close = CloseFrame { code: CloseCode::Protocol, reason: "unsupported protocol".into() };
+                let _ = sink.send(Message::Close(Some(close))).await;
+            }
+            return End::Lost(e);
+        }
+    };
+    tracing::info!(url = %config.url, mode = %welcome.mode, sessions = welcome.sessions.len(), "connected to the gateway");
+    if welcome.mode != sessions.mode.as_str() {
+        tracing::warn!(gateway = %welcome.mode, backend = sessions.mode.as_str(), "the gateway runs in another mode");
+    }
+    sessions.welcome(&welcome.epoch, &welcome.sessions);
+    let (tx, mut rx) = unbounded_channel::<String>();
+    sessions.link.set(tx, welcome.max_frame);
+
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => {
+                let close = CloseFrame { code: CloseCode::Normal, reason: "backend stopping".into() };
+                let _ = sink.send(Message::Close(Some(close))).await;
+                return End::Stopped;
+            }
+            Some(text) = rx.recv() => {
+                if let Err(e) = sink.send(Message::Text(text.into())).await {
+                    return End::Lost(e.into());
+                }
+            }
+            next = tokio::time::timeout(silence, stream.next()) => match next {
+                Err(_) => return End::Lost(ClientError::Silent),
+                Ok(None) => return End::Lost(ClientError::Frame("connection ended".into())),
+                Ok(Some(Err(e))) => return End::Lost(e.into()),
+                Ok(Some(Ok(msg))) => match msg {
+                    Message::Text(t) => sessions.frame(t.as_bytes()),
+                    Message::Binary(b) => sessions.frame(&b),
+                    Message::Ping(_) => {
+                        // The pong is queued by tungstenite; flush it now.
+                        let _ = sink.flush().await;
+                    }
+                    Message::Close(frame) => {
+                        let (code, reason) = frame.map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.to_string()));
+                        return End::Lost(ClientError::Frame(format!("closed by the gateway: {code} {reason}")));
+                    }
+                    _ => {}
+                },
+            },
+        }
+    }
+}
+
+struct Welcome {
+    epoch: String,
+    mode: String,
+    sessions: Vec<String>,
+    max_frame: usize,
+}
+
+fn read_welcome(bytes: &[u8]) -> Result<Welcome, ClientError> {
+    let v: Json = serde_json::from_slice(bytes).map_err(|e| ClientError::Frame(format!("welcome: {e}")))?;
+    let w = v.get("welcome").and_then(Json::as_object).ok_or_else(|| ClientError::Frame(v.to_string()))?;
+    let protocol = w.get("protocol").and_then(Json::as_u64).unwrap_or(0);
+    if protocol != PROTOCOL_VERSION {
+        return Err(ClientError::Protocol(protocol));
+    }
+    let text = |m: &Map<String, Json>, k: &str| m.get(k).and_then(Json::as_str).unwrap_or("").to_string();
+    let sessions = w
+        .get("sessions")
+        .and_then(Json::as_array)
+        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    let max_frame = w
+        .get("limits")
+        .and_then(|l| l.get("maxFrameBytes"))
+        .and_then(Json::as_u64)
+        .map_or(DEFAULT_MAX_FRAME, |n| n as usize);
+    Ok(Welcome { epoch: text(w, "epoch"), mode: text(w, "mode"), sessions, max_frame })
+}
+
+/// How long the client waits for a connection to be established before counting it as failed.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn welcome_parsing() {
+        let w = read_welcome(
+            br#"{"welcome":{"protocol":1,"epoch":"ab","mode":"connected","sessions":["1","4"],"limits":{"maxFrameBytes":100},"extra":1}}"#,
+        )
+        .unwrap();
+        assert_eq!(w.epoch, "ab");
+        assert_eq!(w.sessions, vec!["1", "4"]);
+        assert_eq!(w.max_frame, 100);
+        assert!(matches!(read_welcome(br#"{"welcome":{"protocol":2}}"#), Err(ClientError::Protocol(2))));
+        assert!(matches!(read_welcome(br#"{"session":"1"}"#), Err(ClientError::Frame(_))));
+    }
+}

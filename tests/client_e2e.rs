@@ -1,0 +1,215 @@
+//! End to end: the real gateway in connected (or hybrid) mode, the example backends run in-process
+//! through the client library (or the Python example as a subprocess), and scripted browser tabs.
+//! Nothing here waits on wall-clock time: every step waits for a state, bounded by `STEP`.
+
+#[allow(dead_code)]
+#[path = "../examples/counter_backend/main.rs"]
+mod counter;
+#[allow(dead_code)]
+#[path = "../examples/dashboard_backend/main.rs"]
+mod dashboard;
+#[allow(dead_code)]
+#[path = "../examples/todo_backend/main.rs"]
+mod todo;
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::*;
+use serde_json::{json, Value};
+use ui_gateway::client::{Client, ClientConfig, ClientError, RunningClient};
+use ui_gateway::config::{Mode, ServeArgs};
+use ui_gateway::gateway::RunningGateway;
+
+const TOKEN: &str = "e2e-backend-token-0123456789";
+
+fn example_site(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples").join(name)
+}
+
+fn gateway_args(mode: Mode, site: PathBuf) -> ServeArgs {
+    let mut a = args();
+    a.mode = mode;
+    a.site = Some(site);
+    a.backend_token = Some(TOKEN.to_string());
+    a
+}
+
+fn client(gw: &RunningGateway) -> Client {
+    Client::new(ClientConfig::new(format!("ws://{}/backend", gw.addr)).with_token(TOKEN))
+}
+
+/// Opens a session and a tab, watches variable 1 and waits for its type.
+async fn open_tab(gw: &RunningGateway, id: Option<&str>, ty: &str) -> (String, Ws, Mirror) {
+    let id = match id {
+        Some(id) => id.to_string(),
+        None => new_session(gw).await,
+    };
+    let mut tab = connect(gw, &id, None).await.unwrap();
+    let mut m = Mirror::default();
+    tab.send(watch(1)).await;
+    tab.until(&mut m, |m| m.prop(1, "type") == Some(ty)).await;
+    (id, tab, m)
+}
+
+#[tokio::test]
+async fn counter_backend_end_to_end_with_two_tabs_and_a_backend_restart() {
+    let gw = start(gateway_args(Mode::Connected, example_site("counter_backend/site"))).await;
+    let backend: RunningClient = client(&gw).connected(counter::app).start().unwrap();
+    let (id, mut b, mut mb) = open_tab(&gw, None, "Counter").await;
+    assert!(mb.viewdefs.contains("Counter.DEFAULT"));
+    b.send(creates(&[
+        (2, 1, json!({"path":"count","access":"r"})),
+        (3, 1, json!({"path":"increment()","access":"action"})),
+    ]))
+    .await;
+    b.until(&mut mb, |m| m.value(2) == json!(0)).await;
+    b.send(set(3, Value::Null, true)).await;
+    b.until(&mut mb, |m| m.value(2) == json!(1)).await;
+
+    // A second tab of the same session shares the counter.
+    let (_, mut c, mut mc) = open_tab(&gw, Some(&id), "Counter").await;
+    c.send(creates(&[
+        (2, 1, json!({"path":"count","access":"r"})),
+        (3, 1, json!({"path":"increment()","access":"action"})),
+    ]))
+    .await;
+    c.until(&mut mc, |m| m.value(2) == json!(1)).await;
+    c.send(set(3, Value::Null, true)).await;
+    c.until(&mut mc, |m| m.value(2) == json!(2)).await;
+    b.until(&mut mb, |m| m.value(2) == json!(2)).await;
+
+    // The backend stops: the tabs are told; a click while it is away is buffered; a new backend
+    // process (fresh state) rebuilds the UI from the replay and applies the buffered click.
+    backend.shutdown().await.unwrap();
+    b.until(&mut mb, |m| m.errors.get(&1).map(String::as_str) == Some("backend-unavailable")).await;
+    b.send(set(3, Value::Null, true)).await;
+    let backend = client(&gw).connected(counter::app).start().unwrap();
+    b.until(&mut mb, |m| m.value(2) == json!(1) && !m.errors.contains_key(&1)).await;
+    c.until(&mut mc, |m| m.value(2) == json!(1)).await;
+    backend.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_wrong_token_is_reported_not_retried() {
+    let gw = start(gateway_args(Mode::Connected, example_site("counter_backend/site"))).await;
+    let config = ClientConfig::new(format!("ws://{}/backend", gw.addr)).with_token("wrong-backend-token-0123456789");
+    let result = Client::new(config).connected(counter::app).run().await;
+    assert!(matches!(result, Err(ClientError::Refused { status: 401 })), "{result:?}");
+}
+
+#[tokio::test]
+async fn todo_backend_end_to_end() {
+    let gw = start(gateway_args(Mode::Connected, example_site("todo_backend/site"))).await;
+    let backend = client(&gw).connected(todo::app).start().unwrap();
+    let (_, mut b, mut m) = open_tab(&gw, None, "TodoApp").await;
+    b.send(creates(&[
+        (2, 1, json!({"path":"newText","access":"rw"})),
+        (3, 1, json!({"path":"items","access":"r"})),
+        (4, 1, json!({"path":"remaining()","access":"r"})),
+        (5, 1, json!({"path":"add()","access":"action"})),
+        (6, 3, json!({"path":"0","access":"r"})),
+        (7, 6, json!({"path":"text","access":"r"})),
+        (8, 6, json!({"path":"done","access":"rw"})),
+    ]))
+    .await;
+    b.until(&mut m, |m| {
+        m.value(4) == json!(1) && m.value(7) == json!("milk") && m.value(3).as_array().is_some_and(|a| a.len() == 2)
+    })
+    .await;
+    b.until(&mut m, |m| m.prop(6, "type") == Some("TodoItem")).await;
+    // The gateway delivers a type's viewdefs with the type.
+    assert!(m.viewdefs.contains("TodoItem.DEFAULT"));
+    let milk = m.value(3)[0].clone();
+    // Type a text and add it: the list grows, the text clears, old items keep their ids.
+    b.send(set(2, json!("bread"), false)).await;
+    b.send(set(5, Value::Null, true)).await;
+    b.until(&mut m, |m| m.value(3).as_array().is_some_and(|a| a.len() == 3) && m.value(2) == json!("")).await;
+    b.until(&mut m, |m| m.value(4) == json!(2)).await;
+    assert_eq!(m.value(3)[0], milk);
+    // Tick milk off through the item's own variable.
+    b.send(set(8, json!(true), true)).await;
+    b.until(&mut m, |m| m.value(4) == json!(1)).await;
+    backend.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn dashboard_hybrid_end_to_end() {
+    let gw = start(gateway_args(Mode::Hybrid, example_site("dashboard_backend/site"))).await;
+    let backend = client(&gw).hybrid(dashboard::app).start().unwrap();
+    let (_, mut b, mut m) = open_tab(&gw, None, "Dashboard").await;
+    b.send(creates(&[
+        (2, 1, json!({"path":"processes","access":"r"})),
+        (3, 1, json!({"path":"paused","access":"r"})),
+        (4, 1, json!({"path":"toggle()","access":"action"})),
+        (5, 1, json!({"path":"samples","access":"r"})),
+    ]))
+    .await;
+    // The backend's client variables write live data into the Lua-owned dashboard.
+    b.until(&mut m, |m| m.value(2).as_i64().is_some_and(|n| n > 0)).await;
+    // Lua-owned state flows back: pausing is seen by the backend, which stops sampling.
+    b.send(set(4, Value::Null, true)).await;
+    b.until(&mut m, |m| m.value(3) == json!(true)).await;
+    backend.shutdown().await.unwrap();
+}
+
+/// Whether `python3` with the `websockets` package is available (CI installs it).
+fn python_ready() -> bool {
+    std::process::Command::new("python3").args(["-c", "import websockets"]).output().is_ok_and(|o| o.status.success())
+}
+
+#[tokio::test]
+async fn python_backend_drives_the_tasks_app() {
+    if !python_ready() {
+        eprintln!("SKIPPED python_backend_drives_the_tasks_app: `python3 -c 'import websockets'` fails (pip install websockets)");
+        return;
+    }
+    let gw = start(gateway_args(Mode::Connected, example_site("tasks"))).await;
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/python/backend.py");
+    let mut child = tokio::process::Command::new("python3")
+        .arg(script)
+        .env("UI_BACKEND_URL", format!("ws://{}/backend", gw.addr))
+        .env("UI_BACKEND_TOKEN", TOKEN)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 starts");
+    let (_, mut b, mut m) = open_tab(&gw, None, "TasksApp").await;
+    assert!(m.viewdefs.contains("TasksApp.DEFAULT"));
+    b.send(creates(&[
+        (2, 1, json!({"path":"newName","access":"rw"})),
+        (3, 1, json!({"path":"remaining()","access":"r"})),
+        (4, 1, json!({"path":"addTask()","access":"action"})),
+        (5, 1, json!({"path":"filteredTasks()","access":"r","wrapper":"lua.ViewList","scrollOnOutput":"true"})),
+        (6, 1, json!({"path":"filter","access":"rw"})),
+    ]))
+    .await;
+    b.until(&mut m, |m| m.value(3) == json!(2) && m.prop(5, "type") == Some("lua.ViewList")).await;
+    assert_eq!(m.prop(5, "fallbackNamespace"), Some("list-item"));
+    // The list's items, as the built-in lua.ViewList viewdef binds them.
+    b.send(creates(&[(7, 5, json!({"path":"items","access":"r","fallbackNamespace":"list-item"}))])).await;
+    b.until(&mut m, |m| m.value(7).as_array().is_some_and(|a| a.len() == 3)).await;
+    b.send(creates(&[
+        (8, 7, json!({"path":"0","access":"r","fallbackNamespace":"list-item"})),
+        (9, 8, json!({"path":"item","access":"r","fallbackNamespace":"list-item"})),
+        (10, 9, json!({"path":"name","access":"r"})),
+        (11, 9, json!({"path":"completed","access":"rw"})),
+    ]))
+    .await;
+    b.until(&mut m, |m| {
+        m.prop(8, "type") == Some("lua.ViewListItem")
+            && m.prop(9, "type") == Some("Task")
+            && m.value(10) == json!("Buy milk")
+    })
+    .await;
+    // Add a task, complete one, filter.
+    b.send(set(2, json!("Read book"), false)).await;
+    b.send(set(4, Value::Null, true)).await;
+    b.until(&mut m, |m| m.value(7).as_array().is_some_and(|a| a.len() == 4) && m.value(3) == json!(3)).await;
+    b.until(&mut m, |m| m.value(2) == json!("")).await;
+    b.send(set(11, json!(true), true)).await;
+    b.until(&mut m, |m| m.value(3) == json!(2)).await;
+    b.send(set(6, json!("done"), true)).await;
+    b.until(&mut m, |m| m.value(7).as_array().is_some_and(|a| a.len() == 2)).await;
+    child.kill().await.ok();
+}
