@@ -12,7 +12,7 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::header::AUTHORIZATION;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use super::backoff::Backoff;
@@ -160,7 +160,14 @@ async fn serve<A: Root>(config: &ClientConfig, sessions: &mut Sessions<A>, stop:
             Err(_) => return End::Lost(ClientError::Config("the token is not a valid header value".into())),
         }
     }
-    let connect = tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(request));
+    // Nagle off: the link is request/response shaped (a batch in, its updates out), and with Nagle each
+    // small reply can wait for the previous segment's delayed ACK (tens of ms). An 8 KiB read buffer:
+    // tungstenite zero-fills its whole read buffer (128 KiB by default) before every socket read.
+    let ws_config = WebSocketConfig::default().read_buffer_size(8 * 1024);
+    let connect = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        tokio_tungstenite::connect_async_with_config(request, Some(ws_config), true),
+    );
     let connected = tokio::select! {
         _ = stop.wait_for(|s| *s) => return End::Stopped,
         c = connect => c,
