@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 use ui_gateway::client::{Client, ClientConfig};
 use ui_gateway::config::{Mode, ServeArgs};
@@ -79,7 +80,9 @@ async fn echo_server(listener: TcpListener) {
         let Ok((stream, _)) = listener.accept().await else { return };
         let _ = stream.set_nodelay(true);
         tokio::spawn(async move {
-            let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else { return };
+            let Ok(mut ws) = tokio_tungstenite::accept_async_with_config(stream, Some(small_buffers())).await else {
+                return;
+            };
             while let Some(Ok(msg)) = ws.next().await {
                 if msg.is_text() && ws.send(msg).await.is_err() {
                     break;
@@ -89,8 +92,14 @@ async fn echo_server(listener: TcpListener) {
     }
 }
 
+/// The buffers the gateway gives browser sockets (src/browser.rs), on both ends of every measured socket:
+/// tungstenite's default 128 KiB read buffer is zero-filled on every read and would dominate the echo.
+fn small_buffers() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0)
+}
+
 async fn connect(url: String) -> Ws {
-    tokio_tungstenite::connect_async(url).await.expect("WebSocket connects").0
+    tokio_tungstenite::connect_async_with_config(url, Some(small_buffers()), true).await.expect("WebSocket connects").0
 }
 
 fn main() {
