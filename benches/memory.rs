@@ -101,6 +101,8 @@ fn p6() {
     drop(LuaBackend::new(VendedId(0), &config).unwrap());
     let before = live();
     let mut lua = LuaBackend::new(VendedId(1), &config).unwrap();
+    full_gc(&lua);
+    let (state, state_lua) = ((live() - before) as f64, lua.used_memory() as f64);
     lua.load_main(ADDER_SIZED).unwrap();
     lua.tracker_mut().set_active(VarId::APP, true);
     for (id, path, access) in
@@ -119,6 +121,12 @@ fn p6() {
         kib(lua_heap),
         kib(total - lua_heap),
         if total < 65536.0 { "met" } else { "NOT met" }
+    );
+    println!(
+        "   of which the bare state (sandbox, session API, prelude; no main.lua): {} (Lua heap {}, Rust side {})",
+        kib(state),
+        kib(state_lua),
+        kib(state - state_lua)
     );
     drop(lua);
 }
