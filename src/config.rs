@@ -21,6 +21,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the gateway (the default command).
     Serve(ServeArgs),
+    /// Built-in load generator: simulated browsers against a running server (operations.md §11).
+    Loadtest(crate::loadtest::LoadtestArgs),
 }
 
 /// How sessions get their state (operations.md §1).

@@ -22,6 +22,7 @@
 //! | [`lua`] | the per-session sandboxed Lua state and the `session` API |
 //! | [`tracker`] | variables, paths, value snapshots, object registry, change detection |
 //! | `client` | the Rust backend client library (cargo feature `backend-client`) |
+//! | [`loadtest`] | `ui-gateway loadtest`: the load generator (browser protocol client, scenarios, report) |
 //!
 //! A frame's path: socket → [`browser`] reader (parse) → session mailbox → [`session::Session`]
 //! (apply messages, Lua via [`lua::LuaBackend`] and its [`tracker::Tracker`]) → per-connection queue →
@@ -40,6 +41,8 @@ pub mod gateway;
 #[cfg(feature = "server")]
 pub mod http;
 pub mod ids;
+#[cfg(feature = "server")]
+pub mod loadtest;
 #[cfg(feature = "server")]
 pub mod lua;
 #[cfg(feature = "server")]

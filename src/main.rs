@@ -11,6 +11,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
         Some(Command::Serve(args)) => args,
+        Some(Command::Loadtest(args)) => return ui_gateway::loadtest::main(args),
         None => cli.serve,
     };
     if let Err(e) = init_logging(&args) {
