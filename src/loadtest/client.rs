@@ -263,10 +263,8 @@ async fn wait_update(
             let data = &m["data"];
             let id = data["varId"].as_i64();
             match m["type"].as_str() {
-                Some("update") if id == Some(var) => {
-                    if !needs_type || data["properties"]["type"].is_string() {
-                        found = true;
-                    }
+                Some("update") if id == Some(var) && (!needs_type || data["properties"]["type"].is_string()) => {
+                    found = true;
                 }
                 Some("error") => {
                     let code = data["code"].as_str().unwrap_or("").to_string();
