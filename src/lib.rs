@@ -21,8 +21,8 @@
 //! | [`metrics`] | Prometheus metrics at `/metrics` |
 //! | [`lua`] | the per-session sandboxed Lua state and the `session` API |
 //! | [`tracker`] | variables, paths, value snapshots, object registry, change detection |
-//! | [`loadtest`] | `ui-gateway loadtest`: the load generator (browser protocol client, scenarios, report) |
 //! | `client` | the Rust backend client library (cargo feature `backend-client`) |
+//! | [`loadtest`] | `ui-gateway loadtest`: the load generator (browser protocol client, scenarios, report) |
 //!
 //! A frame's path: socket → [`browser`] reader (parse) → session mailbox → [`session::Session`]
 //! (apply messages, Lua via [`lua::LuaBackend`] and its [`tracker::Tracker`]) → per-connection queue →

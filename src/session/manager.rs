@@ -58,6 +58,8 @@ struct State {
     url_paths: HashMap<(SessionId, String), VarId>,
     internal_to_vended: HashMap<SessionId, VendedId>,
     vended_to_internal: HashMap<VendedId, SessionId>,
+    /// Sessions being built right now (counted against the cap, so concurrent creates cannot pass it).
+    creating: usize,
 }
 
 /// Creates, finds and ends sessions. Shared by the HTTP layer, the WebSocket layer and the sweep task.
@@ -101,9 +103,14 @@ impl SessionManager {
     /// createSession: new internal id, next vended id, `Session::new` (which builds the Lua backend and
     /// runs `main.lua`), then the session task starts.
     pub fn create_session(&self) -> Result<SessionHandle, CreateError> {
-        if self.max_sessions != 0 && self.count() >= self.max_sessions {
-            crate::metrics::metrics().sessions_rejected.inc();
-            return Err(CreateError::AtCapacity(self.max_sessions));
+        {
+            let mut st = self.state.lock();
+            if self.max_sessions != 0 && st.sessions.len() + st.creating >= self.max_sessions {
+                drop(st);
+                crate::metrics::metrics().sessions_rejected.inc();
+                return Err(CreateError::AtCapacity(self.max_sessions));
+            }
+            st.creating += 1;
         }
         crate::metrics::metrics().sessions_created.inc();
         let id = self.generate_session_id();
@@ -112,6 +119,7 @@ impl SessionManager {
         let session = Session::new(id, vended, self.session_config.clone(), activity);
         let (handle, stop) = session.spawn();
         let mut st = self.state.lock();
+        st.creating -= 1;
         st.internal_to_vended.insert(id, vended);
         st.vended_to_internal.insert(vended, id);
         st.sessions.insert(id, Entry { handle: handle.clone(), stop });
