@@ -267,14 +267,8 @@ impl Session {
     /// variable, children first.
     pub(super) fn destroy_remote(&mut self, global: VarId) {
         let removed = self.remote.remove(global);
-        let delay = self.config.flush_delay;
-        for id in &removed {
-            self.tallies.remove(id);
-            for c in self.connections.values_mut() {
-                if c.concerns(*id) {
-                    c.forget(*id, delay);
-                }
-            }
+        self.forget_variables(&removed);
+        for id in removed {
             self.state_to_backend(json!({"type":"destroy","data":{"varId":id.0}}));
         }
     }
@@ -398,7 +392,7 @@ impl Session {
                 match self.addressable(id) {
                     Some(Owner::Remote) => {
                         let removed = self.remote.remove(id);
-                        self.forget_everywhere(&removed);
+                        self.forget_variables(&removed);
                     }
                     Some(Owner::Lua) => self.destroy_variable(id),
                     None => self.backend_error(id, ErrorCode::NotFound, format!("variable {id} not found")),
@@ -430,22 +424,6 @@ impl Session {
                     if let Some(c) = self.connections.get_mut(&conn) {
                         c.push_update(msg, delay);
                     }
-                }
-            }
-        }
-    }
-
-    /// Tells every connection concerned that these variables are gone, and drops their tallies.
-    fn forget_everywhere(&mut self, removed: &[VarId]) {
-        let delay = self.config.flush_delay;
-        for id in removed {
-            self.tallies.remove(id);
-            self.changes_of.remove(id);
-            self.backend_watches.remove(id);
-            self.backend_vars.remove(id);
-            for c in self.connections.values_mut() {
-                if c.concerns(*id) {
-                    c.forget(*id, delay);
                 }
             }
         }
@@ -662,7 +640,7 @@ impl Session {
                 gone.extend(self.remote.remove(id));
             }
         }
-        self.forget_everywhere(&gone);
+        self.forget_variables(&gone);
         let client_vars: Vec<VarId> = self.backend_vars.keys().copied().collect();
         for id in client_vars {
             self.destroy_variable(id);
@@ -735,26 +713,8 @@ impl Session {
         }
         messages.extend(buffer);
         self.outbox.messages = messages;
-        if let Link::Live { opened, .. } = &mut self.link {
-            // The replay batch is sent even when empty: it opens the session.
-            *opened = false;
-        }
-        self.emit_backend_replay();
-    }
-
-    /// Sends the replay batch (even empty).
-    fn emit_backend_replay(&mut self) {
-        let outbox = std::mem::take(&mut self.outbox);
-        let Link::Live { generation, opened } = &mut self.link else { return };
-        *opened = true;
-        let generation = *generation;
-        let Some(hub) = self.config.backend.clone() else { return };
-        for text in batches(&self.vended.to_string(), false, outbox.messages, hub.limits.max_frame_bytes) {
-            if hub.send(generation, text) == Sent::NotConnected {
-                self.backend_down(generation);
-                return;
-            }
-        }
+        // Not yet opened on this connection and engaged: sent even when empty (it opens the session).
+        self.emit_backend(false);
     }
 }
 

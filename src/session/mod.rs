@@ -529,11 +529,12 @@ impl Session {
     fn destroy_variable(&mut self, global: VarId) {
         let Some(lua) = self.lua.as_mut() else { return };
         let destroyed = lua.tracker_mut().destroy(global);
-        self.forget_lua(&destroyed);
+        self.forget_variables(&destroyed);
     }
 
-    /// Lua-owned variables are gone: drop their tallies and backend watches, notify connections.
-    fn forget_lua(&mut self, destroyed: &[VarId]) {
+    /// Variables (of any owner) are gone: drop their tallies, counts and backend watches, and queue a
+    /// `destroy` for every connection that created or watched one.
+    fn forget_variables(&mut self, destroyed: &[VarId]) {
         let delay = self.config.flush_delay;
         for id in destroyed {
             self.tallies.remove(id);
@@ -554,7 +555,7 @@ impl Session {
         let Some(lua) = self.lua.as_mut() else { return };
         lua.run_pending_lua();
         let destroyed = lua.take_destroyed();
-        self.forget_lua(&destroyed);
+        self.forget_variables(&destroyed);
     }
 
     /// One watcher more; returns whether it is the first. A Lua variable starts being computed.
