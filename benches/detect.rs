@@ -54,7 +54,7 @@ session:createAppVariable(setmetatable({{rows = rows}}, Bench))
 /// `calls`), plus the `bump()` action; one settling pass.
 fn setup(rows: usize, fields: usize, calls: bool) -> LuaBackend {
     assert!(fields > 7, "bump() writes f7");
-    let mut lua = LuaBackend::new(VendedId(1), &LuaConfig::default()).expect("Lua state");
+    let mut lua = LuaBackend::new(VendedId(1), &LuaConfig::default(), Default::default()).expect("Lua state");
     lua.load_main(&main_lua(rows, fields)).expect("main.lua");
     lua.tracker_mut().set_active(VarId::APP, true);
     let mut id = 2;

@@ -22,7 +22,6 @@ mod common;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicIsize, Ordering};
-use std::sync::Arc;
 
 use common::create;
 use futures::{SinkExt, StreamExt};
@@ -98,9 +97,9 @@ session:createAppVariable(Adder:new())
 fn p6() {
     let config = LuaConfig::default();
     // Warm up process-wide lazies (thread locals, mlua statics) outside the measurement.
-    drop(LuaBackend::new(VendedId(0), &config).unwrap());
+    drop(LuaBackend::new(VendedId(0), &config, Default::default()).unwrap());
     let before = live();
-    let mut lua = LuaBackend::new(VendedId(1), &config).unwrap();
+    let mut lua = LuaBackend::new(VendedId(1), &config, Default::default()).unwrap();
     full_gc(&lua);
     let (state, state_lua) = ((live() - before) as f64, lua.used_memory() as f64);
     lua.load_main(ADDER_SIZED).unwrap();
@@ -133,17 +132,18 @@ fn p6() {
 
 fn tasks_session() {
     let site = Site::load(&common::example("tasks")).unwrap();
-    let config = LuaConfig { sources: Arc::new(site.lua_sources.clone()), ..LuaConfig::default() };
+    let config = LuaConfig::default();
+    let sources = site.lua_sources.clone();
     let main = site.main_lua.clone().unwrap();
     let scenario =
         Scenario::load(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/scenarios/tasks.json")).unwrap();
-    drop(LuaBackend::new(VendedId(0), &config).unwrap());
+    drop(LuaBackend::new(VendedId(0), &config, sources.clone()).unwrap());
     const N: usize = 100;
     let before = live();
     let mut sessions = Vec::with_capacity(N);
     let mut lua_total = 0usize;
     for n in 0..N {
-        let mut lua = LuaBackend::new(VendedId(n as u64 + 1), &config).unwrap();
+        let mut lua = LuaBackend::new(VendedId(n as u64 + 1), &config, sources.clone()).unwrap();
         lua.load_main(&main).unwrap();
         lua.tracker_mut().set_active(VarId::APP, true);
         for (i, b) in scenario.bindings.iter().enumerate() {

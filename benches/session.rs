@@ -112,7 +112,7 @@ fn bench_creation(c: &mut Criterion) {
     }
     // The bare Lua state (sandbox, session API, prelude), without main.lua.
     group.bench_function("lua_state_only", |b| {
-        b.iter(|| black_box(LuaBackend::new(VendedId(1), &LuaConfig::default()).unwrap()))
+        b.iter(|| black_box(LuaBackend::new(VendedId(1), &LuaConfig::default(), Default::default()).unwrap()))
     });
     group.finish();
 }

@@ -94,6 +94,11 @@ pub struct ServeArgs {
     #[arg(long = "no-lua")]
     pub no_lua: bool,
 
+    /// Hot reload: rerun changed lua/ files in the sessions that loaded them, re-send changed
+    /// viewdefs/ to the pages that use them. Needs --site.
+    #[arg(long, env = "UI_WATCH", default_value_t = false, value_parser = parse_bool, num_args = 0..=1, default_missing_value = "true")]
+    pub watch: bool,
+
     /// Bearer token for /backend: at least 16 printable ASCII characters, no spaces. Prefer the
     /// environment or --backend-token-file (argv is visible in process lists).
     #[arg(long, env = "UI_BACKEND_TOKEN", hide_env_values = true, conflicts_with = "backend_token_file")]

@@ -17,7 +17,7 @@ use crate::protocol::backend::BackendLimits;
 use crate::protocol::FrameLimits;
 use crate::session::manager::Timeouts;
 use crate::session::{EndReason, SessionConfig, SessionManager};
-use crate::site::{Site, SiteError};
+use crate::site::{LiveSite, Site, SiteError};
 
 /// Startup failures. Configuration problems exit with 2, runtime ones with 1.
 #[derive(Debug, thiserror::Error)]
@@ -28,13 +28,15 @@ pub enum StartError {
     Config(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("{0}")]
+    Watch(#[from] crate::watch::WatchError),
 }
 
 impl StartError {
     /// The process exit code for this failure (operations.md §1).
     pub fn exit_code(&self) -> i32 {
         match self {
-            StartError::Bind { .. } => 1,
+            StartError::Bind { .. } | StartError::Watch(_) => 1,
             _ => 2,
         }
     }
@@ -53,7 +55,8 @@ pub struct SocketConfig {
 /// Shared state of a running gateway.
 pub struct Gateway {
     pub mode: Mode,
-    pub site: Arc<Site>,
+    /// The site: hot reload (`--watch`) swaps its snapshot.
+    pub site: Arc<LiveSite>,
     pub sessions: Arc<SessionManager>,
     /// The `/backend` link (connected and hybrid modes).
     pub backend: Option<Arc<BackendHub>>,
@@ -89,7 +92,10 @@ impl Gateway {
             }
             _ => {}
         }
-        let site = Arc::new(site);
+        if args.watch && args.site.is_none() {
+            return Err(StartError::Config("--watch needs --site (the built-in demo cannot change)".into()));
+        }
+        let site: Arc<LiveSite> = Arc::new(site.into());
         crate::metrics::metrics().set_build_info(mode.as_str());
         let backend = match mode {
             Mode::Connected | Mode::Hybrid => {
@@ -108,7 +114,6 @@ impl Gateway {
             lua: (mode != Mode::Connected).then(|| LuaConfig {
                 memory_limit: args.lua_memory_mb.saturating_mul(1 << 20),
                 instruction_budget: args.lua_instructions,
-                sources: Arc::new(site.lua_sources.clone()),
             }),
             max_connections: args.max_connections,
             flush_delay: args.flush_delay,
@@ -169,6 +174,8 @@ pub struct RunningGateway {
     pub gateway: Arc<Gateway>,
     shutdown: watch::Sender<bool>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
+    /// `--watch`: stops watching when the gateway goes.
+    _site_watcher: Option<crate::watch::SiteWatcher>,
 }
 
 impl RunningGateway {
@@ -179,6 +186,10 @@ impl RunningGateway {
             TcpListener::bind(args.listen).await.map_err(|source| StartError::Bind { addr: args.listen, source })?;
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: args.listen, source })?;
         gateway.sessions.spawn_sweeper();
+        let site_watcher = match args.watch {
+            true => Some(crate::watch::spawn(gateway.site.clone(), gateway.sessions.clone())?),
+            false => None,
+        };
         let (shutdown, mut shutdown_rx) = watch::channel(false);
         let app = crate::http::router(gateway.clone());
         let server = tokio::spawn(async move {
@@ -188,21 +199,28 @@ impl RunningGateway {
                 })
                 .await
         });
+        let token = gateway.backend.as_ref().is_some_and(|hub| hub.token.is_some());
         tracing::info!(
-            version = env!("CARGO_PKG_VERSION"),
-            mode = gateway.mode.as_str(),
-            listen = %addr,
-            site = %crate::config::site_description(&args.site),
-            lua = if gateway.sessions.session_config().lua.is_some() { "on" } else { "off" },
-            "ui-gateway {} mode={} listen={}",
+            "ui-gateway {} mode={} listen={} site={} lua={} backend_token={} debug_pages={} watch={}",
             env!("CARGO_PKG_VERSION"),
             gateway.mode.as_str(),
-            addr
+            addr,
+            crate::config::site_description(&args.site),
+            if gateway.sessions.session_config().lua.is_some() { "on" } else { "off" },
+            if token { "yes" } else { "no" },
+            gateway.debug_pages.as_str(),
+            if args.watch { "on" } else { "off" },
         );
+        if gateway.backend.is_some() && !token {
+            tracing::warn!("no backend token: /backend accepts local peers only");
+        }
+        if !addr.ip().is_loopback() && gateway.debug_pages == crate::config::DebugPages::On {
+            tracing::warn!(listen = %addr, "debug pages are on and the listen address is not loopback");
+        }
         if !addr.ip().is_loopback() {
             tracing::warn!(listen = %addr, "listening on a non-loopback address: session URLs are bearer capabilities");
         }
-        Ok(RunningGateway { addr, gateway, shutdown, server })
+        Ok(RunningGateway { addr, gateway, shutdown, server, _site_watcher: site_watcher })
     }
 
     /// Graceful shutdown: stop accepting, close every session's sockets with 1001, let HTTP finish.

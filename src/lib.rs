@@ -53,3 +53,5 @@ pub mod session;
 #[cfg(feature = "server")]
 pub mod site;
 pub mod tracker;
+#[cfg(feature = "server")]
+pub mod watch;

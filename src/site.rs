@@ -1,12 +1,18 @@
 //! The site a gateway serves: the built-in demo (compiled into the binary) or a directory given with
 //! `--site` holding `html/`, `viewdefs/` and `lua/`.
 //!
-//! Lua sources and viewdefs are read once at startup so no batch touches the filesystem; `html/` files
-//! are read per request so edits show without a restart.
+//! Lua sources and viewdefs are read at startup so no batch touches the filesystem; `html/` files are
+//! read per request so edits show without a restart. With `--watch`, [`LiveSite::reload`] rereads them
+//! and swaps in a new [`Site`] snapshot (lua-and-tracking.md §5.8).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+/// Lua sources keyed by their path below `lua/` (`a/b.lua`).
+pub type LuaSources = Arc<HashMap<String, Arc<str>>>;
 
 /// Errors found while loading a site; they stop the gateway at startup (exit 2).
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +63,23 @@ impl Viewdefs {
     pub fn is_empty(&self) -> bool {
         self.by_type.is_empty()
     }
+
+    /// One viewdef by its `Type.namespace` key.
+    pub fn get(&self, key: &str) -> Option<&String> {
+        let (ty, _ns) = key.rsplit_once('.')?;
+        self.for_type(ty)?.get(key)
+    }
+
+    /// Every viewdef, keyed `Type.namespace`.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
+        self.by_type.values().flat_map(|defs| defs.iter())
+    }
+
+    /// The viewdefs of `newer` that are new or different here (deletions are not changes: nothing is
+    /// sent for them).
+    pub fn changed_in(&self, newer: &Viewdefs) -> BTreeMap<String, String> {
+        newer.iter().filter(|(key, html)| self.get(key) != Some(*html)).map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
 }
 
 /// A loaded site.
@@ -69,7 +92,7 @@ pub struct Site {
     /// Every `.lua` file under `lua/`, keyed by its path relative to `lua/` (`a/b.lua`). `require`,
     /// `dofile` and `loadfile` read from here, so no batch touches the filesystem and nothing outside
     /// `lua/` can be loaded.
-    pub lua_sources: HashMap<String, Arc<str>>,
+    pub lua_sources: LuaSources,
     pub viewdefs: Viewdefs,
 }
 
@@ -83,7 +106,7 @@ impl Site {
         let lua_sources: HashMap<String, Arc<str>> =
             DEMO_LUA.iter().map(|(path, src)| (path.to_string(), Arc::from(*src))).collect();
         let main = lua_sources["main.lua"].clone();
-        Site { root: None, main_lua: Some(main), lua_sources, viewdefs }
+        Site { root: None, main_lua: Some(main), lua_sources: Arc::new(lua_sources), viewdefs }
     }
 
     /// Loads a site directory.
@@ -111,7 +134,7 @@ impl Site {
         if has_viewdefs {
             load_viewdefs(&dir.join("viewdefs"), &mut viewdefs)?;
         }
-        Ok(Site { root: Some(dir.to_path_buf()), main_lua, lua_sources, viewdefs })
+        Ok(Site { root: Some(dir.to_path_buf()), main_lua, lua_sources: Arc::new(lua_sources), viewdefs })
     }
 
     /// The site's `html/` directory, if it has one.
@@ -122,6 +145,82 @@ impl Site {
     /// The site's `lua/` directory (where `require` resolves), if it has one.
     pub fn lua_dir(&self) -> Option<PathBuf> {
         self.root.as_ref().map(|r| r.join("lua")).filter(|d| d.is_dir())
+    }
+}
+
+/// The site sessions start from now. Hot reload swaps in a whole new snapshot; each session keeps the
+/// snapshot it was last told about, so a batch never sees a half-reloaded site.
+#[derive(Debug)]
+pub struct LiveSite {
+    current: RwLock<Arc<Site>>,
+}
+
+/// What one reload found. Sessions get only the new snapshot and work out what changed for them by
+/// comparing it with their own (a session that missed a reload still catches up).
+#[derive(Debug)]
+pub struct SiteReload {
+    /// The new snapshot.
+    pub site: Arc<Site>,
+    /// Lua files (paths below `lua/`) that are new or changed and passed the compile check.
+    pub lua_files: Vec<String>,
+    /// Viewdefs that are new or changed, keyed `Type.namespace`.
+    pub viewdefs: Vec<String>,
+}
+
+impl From<Site> for LiveSite {
+    fn from(site: Site) -> Self {
+        LiveSite { current: RwLock::new(Arc::new(site)) }
+    }
+}
+
+impl LiveSite {
+    pub fn current(&self) -> Arc<Site> {
+        self.current.read().clone()
+    }
+
+    /// Rereads the site directory and swaps in the result; `Ok(None)` when nothing changed (or the site
+    /// is the built-in demo).
+    ///
+    /// `compiles` checks a changed Lua file's text (`Err` = the message to log). A file that fails keeps
+    /// its previous text, so new sessions and `require` go on with the old code; so does a `main.lua`
+    /// that disappeared (the mode needs one).
+    pub fn reload(&self, compiles: impl Fn(&str, &str) -> Result<(), String>) -> Result<Option<SiteReload>, SiteError> {
+        let old = self.current();
+        let Some(root) = &old.root else { return Ok(None) };
+        let mut fresh = Site::load(root)?;
+        let mut sources: HashMap<String, Arc<str>> = (*fresh.lua_sources).clone();
+        let mut lua_files = Vec::new();
+        for (rel, text) in fresh.lua_sources.iter() {
+            if old.lua_sources.get(rel) == Some(text) {
+                continue;
+            }
+            match compiles(rel, text) {
+                Ok(()) => lua_files.push(rel.clone()),
+                Err(message) => {
+                    tracing::error!(file = %format!("lua/{rel}"), %message, "reload: Lua file does not compile; the old code stays");
+                    match old.lua_sources.get(rel) {
+                        Some(previous) => sources.insert(rel.clone(), previous.clone()),
+                        None => sources.remove(rel),
+                    };
+                }
+            }
+        }
+        if old.main_lua.is_some() && !sources.contains_key("main.lua") {
+            tracing::warn!("reload: lua/main.lua is gone; sessions keep starting from the old one");
+            sources.insert("main.lua".into(), old.lua_sources["main.lua"].clone());
+        }
+        let removed = old.lua_sources.keys().any(|k| !sources.contains_key(k));
+        fresh.main_lua = sources.get("main.lua").cloned();
+        fresh.lua_sources = Arc::new(sources);
+        lua_files.sort();
+        let viewdefs: Vec<String> = old.viewdefs.changed_in(&fresh.viewdefs).into_keys().collect();
+        let viewdefs_removed = old.viewdefs.iter().any(|(key, _)| fresh.viewdefs.get(key).is_none());
+        if lua_files.is_empty() && viewdefs.is_empty() && !removed && !viewdefs_removed {
+            return Ok(None);
+        }
+        let site = Arc::new(fresh);
+        *self.current.write() = site.clone();
+        Ok(Some(SiteReload { site, lua_files, viewdefs }))
     }
 }
 
@@ -277,6 +376,40 @@ mod tests {
             "<template><i></i></template>"
         );
         assert!(site.viewdefs.for_type("Bad").is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn reload_reports_changes_and_keeps_code_that_does_not_compile() {
+        let dir = std::env::temp_dir().join(format!("uigw-reload-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("lua")).unwrap();
+        std::fs::create_dir_all(dir.join("viewdefs")).unwrap();
+        std::fs::write(dir.join("lua/main.lua"), "x = 1").unwrap();
+        std::fs::write(dir.join("lua/util.lua"), "return 1").unwrap();
+        std::fs::write(dir.join("viewdefs/A.DEFAULT.html"), "<template>a</template>").unwrap();
+        std::fs::write(dir.join("viewdefs/B.DEFAULT.html"), "<template>b</template>").unwrap();
+        let live = LiveSite::from(Site::load(&dir).unwrap());
+        let ok = |_: &str, text: &str| if text.contains("syntax!") { Err("bad".to_string()) } else { Ok(()) };
+        assert!(live.reload(ok).unwrap().is_none(), "nothing changed");
+
+        std::fs::write(dir.join("lua/util.lua"), "return 2").unwrap();
+        std::fs::write(dir.join("lua/new.lua"), "return 3").unwrap();
+        std::fs::write(dir.join("viewdefs/A.DEFAULT.html"), "<template>a2</template>").unwrap();
+        std::fs::write(dir.join("viewdefs/C.list-item.html"), "<template>c</template>").unwrap();
+        std::fs::remove_file(dir.join("viewdefs/B.DEFAULT.html")).unwrap();
+        let r = live.reload(ok).unwrap().expect("changes");
+        assert_eq!(r.lua_files, ["new.lua", "util.lua"]);
+        assert_eq!(r.viewdefs, ["A.DEFAULT", "C.list-item"], "deletions are not sent");
+        assert!(r.site.viewdefs.get("B.DEFAULT").is_none());
+        assert!(Arc::ptr_eq(&r.site, &live.current()));
+
+        std::fs::write(dir.join("lua/util.lua"), "syntax!").unwrap();
+        std::fs::remove_file(dir.join("lua/main.lua")).unwrap();
+        assert!(live.reload(ok).unwrap().is_none(), "a broken file and a vanished main.lua change nothing");
+        let site = live.current();
+        assert_eq!(&*site.lua_sources["util.lua"], "return 2");
+        assert_eq!(site.main_lua.as_deref(), Some("x = 1"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

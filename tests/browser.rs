@@ -86,6 +86,47 @@ async fn adder() {
     b.close().await;
 }
 
+/// §15.6: with `--watch`, editing `Adder.DEFAULT.html` changes the open page without a reload; the
+/// inputs keep their values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromedriver"]
+async fn hot_reload_changes_the_open_page() {
+    let adder = repo().join("examples/adder");
+    let files: Vec<(String, String)> =
+        ["html/app.css", "html/index.html", "lua/main.lua", "viewdefs/Adder.DEFAULT.html"]
+            .iter()
+            .map(|f| (f.to_string(), std::fs::read_to_string(adder.join(f)).unwrap()))
+            .collect();
+    let borrowed: Vec<(&str, &str)> = files.iter().map(|(f, t)| (f.as_str(), t.as_str())).collect();
+    let dir = temp_site(&borrowed);
+    let mut args = site_args(None);
+    args.site = Some(dir.clone());
+    args.watch = true;
+    let gw = gateway_with(args).await;
+    let b = Browser::launch().await;
+    open_app(&b, &gw).await;
+    b.wait("document.querySelector('h1')?.textContent === 'Simple Adder'").await;
+    b.fill(".adder-a", "2").await;
+    b.fill(".adder-b", "3").await;
+    b.wait("document.querySelector('.adder-sum').textContent === '5'").await;
+    b.settle().await;
+    b.eval("(window.__beforeReload = true)").await;
+
+    let template = std::fs::read_to_string(dir.join("viewdefs/Adder.DEFAULT.html")).unwrap();
+    let edited = template.replace("<h1>Simple Adder</h1>", "<h1>Edited Adder</h1>");
+    assert_ne!(edited, template);
+    std::fs::write(dir.join("viewdefs/Adder.DEFAULT.html"), edited).unwrap();
+
+    b.wait("document.querySelector('h1')?.textContent === 'Edited Adder'").await;
+    assert_eq!(b.eval("window.__beforeReload === true").await, json!(true), "the page was not reloaded");
+    b.wait("document.querySelector('.adder-sum').textContent === '5'").await;
+    assert_eq!(b.value(".adder-a").await, "2");
+    assert_eq!(b.value(".adder-b").await, "3");
+    b.screenshot("hot-reload").await;
+    b.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// §15.1: an unknown session URL is a 404 page linking to `/`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs chromium and chromedriver"]

@@ -17,12 +17,7 @@ pub fn example(name: &str) -> PathBuf {
 
 /// A session configuration serving `site` with default limits.
 pub fn session_config(site: Site) -> Arc<SessionConfig> {
-    let sources = Arc::new(site.lua_sources.clone());
-    Arc::new(SessionConfig {
-        site: Arc::new(site),
-        lua: Some(LuaConfig { sources, ..LuaConfig::default() }),
-        ..SessionConfig::default()
-    })
+    Arc::new(SessionConfig { site: Arc::new(site.into()), lua: Some(LuaConfig::default()), ..SessionConfig::default() })
 }
 
 pub fn example_config(name: &str) -> Arc<SessionConfig> {

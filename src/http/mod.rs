@@ -165,7 +165,7 @@ async fn session_page(gw: &Gateway, id: &SessionId, headers: &HeaderMap, head: b
     if !gw.sessions.session_exists(id) {
         return html(StatusCode::NOT_FOUND, pages::SESSION_ENDED_HTML, true);
     }
-    let shell = match gw.site.html_dir().map(|d| d.join("index.html")) {
+    let shell = match gw.site.current().html_dir().map(|d| d.join("index.html")) {
         Some(p) if p.is_file() => tokio::fs::read_to_string(&p).await.ok(),
         _ => None,
     };
@@ -223,7 +223,7 @@ async fn static_file(gw: &Gateway, path: &str, headers: &HeaderMap, head: bool) 
     if path == "/index.html" {
         return html(StatusCode::NOT_FOUND, pages::NOT_FOUND_HTML, false);
     }
-    if let Some(dir) = gw.site.html_dir() {
+    if let Some(dir) = gw.site.current().html_dir() {
         if let Some(file) = static_files::resolve(&dir, path) {
             if let Ok(bytes) = tokio::fs::read(&file).await {
                 return static_files::respond(bytes, static_files::content_type(&file), headers, head);

@@ -16,6 +16,8 @@ pub struct ApiState {
     /// Site files this session loaded (`main.lua`, `require`, `dofile`), in load order; hot reload
     /// reruns them.
     pub loaded_files: Vec<String>,
+    /// The site's `lua/` files as this session knows them (hot reload replaces them).
+    pub sources: super::modules::Sources,
     /// Pending timers.
     pub timers: super::timers::Timers,
     /// Next id for `createVariable` (0 = not started; then from −2^32 downward).

@@ -29,20 +29,18 @@ pub use resolver::LuaResolver;
 
 use api::ApiState;
 
-/// Limits and locations for a session's Lua state.
+/// Limits for a session's Lua state.
 #[derive(Clone, Debug)]
 pub struct LuaConfig {
     /// Heap limit in bytes.
     pub memory_limit: usize,
     /// Instructions per phase.
     pub instruction_budget: u64,
-    /// The site's `lua/` files, the only code `require`/`dofile` can load.
-    pub sources: modules::Sources,
 }
 
 impl Default for LuaConfig {
     fn default() -> Self {
-        LuaConfig { memory_limit: 64 << 20, instruction_budget: 200_000_000, sources: Default::default() }
+        LuaConfig { memory_limit: 64 << 20, instruction_budget: 200_000_000 }
     }
 }
 
@@ -67,19 +65,18 @@ pub struct LuaBackend {
     tracker: Tracker<LuaResolver>,
     /// Why `main.lua` failed, answered to `watch 1` instead of `not-found`.
     startup_error: Option<VarError>,
-    /// The site's `lua/` files (`lua` property values naming a file run from here).
-    sources: modules::Sources,
 }
 
 impl LuaBackend {
-    /// Creates the sandboxed state, the `session` global and the per-session tracker.
-    pub fn new(vended: VendedId, config: &LuaConfig) -> Result<Self, LuaInitError> {
+    /// Creates the sandboxed state, the `session` global and the per-session tracker. `sources` are the
+    /// site's `lua/` files, the only code `require`, `dofile` and the `lua` property can load.
+    pub fn new(vended: VendedId, config: &LuaConfig, sources: modules::Sources) -> Result<Self, LuaInitError> {
         let lua = sandbox::new_state()?;
         let budget = Arc::new(Budget::new(config.instruction_budget));
         limits::install_budget(&lua, budget.clone())?;
-        let api = Arc::new(Mutex::new(ApiState::default()));
+        let api = Arc::new(Mutex::new(ApiState { sources, ..ApiState::default() }));
         api::install(&lua, vended, api.clone())?;
-        modules::install(&lua, config.sources.clone(), api.clone())?;
+        modules::install(&lua, api.clone())?;
         let load_viewlist = lua.create_function(|lua, args: mlua::MultiValue| {
             lua.load(VIEWLIST_LUA).set_name("=lua/viewlist.lua").call::<()>(args)
         })?;
@@ -91,7 +88,7 @@ impl LuaBackend {
         variables::install(&lua, &session, tracker.shared().downgrade(), api.clone(), budget.clone())?;
         // The limit goes on last so the fixed setup cost never counts against a script.
         lua.set_memory_limit(config.memory_limit)?;
-        Ok(LuaBackend { lua, budget, api, tracker, startup_error: None, sources: config.sources.clone() })
+        Ok(LuaBackend { lua, budget, api, tracker, startup_error: None })
     }
 
     /// Runs `main.lua` as its own phase, then applies what it asked for (variable 1).
@@ -125,7 +122,8 @@ impl LuaBackend {
         self.budget.begin_phase();
         let is_file = modules::valid_file_arg(code) && !code.contains(char::is_whitespace);
         let chunk = if is_file {
-            modules::load_chunk(&self.lua, &self.sources, code)
+            let sources = self.api.lock().sources.clone();
+            modules::load_chunk(&self.lua, &sources, code)
         } else {
             self.lua.load(code).set_name("=lua-property").set_mode(mlua::ChunkMode::Text).into_function()
         };
@@ -133,6 +131,43 @@ impl LuaBackend {
         if is_file && result.is_ok() {
             self.api.lock().loaded_files.push(code.to_string());
         }
+        match result {
+            Ok(()) if self.budget.exhausted() => {
+                Err(VarError::new(ErrorCode::LuaTimeout, "Lua instruction budget exhausted"))
+            }
+            other => other.map_err(|e| resolver::lua_error(&self.budget, &e)),
+        }
+    }
+
+    /// Hot reload (§5.8): the site's `lua/` files as they are now.
+    pub fn set_sources(&mut self, sources: modules::Sources) {
+        self.api.lock().sources = sources;
+    }
+
+    /// Hot reload (§5.8): reruns one site file this session loaded, as its own phase, with
+    /// `session.reloading` true while it runs. A module's non-nil result replaces its
+    /// `package.loaded` entry; the mutation queue runs after. On failure the definitions the file did
+    /// not get to replace stay as they were. The caller runs the pass.
+    pub fn reload_file(&mut self, rel: &str) -> Result<(), VarError> {
+        self.budget.begin_phase();
+        let sources = self.api.lock().sources.clone();
+        let session: mlua::Table =
+            self.lua.globals().get("session").map_err(|e| resolver::lua_error(&self.budget, &e))?;
+        let _ = session.raw_set("reloading", true);
+        let module = rel.strip_suffix(".lua").map(|m| m.replace('/', "."));
+        let result = modules::load_chunk(&self.lua, &sources, rel)
+            .and_then(|chunk| chunk.call::<Value>(module.as_deref().unwrap_or_default()))
+            .and_then(|value| {
+                let Some(module) = &module else { return Ok(()) };
+                let loaded: mlua::Table = self.lua.globals().get::<mlua::Table>("package")?.get("loaded")?;
+                let required = !loaded.get::<Value>(module.as_str())?.is_nil();
+                if required && !value.is_nil() {
+                    loaded.set(module.as_str(), value)?;
+                }
+                Ok(())
+            })
+            .and_then(|()| modules::run_mutations(&self.lua));
+        let _ = session.raw_set("reloading", false);
         match result {
             Ok(()) if self.budget.exhausted() => {
                 Err(VarError::new(ErrorCode::LuaTimeout, "Lua instruction budget exhausted"))
@@ -243,9 +278,10 @@ impl LuaBackend {
         errors
     }
 
-    /// Site files this session loaded, in load order.
+    /// Site files this session loaded, in first-load order, each once.
     pub fn loaded_files(&self) -> Vec<String> {
-        self.api.lock().loaded_files.clone()
+        let mut seen = std::collections::HashSet::new();
+        self.api.lock().loaded_files.iter().filter(|f| seen.insert(f.as_str())).cloned().collect()
     }
 
     /// The error a `watch` of variable 1 gets while it does not exist.
@@ -259,7 +295,7 @@ mod tests {
     use super::*;
 
     fn backend() -> LuaBackend {
-        LuaBackend::new(VendedId(1), &LuaConfig::default()).unwrap()
+        LuaBackend::new(VendedId(1), &LuaConfig::default(), Default::default()).unwrap()
     }
 
     #[test]
@@ -291,7 +327,7 @@ mod tests {
     #[test]
     fn runaway_main_lua_times_out_even_under_pcall() {
         let config = LuaConfig { instruction_budget: 1_000_000, ..Default::default() };
-        let mut b = LuaBackend::new(VendedId(1), &config).unwrap();
+        let mut b = LuaBackend::new(VendedId(1), &config, Default::default()).unwrap();
         let e = b.load_main("pcall(function() while true do end end) session:createAppVariable({})").unwrap_err();
         assert_eq!(e.code, ErrorCode::LuaTimeout);
         // The next phase has a fresh budget.
@@ -301,7 +337,7 @@ mod tests {
     #[test]
     fn memory_bomb_is_lua_memory_and_the_state_survives() {
         let config = LuaConfig { memory_limit: 4 << 20, ..Default::default() };
-        let mut b = LuaBackend::new(VendedId(1), &config).unwrap();
+        let mut b = LuaBackend::new(VendedId(1), &config, Default::default()).unwrap();
         let e = b.load_main("local t = {} for i = 1, 1e8 do t[i] = ('x'):rep(100) .. i end").unwrap_err();
         assert_eq!(e.code, ErrorCode::LuaMemory);
         assert_eq!(b.eval::<i64>("return 1 + 1").unwrap(), 2);
@@ -310,8 +346,7 @@ mod tests {
     fn with_sources(files: &[(&str, &str)]) -> LuaBackend {
         let sources: std::collections::HashMap<String, std::sync::Arc<str>> =
             files.iter().map(|(k, v)| (k.to_string(), std::sync::Arc::from(*v))).collect();
-        let config = LuaConfig { sources: std::sync::Arc::new(sources), ..Default::default() };
-        LuaBackend::new(VendedId(1), &config).unwrap()
+        LuaBackend::new(VendedId(1), &LuaConfig::default(), std::sync::Arc::new(sources)).unwrap()
     }
 
     #[test]

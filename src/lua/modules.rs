@@ -1,7 +1,6 @@
 //! Code loading inside the sandbox (lua-and-tracking.md §6): `require`, `dofile` and `loadfile`, confined
-//! to the site's `lua/` files that were cached at startup.
+//! to the site's `lua/` files as the session last got them (cached at startup, replaced by hot reload).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use mlua::{Lua, MultiValue, Table, Value};
@@ -10,7 +9,7 @@ use parking_lot::Mutex;
 use super::api::ApiState;
 
 /// Module sources keyed by their path below `lua/` (`a/b.lua`).
-pub type Sources = Arc<HashMap<String, Arc<str>>>;
+pub type Sources = crate::site::LuaSources;
 
 /// `a.b-c_d` style names only.
 fn valid_module_name(name: &str) -> bool {
@@ -44,10 +43,11 @@ pub fn load_chunk(lua: &Lua, sources: &Sources, rel: &str) -> mlua::Result<mlua:
     lua.load(&**src).set_name(format!("@lua/{rel}")).set_mode(mlua::ChunkMode::Text).into_function()
 }
 
-pub fn install(lua: &Lua, sources: Sources, state: Arc<Mutex<ApiState>>) -> mlua::Result<()> {
+/// Installs `require`, `dofile` and `loadfile`; they read the sources kept in `state`.
+pub fn install(lua: &Lua, state: Arc<Mutex<ApiState>>) -> mlua::Result<()> {
     let g = lua.globals();
 
-    let (src, st) = (sources.clone(), state.clone());
+    let st = state.clone();
     g.set(
         "require",
         lua.create_function(move |lua, name: String| {
@@ -60,6 +60,7 @@ pub fn install(lua: &Lua, sources: Sources, state: Arc<Mutex<ApiState>>) -> mlua
                 return Ok(cached);
             }
             let rel = format!("{}.lua", name.replace('.', "/"));
+            let src = st.lock().sources.clone();
             let chunk = load_chunk(lua, &src, &rel)?;
             let result: Value = chunk.call(name.as_str())?;
             let value = if result.is_nil() { Value::Boolean(true) } else { result };
@@ -70,13 +71,14 @@ pub fn install(lua: &Lua, sources: Sources, state: Arc<Mutex<ApiState>>) -> mlua
         })?,
     )?;
 
-    let (src, st) = (sources.clone(), state.clone());
+    let st = state.clone();
     g.set(
         "dofile",
         lua.create_function(move |lua, path: String| {
             if !valid_file_arg(&path) {
                 return Err(not_found(&format!("file {path:?}")));
             }
+            let src = st.lock().sources.clone();
             let chunk = load_chunk(lua, &src, &path)?;
             let result: MultiValue = chunk.call(())?;
             st.lock().loaded_files.push(path);
@@ -85,13 +87,14 @@ pub fn install(lua: &Lua, sources: Sources, state: Arc<Mutex<ApiState>>) -> mlua
         })?,
     )?;
 
-    let src = sources;
+    let st = state;
     g.set(
         "loadfile",
         lua.create_function(move |lua, path: String| {
             if !valid_file_arg(&path) {
                 return Ok((Value::Nil, Some(format!("not-found: file {path:?}"))));
             }
+            let src = st.lock().sources.clone();
             match load_chunk(lua, &src, &path) {
                 Ok(f) => Ok((Value::Function(f), None)),
                 Err(e) => Ok((Value::Nil, Some(e.to_string()))),

@@ -13,7 +13,7 @@ fn p(name: &str, value: &str) -> PropertyWrite {
 }
 
 fn backend(main: &str) -> LuaBackend {
-    let mut b = LuaBackend::new(VendedId(1), &LuaConfig::default()).unwrap();
+    let mut b = LuaBackend::new(VendedId(1), &LuaConfig::default(), Default::default()).unwrap();
     b.load_main(main).unwrap();
     b
 }

@@ -1,7 +1,7 @@
 //! Per-connection state inside a session: the client⇄global id table, watches, the set of types whose
 //! viewdefs this connection has, and the outbound queue with its flush timer.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -23,6 +23,8 @@ pub struct Connection {
     pub watches: HashSet<VarId>,
     /// Types whose viewdefs were delivered (set D of browser protocol §13).
     seen_types: HashSet<String>,
+    /// Viewdefs hot reload changed for types this connection has, not yet sent.
+    reloaded_viewdefs: BTreeMap<String, String>,
     /// Errors and destroys produced while processing client messages, in production order.
     notices: Vec<ServerMessage>,
     /// Updates (and detection errors), in emission order.
@@ -41,6 +43,7 @@ impl Connection {
             global_to_client: HashMap::new(),
             watches: HashSet::new(),
             seen_types: HashSet::new(),
+            reloaded_viewdefs: BTreeMap::new(),
             notices: Vec::new(),
             updates: Vec::new(),
             flush_at: None,
@@ -131,23 +134,39 @@ impl Connection {
         self.arm(delay);
     }
 
+    /// Hot reload: queues the changed viewdefs whose type this connection has already met (§13); the
+    /// others reach it the usual way when it meets their type.
+    pub fn push_reloaded_viewdefs(&mut self, changed: &BTreeMap<String, String>, delay: Duration) {
+        let before = self.reloaded_viewdefs.len();
+        for (key, html) in changed {
+            let ty = key.rsplit_once('.').map_or(key.as_str(), |(ty, _)| ty);
+            if self.seen_types.contains(ty) {
+                self.reloaded_viewdefs.insert(key.clone(), html.clone());
+            }
+        }
+        if self.reloaded_viewdefs.len() != before {
+            self.arm(delay);
+        }
+    }
+
     pub fn flush_at(&self) -> Option<Instant> {
         self.flush_at
     }
 
     pub fn has_queued(&self) -> bool {
-        !self.notices.is_empty() || !self.updates.is_empty()
+        !self.notices.is_empty() || !self.updates.is_empty() || !self.reloaded_viewdefs.is_empty()
     }
 
     /// Sends everything queued as one frame: notices, then the viewdefs of types new to this
-    /// connection, then updates.
+    /// connection (and those hot reload changed), then updates.
     pub fn flush(&mut self, viewdefs: &Viewdefs) -> SendOutcome {
         self.flush_at = None;
         if !self.has_queued() {
             return SendOutcome::Queued;
         }
         let mut frame = std::mem::take(&mut self.notices);
-        let mut delivered = serde_json::Map::new();
+        let mut delivered: serde_json::Map<String, serde_json::Value> =
+            std::mem::take(&mut self.reloaded_viewdefs).into_iter().map(|(k, v)| (k, v.into())).collect();
         for msg in &self.updates {
             let ServerMessage::Update(u) = msg else { continue };
             let Some(ty) = u.properties.get("type") else { continue };

@@ -9,8 +9,9 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
-use super::{Activity, Clock, EndReason, Session, SessionConfig, SessionHandle, Stop};
+use super::{Activity, Clock, EndReason, Session, SessionConfig, SessionHandle, SessionMsg, Stop};
 use crate::ids::{SessionId, VarId, VendedId};
+use crate::site::Site;
 
 /// Why a session could not be created.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -117,13 +118,30 @@ impl SessionManager {
         let vended = VendedId(self.next_vended_id.fetch_add(1, Ordering::Relaxed));
         let activity = Arc::new(Activity::new(self.clock));
         let session = Session::new(id, vended, self.session_config.clone(), activity);
+        let site = session.site().clone();
         let (handle, stop) = session.spawn();
-        let mut st = self.state.lock();
-        st.creating -= 1;
-        st.internal_to_vended.insert(id, vended);
-        st.vended_to_internal.insert(vended, id);
-        st.sessions.insert(id, Entry { handle: handle.clone(), stop });
+        {
+            let mut st = self.state.lock();
+            st.creating -= 1;
+            st.internal_to_vended.insert(id, vended);
+            st.vended_to_internal.insert(vended, id);
+            st.sessions.insert(id, Entry { handle: handle.clone(), stop });
+        }
+        // A hot reload that swapped the site while this session was being built did not see it; catch up
+        // (its mailbox is empty, so this cannot wait).
+        let current = self.session_config.site.current();
+        if !Arc::ptr_eq(&site, &current) {
+            let _ = handle.tx.try_send(SessionMsg::Reload(current));
+        }
         Ok(handle)
+    }
+
+    /// Hot reload: hands the new site snapshot to every live session (each reruns what changed for it).
+    pub async fn reload_all(&self, site: Arc<Site>) {
+        let handles: Vec<SessionHandle> = self.state.lock().sessions.values().map(|e| e.handle.clone()).collect();
+        for handle in handles {
+            let _ = handle.reload(site.clone()).await;
+        }
     }
 
     /// getSession.
@@ -369,7 +387,8 @@ mod tests {
             lua_sources: Default::default(),
             viewdefs: Default::default(),
         };
-        let config = SessionConfig { site: Arc::new(site), lua: Some(LuaConfig::default()), ..Default::default() };
+        let config =
+            SessionConfig { site: Arc::new(site.into()), lua: Some(LuaConfig::default()), ..Default::default() };
         let id = SessionId::generate();
         let a = Session::new(id, VendedId(1), Arc::new(config), Arc::new(Activity::new(Clock::new())));
         let config = a.config.clone();

@@ -24,7 +24,7 @@ use crate::ids::{ConnId, SessionId, VarId, VendedId};
 use crate::lua::{LuaBackend, LuaConfig};
 use crate::protocol::backend::BackendBatch;
 use crate::protocol::{close, ClientFrame, Create, ErrorCode, FrameError, Message, ServerMessage, Update};
-use crate::site::Site;
+use crate::site::{LiveSite, Site};
 use crate::tracker::{Owner, VarError, Writer};
 pub use clock::{Activity, Clock, EndReason};
 use connection::Connection;
@@ -35,7 +35,8 @@ pub use sink::{ConnSink, Outbound, SendOutcome};
 /// What every session of a gateway shares.
 #[derive(Debug)]
 pub struct SessionConfig {
-    pub site: Arc<Site>,
+    /// New sessions start from its current snapshot; hot reload tells live ones of a new one.
+    pub site: Arc<LiveSite>,
     /// `None` when Lua is disabled (connected mode).
     pub lua: Option<LuaConfig>,
     pub max_connections: usize,
@@ -50,7 +51,7 @@ pub struct SessionConfig {
 impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
-            site: Arc::new(Site::builtin()),
+            site: Arc::new(Site::builtin().into()),
             lua: Some(LuaConfig::default()),
             max_connections: 32,
             flush_delay: Duration::from_millis(10),
@@ -78,6 +79,8 @@ pub enum SessionMsg {
     BackendDown { generation: u64 },
     /// The debug view: every variable and the session's change count.
     Inspect { reply: oneshot::Sender<(Vec<serde_json::Value>, u64)> },
+    /// `--watch` found changed site files: the new snapshot.
+    Reload(Arc<Site>),
 }
 
 /// How connections and the manager reach a session. Cheap to clone.
@@ -134,6 +137,11 @@ impl SessionHandle {
         rx.await.ok()
     }
 
+    /// Hands over a reloaded site (waits while the mailbox is full).
+    pub async fn reload(&self, site: Arc<Site>) -> Result<(), SessionGone> {
+        self.tx.send(SessionMsg::Reload(site)).await.map_err(|_| SessionGone)
+    }
+
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()
     }
@@ -160,6 +168,8 @@ pub struct Session {
     pub id: SessionId,
     pub vended: VendedId,
     config: Arc<SessionConfig>,
+    /// The site snapshot this session uses (viewdefs, Lua sources); hot reload replaces it.
+    site: Arc<Site>,
     activity: Arc<Activity>,
     lua: Option<LuaBackend>,
     connections: BTreeMap<ConnId, Connection>,
@@ -200,8 +210,9 @@ impl Session {
     /// Builds a session: its Lua backend (with its own tracker) and, in embedded mode, runs `main.lua`,
     /// which creates variable 1. A failing `main.lua` is logged and kept; the session still exists.
     pub fn new(id: SessionId, vended: VendedId, config: Arc<SessionConfig>, activity: Arc<Activity>) -> Session {
+        let site = config.site.current();
         let mut lua = match &config.lua {
-            Some(lua_config) => match LuaBackend::new(vended, lua_config) {
+            Some(lua_config) => match LuaBackend::new(vended, lua_config, site.lua_sources.clone()) {
                 Ok(b) => Some(b),
                 Err(e) => {
                     tracing::error!(vended = %vended, detail = %e, "internal error: cannot create Lua state");
@@ -210,7 +221,7 @@ impl Session {
             },
             None => None,
         };
-        if let (Some(backend), Some(source)) = (lua.as_mut(), config.site.main_lua.as_deref()) {
+        if let (Some(backend), Some(source)) = (lua.as_mut(), site.main_lua.as_deref()) {
             if let Err(e) = backend.load_main(source) {
                 tracing::warn!(vended = %vended, var = 1, code = %e.code, message = %e.description, "main.lua failed");
             }
@@ -232,6 +243,7 @@ impl Session {
                 },
             },
             config,
+            site,
             connections: BTreeMap::new(),
             next_global: 2,
             tallies: HashMap::new(),
@@ -270,6 +282,11 @@ impl Session {
 
     pub fn lua(&self) -> Option<&LuaBackend> {
         self.lua.as_ref()
+    }
+
+    /// The site snapshot the session uses.
+    pub fn site(&self) -> &Arc<Site> {
+        &self.site
     }
 
     /// Starts the actor; returns the handle and the sender that stops it.
@@ -338,6 +355,50 @@ impl Session {
             SessionMsg::Inspect { reply } => {
                 let _ = reply.send(self.inspect());
             }
+            SessionMsg::Reload(site) => {
+                let started = std::time::Instant::now();
+                self.reload(site);
+                self.report_gauges();
+                crate::metrics::metrics().batch_done("reload", started.elapsed().as_secs_f64());
+            }
+        }
+    }
+
+    /// Hot reload (lua-and-tracking.md §5.8): adopt the new snapshot, rerun the files this session
+    /// loaded whose text changed (in the order it first loaded them, each its own phase), then one pass;
+    /// changed viewdefs go to the connections that have their type. A failing file is logged and the
+    /// session goes on with what it has.
+    fn reload(&mut self, site: Arc<Site>) {
+        if Arc::ptr_eq(&site, &self.site) {
+            return;
+        }
+        let old = std::mem::replace(&mut self.site, site);
+        let viewdefs = old.viewdefs.changed_in(&self.site.viewdefs);
+        if let Some(lua) = self.lua.as_mut() {
+            lua.set_sources(self.site.lua_sources.clone());
+            let rerun: Vec<String> = lua
+                .loaded_files()
+                .into_iter()
+                .filter(|f| self.site.lua_sources.get(f).is_some_and(|new| old.lua_sources.get(f) != Some(new)))
+                .collect();
+            for file in &rerun {
+                match lua.reload_file(file) {
+                    Ok(()) => tracing::info!(vended = %self.vended, file = %format!("lua/{file}"), "reloaded"),
+                    Err(e) => tracing::warn!(
+                        vended = %self.vended, file = %format!("lua/{file}"), code = %e.code,
+                        message = %e.description, "reload failed; the old definitions stay"
+                    ),
+                }
+            }
+            if !rerun.is_empty() {
+                self.settle_lua();
+                self.deliver_changes();
+                self.emit_backend(false);
+            }
+        }
+        let delay = self.config.flush_delay;
+        for c in self.connections.values_mut() {
+            c.push_reloaded_viewdefs(&viewdefs, delay);
         }
     }
 
@@ -664,7 +725,7 @@ impl Session {
 
     fn flush_connection(&mut self, conn: ConnId) {
         let Some(c) = self.connections.get_mut(&conn) else { return };
-        match c.flush(&self.config.site.viewdefs) {
+        match c.flush(&self.site.viewdefs) {
             SendOutcome::Queued => {}
             SendOutcome::TooSlow => {
                 tracing::warn!(vended = %self.vended, conn = %conn, "slow browser closed");

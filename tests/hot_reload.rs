@@ -1,0 +1,138 @@
+//! `--watch` (lua-and-tracking.md §5.8, browser-protocol.md §13): edits to a live site's Lua and
+//! viewdefs reach open sessions without a reload, through the real file watcher.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+const MAIN: &str = r#"
+local Counter = require("counter")
+if not session:getApp() then session:createAppVariable(Counter:new({label = "clicks"})) end
+"#;
+
+const COUNTER_V1: &str = r#"
+local Counter = session:prototype("Counter", {count = 0, label = EMPTY})
+function Counter:inc() self.count = self.count + 1 end
+function Counter:text() return "v1 " .. self.count end
+return Counter
+"#;
+
+/// v2 renames `label` to `title`; `mutate` carries the value over and records `session.reloading`.
+const COUNTER_V2: &str = r#"
+local Counter = session:prototype("Counter", {count = 0, title = EMPTY})
+function Counter:inc() self.count = self.count + 1 end
+function Counter:mutate()
+  self.title = self.title or self.label
+  self.sawReloading = session.reloading
+end
+function Counter:text()
+  return table.concat({"v2", self.count, tostring(self.title), tostring(rawget(self, "label")),
+    tostring(self.sawReloading), tostring(session.reloading), tostring(other_ran)}, " ")
+end
+return Counter
+"#;
+
+fn write(dir: &Path, rel: &str, text: &str) {
+    std::fs::write(dir.join(rel), text).unwrap();
+}
+
+/// Bootstraps a tab: viewdefs and variable 1, then `text()` as var 2 and `inc()` as var 3.
+async fn open_tab(ws: &mut Ws) -> Mirror {
+    let mut m = Mirror::default();
+    ws.send(watch(1)).await;
+    ws.until(&mut m, |m| m.prop(1, "type") == Some("Counter")).await;
+    ws.send(creates(&[
+        (2, 1, json!({"path": "text()", "access": "r"})),
+        (3, 1, json!({"path": "inc()", "access": "action"})),
+    ]))
+    .await;
+    ws.until(&mut m, |m| m.values.contains_key(&2)).await;
+    m
+}
+
+/// The `viewdefs` property of a frame's variable-1 update, decoded.
+fn viewdefs_in(frame: &[Value]) -> Option<Value> {
+    frame.iter().find_map(|msg| {
+        let text = msg["data"]["properties"]["viewdefs"].as_str()?;
+        (msg["data"]["varId"] == 1).then(|| serde_json::from_str(text).unwrap())
+    })
+}
+
+#[tokio::test]
+async fn edits_reach_open_sessions_and_broken_code_keeps_the_old() {
+    let dir = site(&[
+        ("lua/main.lua", MAIN),
+        ("lua/counter.lua", COUNTER_V1),
+        ("lua/other.lua", "other_ran = true"),
+        ("viewdefs/Counter.DEFAULT.html", "<template><h1>v1</h1></template>"),
+        ("viewdefs/Other.DEFAULT.html", "<template><p>other</p></template>"),
+    ]);
+    let mut a = args();
+    a.site = Some(dir.clone());
+    a.watch = true;
+    let gw = start(a).await;
+    let id = new_session(&gw).await;
+    let mut tab = connect(&gw, &id, None).await.unwrap();
+    let mut m = open_tab(&mut tab).await;
+    assert!(m.viewdefs.contains("Counter.DEFAULT"));
+    assert_eq!(m.value(2), json!("v1 0"));
+    // A second tab that has met no type yet: viewdef pushes are not for it.
+    let mut idle_tab = connect(&gw, &id, None).await.unwrap();
+
+    // New code: rerun with `reloading` set, the instance keeps its state and sees the new methods;
+    // the removed key is cleared after `mutate` copied it.
+    write(&dir, "lua/counter.lua", COUNTER_V2);
+    tab.until(&mut m, |m| m.value(2).as_str().is_some_and(|t| t.starts_with("v2"))).await;
+    assert_eq!(m.value(2), json!("v2 0 clicks nil true false nil"));
+    tab.send(set(3, Value::Null, true)).await;
+    tab.until(&mut m, |m| m.value(2) == json!("v2 1 clicks nil true false nil")).await;
+
+    // A changed viewdef goes to the tab that has its type, as a variable-1 `viewdefs` update. A file
+    // this session never loaded changes in the same window: it does not run.
+    write(&dir, "lua/other.lua", "other_ran = 'again'");
+    write(&dir, "viewdefs/Counter.DEFAULT.html", "<template><h1>v2</h1></template>");
+    let frame = tab.recv().await;
+    assert_eq!(viewdefs_in(&frame), Some(json!({"Counter.DEFAULT": "<template><h1>v2</h1></template>"})));
+    idle_tab.quiet(Duration::from_millis(300)).await;
+    tab.send(set(3, Value::Null, true)).await;
+    tab.until(&mut m, |m| m.value(2) == json!("v2 2 clicks nil true false nil")).await;
+
+    // A syntax error: logged, nothing reruns, the old code keeps working. (The viewdef edited in the
+    // same window shows when the reload has been handled.)
+    write(&dir, "lua/counter.lua", "local Counter = session:prototype(\"Counter\", {count = ");
+    write(&dir, "viewdefs/Counter.DEFAULT.html", "<template><h1>v3</h1></template>");
+    let frame = tab.recv().await;
+    assert_eq!(viewdefs_in(&frame), Some(json!({"Counter.DEFAULT": "<template><h1>v3</h1></template>"})));
+    tab.send(set(3, Value::Null, true)).await;
+    tab.until(&mut m, |m| m.value(2) == json!("v2 3 clicks nil true false nil")).await;
+
+    // A session started now gets the current viewdefs and the last code that compiled.
+    let id2 = new_session(&gw).await;
+    let mut fresh = connect(&gw, &id2, None).await.unwrap();
+    fresh.send(watch(1)).await;
+    let frame = fresh.recv().await;
+    assert_eq!(
+        viewdefs_in(&frame).unwrap_or_else(|| panic!("{frame:?}"))["Counter.DEFAULT"],
+        json!("<template><h1>v3</h1></template>")
+    );
+    let mut m2 = Mirror::default();
+    m2.apply(&frame);
+    fresh.send(creates(&[(2, 1, json!({"path": "text()", "access": "r"}))])).await;
+    fresh.until(&mut m2, |m| m.values.contains_key(&2)).await;
+    // main.lua still passes `label`; no mutate ran in this session, so nothing copied it to `title`.
+    assert_eq!(m2.value(2), json!("v2 0 nil clicks nil false nil"), "new sessions start from v2");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test]
+async fn watch_needs_a_site_directory() {
+    let mut a = args();
+    a.watch = true;
+    let err = ui_gateway::gateway::RunningGateway::start(&a).await.err().expect("refused");
+    assert_eq!(err.exit_code(), 2);
+    assert!(err.to_string().contains("--site"), "{err}");
+}
