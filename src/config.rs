@@ -184,8 +184,8 @@ pub struct ServeArgs {
     #[arg(long, env = "UI_DEBUG_PAGES", value_enum, default_value = "auto", num_args = 0..=1, default_missing_value = "on")]
     pub debug_pages: DebugPages,
 
-    /// Do not serve /metrics.
-    #[arg(long = "no-metrics", env = "UI_NO_METRICS")]
+    /// Do not serve /metrics (env: UI_METRICS=false).
+    #[arg(long = "no-metrics")]
     pub no_metrics: bool,
 
     /// Same as --debug-pages off.
@@ -235,6 +235,17 @@ impl ServeArgs {
             DebugPages::Off
         } else {
             self.debug_pages
+        }
+    }
+
+    /// Whether `/metrics` is served: `--no-metrics` wins, else `UI_METRICS` (a boolean), else on.
+    pub fn metrics_enabled(&self) -> Result<bool, String> {
+        if self.no_metrics {
+            return Ok(false);
+        }
+        match std::env::var("UI_METRICS") {
+            Ok(v) => parse_bool(&v).map_err(|e| format!("UI_METRICS: {e}")),
+            Err(_) => Ok(true),
         }
     }
 

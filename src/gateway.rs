@@ -128,7 +128,7 @@ impl Gateway {
             site,
             backend,
             debug_pages: args.debug_pages(),
-            metrics_enabled: !args.no_metrics,
+            metrics_enabled: args.metrics_enabled().map_err(StartError::Config)?,
             sessions,
             allowed_origins: args.allowed_origins.clone(),
             sockets: SocketConfig {
