@@ -200,16 +200,18 @@ impl RunningGateway {
                 .await
         });
         let token = gateway.backend.as_ref().is_some_and(|hub| hub.token.is_some());
+        // Text logs read `ui-gateway version=0.1.0 mode=embedded listen=… site=… lua=on …`; JSON logs
+        // get the same as fields.
         tracing::info!(
-            "ui-gateway {} mode={} listen={} site={} lua={} backend_token={} debug_pages={} watch={}",
-            env!("CARGO_PKG_VERSION"),
-            gateway.mode.as_str(),
-            addr,
-            crate::config::site_description(&args.site),
-            if gateway.sessions.session_config().lua.is_some() { "on" } else { "off" },
-            if token { "yes" } else { "no" },
-            gateway.debug_pages.as_str(),
-            if args.watch { "on" } else { "off" },
+            version = %env!("CARGO_PKG_VERSION"),
+            mode = %gateway.mode.as_str(),
+            listen = %addr,
+            site = %crate::config::site_description(&args.site),
+            lua = %if gateway.sessions.session_config().lua.is_some() { "on" } else { "off" },
+            backend_token = token,
+            debug_pages = %gateway.debug_pages.as_str(),
+            watch = args.watch,
+            "ui-gateway"
         );
         if gateway.backend.is_some() && !token {
             tracing::warn!("no backend token: /backend accepts local peers only");

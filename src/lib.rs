@@ -44,6 +44,8 @@ pub mod ids;
 #[cfg(feature = "server")]
 pub mod loadtest;
 #[cfg(feature = "server")]
+pub mod logging;
+#[cfg(feature = "server")]
 pub mod lua;
 #[cfg(feature = "server")]
 pub mod metrics;

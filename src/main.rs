@@ -3,8 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use tracing_subscriber::EnvFilter;
-use ui_gateway::config::{Cli, Command, LogFormat, ServeArgs};
+use ui_gateway::config::{Cli, Command, ServeArgs};
 use ui_gateway::gateway::RunningGateway;
 
 fn main() -> ExitCode {
@@ -14,24 +13,12 @@ fn main() -> ExitCode {
         Some(Command::Loadtest(args)) => return ui_gateway::loadtest::main(args),
         None => cli.serve,
     };
-    if let Err(e) = init_logging(&args) {
+    if let Err(e) = ui_gateway::logging::init(&args) {
         eprintln!("ui-gateway: {e}");
         return ExitCode::from(2);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     runtime.block_on(serve(args))
-}
-
-fn init_logging(args: &ServeArgs) -> Result<(), String> {
-    let filter = EnvFilter::try_new(&args.log_level).map_err(|e| format!("--log-level {:?}: {e}", args.log_level))?;
-    // Colours only for a terminal: redirected logs stay plain text.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
-    match args.log_format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-    }
-    Ok(())
 }
 
 async fn serve(args: ServeArgs) -> ExitCode {
