@@ -19,9 +19,14 @@ pub fn new_state() -> mlua::Result<Lua> {
 
     // package: only `loaded` (require is replaced by a site-confined loader).
     let package: Table = g.get("package")?;
+    let loaded: Table = package.get("loaded")?;
     let safe_package = lua.create_table()?;
-    safe_package.set("loaded", package.get::<Value>("loaded")?)?;
-    g.set("package", safe_package)?;
+    safe_package.set("loaded", loaded.clone())?;
+    g.set("package", safe_package.clone())?;
+    // `package.loaded` still listed the original libraries: without this, `package.loaded.os.execute`
+    // would reach around the trimmed `os`.
+    loaded.set("os", g.get::<Table>("os")?)?;
+    loaded.set("package", safe_package)?;
 
     let string: Table = g.get("string")?;
     string.set("dump", Value::Nil)?;
@@ -73,12 +78,9 @@ pub fn new_state() -> mlua::Result<Lua> {
     Ok(lua)
 }
 
-/// The Lua 5.1 compatibility shims, shipped from the repo's `lua/` library.
-const COMPAT_LUA: &str = include_str!("../../lua/compat.lua");
-
-/// Lua 5.1 compatibility shims (§5.9).
+/// Lua 5.1 compatibility shims (§5.9), shipped from the repo's `lua/` library.
 fn install_compat(lua: &Lua) -> mlua::Result<()> {
-    lua.load(COMPAT_LUA).set_name("=compat").exec()
+    super::builtin::COMPAT.chunk(lua).exec()
 }
 
 #[cfg(test)]
@@ -101,6 +103,11 @@ mod tests {
             "loadfile",
             "package.loadlib",
             "package.cpath",
+            "package.loaded.os.execute",
+            "package.loaded.os.exit",
+            "package.loaded.package.loadlib",
+            "package.loaded.io",
+            "package.loaded.debug",
         ] {
             assert!(nil(expr), "{expr} should be nil");
         }
