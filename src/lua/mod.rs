@@ -6,6 +6,7 @@
 //! variable 1).
 
 mod api;
+mod builtin;
 pub mod json;
 pub mod limits;
 pub mod modules;
@@ -44,10 +45,6 @@ impl Default for LuaConfig {
     }
 }
 
-/// The Lua half of the session API, shipped in the binary.
-const PRELUDE_LUA: &str = include_str!("../../lua/prelude.lua");
-/// `lua.ViewList` / `lua.ViewListItem`, compiled on first use (P6 keeps idle sessions small).
-const VIEWLIST_LUA: &str = include_str!("../../lua/viewlist.lua");
 /// Where the prelude's internal hooks (`wrap`, `instantiate`, …) live: the registry, out of app code's
 /// reach.
 pub(crate) const INTERNALS_KEY: &str = "ui_gateway.internals";
@@ -77,10 +74,9 @@ impl LuaBackend {
         let api = Arc::new(Mutex::new(ApiState { sources, ..ApiState::default() }));
         api::install(&lua, vended, api.clone())?;
         modules::install(&lua, api.clone())?;
-        let load_viewlist = lua.create_function(|lua, args: mlua::MultiValue| {
-            lua.load(VIEWLIST_LUA).set_name("=lua/viewlist.lua").call::<()>(args)
-        })?;
-        let internals: mlua::Table = lua.load(PRELUDE_LUA).set_name("=prelude").call(load_viewlist)?;
+        let load_viewlist =
+            lua.create_function(|lua, args: mlua::MultiValue| builtin::VIEWLIST.chunk(lua).call::<()>(args))?;
+        let internals: mlua::Table = builtin::PRELUDE.chunk(&lua).call(load_viewlist)?;
         lua.set_named_registry_value(INTERNALS_KEY, internals)?;
         let resolver = LuaResolver::new(&lua, budget.clone())?;
         let tracker = Tracker::new(resolver);
