@@ -267,6 +267,12 @@ impl Session {
     /// variable, children first.
     pub(super) fn destroy_remote(&mut self, global: VarId) {
         let removed = self.remote.remove(global);
+        // §10.4: updates buffered during an outage for a variable destroyed meanwhile are discarded
+        // (uncounted); the replay no longer creates it, so the backend could not even address them.
+        if let Link::Away { buffer, .. } = &mut self.link {
+            let gone: HashSet<i64> = removed.iter().map(|id| id.0).collect();
+            buffer.retain(|msg| msg.pointer("/data/varId").and_then(Json::as_i64).is_none_or(|id| !gone.contains(&id)));
+        }
         self.forget_variables(&removed);
         for id in removed {
             self.state_to_backend(json!({"type":"destroy","data":{"varId":id.0}}));
