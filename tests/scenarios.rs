@@ -10,7 +10,10 @@
 mod matcher;
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
@@ -127,16 +130,26 @@ struct Endpoint {
     sink: SplitSink<Socket, Message>,
     events: mpsc::UnboundedReceiver<Event>,
     reader: tokio::task::JoinHandle<()>,
+    /// A backend endpoint that received a welcome holds (or held) the gateway's backend link.
+    welcomed: Arc<AtomicBool>,
 }
 
 impl Endpoint {
     fn new(kind: Kind, socket: Socket) -> Endpoint {
         let (sink, mut stream) = socket.split();
         let (tx, events) = mpsc::unbounded_channel();
+        let welcomed = Arc::new(AtomicBool::new(false));
+        let seen = welcomed.clone();
         let reader = tokio::spawn(async move {
             loop {
                 let event = match stream.next().await {
-                    Some(Ok(Message::Text(t))) => Event::Text(t.to_string()),
+                    Some(Ok(Message::Text(t))) => {
+                        let welcome = || serde_json::from_str::<Value>(&t).is_ok_and(|v| v.get("welcome").is_some());
+                        if kind == Kind::Backend && welcome() {
+                            seen.store(true, Ordering::SeqCst);
+                        }
+                        Event::Text(t.to_string())
+                    }
                     Some(Ok(Message::Binary(b))) => Event::Binary(b.len()),
                     Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
                     // Keep reading after a close so tungstenite completes the handshake.
@@ -155,7 +168,7 @@ impl Endpoint {
                 }
             }
         });
-        Endpoint { kind, sink, events, reader }
+        Endpoint { kind, sink, events, reader, welcomed }
     }
 
     async fn next_event(&mut self, wait: Duration) -> Option<Event> {
@@ -203,7 +216,12 @@ fn load_vectors() -> Vec<VectorFile> {
 /// The gateway options of a vector: `mode`, `site` and `config` mapped onto the command line
 /// (`maxFrame` → `--max-frame`), so every flag of the build is available and unknown ones fail clearly.
 fn serve_args(vector: &Value) -> Result<ServeArgs, String> {
-    let mut argv = vec!["ui-gateway".to_string(), "--listen".into(), "127.0.0.1:0".into()];
+    serve_args_on(vector, "127.0.0.1:0")
+}
+
+/// [`serve_args`] listening on `listen` (`0.0.0.0:0` for vectors that need a non-loopback peer).
+fn serve_args_on(vector: &Value, listen: &str) -> Result<ServeArgs, String> {
+    let mut argv = vec!["ui-gateway".to_string(), "--listen".into(), listen.to_string()];
     let mode = vector.get("mode").and_then(Value::as_str).ok_or("`mode` is required")?;
     argv.extend(["--mode".into(), mode.to_string()]);
     let site = vector.get("site").map_or(Some("site"), Value::as_str).ok_or("`site` must be a string")?;
@@ -261,12 +279,32 @@ fn kebab(camel: &str) -> String {
     out
 }
 
+/// Whether a vector has a step that needs a non-loopback peer (`"peer": "remote"`).
+fn needs_remote_peer(vector: &Value) -> bool {
+    let steps = vector.get("steps").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+    steps.iter().any(|s| s.get("peer") == Some(&json!("remote")) || s.pointer("/http/peer") == Some(&json!("remote")))
+}
+
+/// A local non-loopback IPv4 address, so the gateway sees a remote peer when the harness connects
+/// through it: the source address the routing table picks for a documentation address (a connected
+/// UDP socket sends nothing).
+fn non_loopback_ip() -> Option<IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("198.51.100.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Running one vector
 
 struct Run<'a> {
     schemas: &'a Schemas,
+    vector: &'a Value,
     args: ServeArgs,
+    /// The non-loopback address `"peer": "remote"` connects through (the gateway then listens on all
+    /// interfaces).
+    remote_ip: Option<IpAddr>,
     gw: Option<RunningGateway>,
     /// Background shutdowns started by `shutdown` steps, awaited at the end.
     stopping: Vec<tokio::task::JoinHandle<bool>>,
@@ -279,6 +317,15 @@ struct Run<'a> {
 
 fn field<'v>(step: &'v Value, key: &str) -> Result<&'v Value, String> {
     step.get(key).ok_or_else(|| format!("the step needs `{key}`"))
+}
+
+/// The endpoint a `connect-backend`/`drop-backend` step names: `backend`, or `backend:<conn>`.
+fn backend_endpoint(step: &Value) -> Result<String, String> {
+    match step.get("conn") {
+        None => Ok("backend".into()),
+        Some(Value::String(conn)) if !conn.is_empty() => Ok(format!("backend:{conn}")),
+        Some(_) => Err("`conn` must be a non-empty string".into()),
+    }
 }
 
 fn str_field<'v>(step: &'v Value, key: &str) -> Result<&'v str, String> {
@@ -295,6 +342,28 @@ fn ms_field(step: &Value, key: &str, default: u64) -> Result<Duration, String> {
 impl Run<'_> {
     fn gateway(&self) -> Result<&RunningGateway, String> {
         self.gw.as_ref().ok_or_else(|| "the gateway is shut down".to_string())
+    }
+
+    /// Where loopback requests go (a gateway listening on all interfaces is reached through 127.0.0.1).
+    fn local_addr(&self) -> Result<SocketAddr, String> {
+        let addr = self.gateway()?.addr;
+        if addr.ip().is_unspecified() {
+            Ok(SocketAddr::new(IpAddr::from([127, 0, 0, 1]), addr.port()))
+        } else {
+            Ok(addr)
+        }
+    }
+
+    /// The address to connect to so the gateway sees the requested peer (`"loopback"` or `"remote"`).
+    fn peer_addr(&self, peer: Option<&Value>) -> Result<SocketAddr, String> {
+        match peer.map(|p| p.as_str().ok_or("`peer` must be a string")).transpose()? {
+            None | Some("loopback") => self.local_addr(),
+            Some("remote") => {
+                let ip = self.remote_ip.ok_or("no non-loopback address for a remote peer")?;
+                Ok(SocketAddr::new(ip, self.gateway()?.addr.port()))
+            }
+            Some(other) => Err(format!("unknown peer {other:?} (\"loopback\" or \"remote\")")),
+        }
     }
 
     fn endpoint(&mut self, name: &str) -> Result<&mut Endpoint, String> {
@@ -410,12 +479,7 @@ impl Run<'_> {
         let req = field(step, "http")?;
         let method = req.get("method").map_or(Some("GET"), Value::as_str).ok_or("`http.method` must be a string")?;
         let path = str_field(req, "path")?;
-        if let Some(peer) = req.get("peer") {
-            if peer != "loopback" {
-                return Err(format!("http peer {peer} is not supported by this harness (only \"loopback\")"));
-            }
-        }
-        let url = format!("http://{}{}", self.gateway()?.addr, path);
+        let url = format!("http://{}{}", self.peer_addr(req.get("peer"))?, path);
         let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| format!("method: {e}"))?;
         let mut builder = self.http.request(method, &url);
         if let Some(headers) = req.get("headers") {
@@ -462,7 +526,7 @@ impl Run<'_> {
             "connect-browser" => {
                 let conn = str_field(step, "conn")?;
                 let internal = self.internal_id(str_field(step, "session")?)?;
-                let url = format!("ws://{}/ws/{internal}", self.gateway()?.addr);
+                let url = format!("ws://{}/ws/{internal}", self.local_addr()?);
                 let socket = self.connect(&url, step.get("headers")).await?;
                 self.endpoints.insert(format!("browser:{conn}"), Endpoint::new(Kind::Browser, socket));
                 Ok(())
@@ -487,20 +551,30 @@ impl Run<'_> {
                 Ok(())
             }
             "connect-backend" => {
-                if let Some(peer) = step.get("peer") {
-                    if peer != "loopback" {
-                        return Err(format!("peer {peer} is not supported by this harness (only \"loopback\")"));
-                    }
-                }
-                let url = format!("ws://{}/backend", self.gateway()?.addr);
+                let name = backend_endpoint(step)?;
+                let url = format!("ws://{}/backend", self.peer_addr(step.get("peer"))?);
                 let socket = self.connect(&url, step.get("headers")).await?;
-                self.endpoints.insert("backend".into(), Endpoint::new(Kind::Backend, socket));
+                self.endpoints.insert(name, Endpoint::new(Kind::Backend, socket));
                 Ok(())
             }
             "drop-backend" => {
                 // Dropping both halves closes the TCP connection without a close frame.
-                let ep = self.endpoints.remove("backend").ok_or("no open backend endpoint")?;
+                let name = backend_endpoint(step)?;
+                let ep = self.endpoints.remove(&name).ok_or_else(|| format!("no open endpoint {name:?}"))?;
+                let held_link = ep.welcomed.load(Ordering::SeqCst);
                 drop(ep);
+                // A connection that got the welcome held the backend link: wait until the gateway has
+                // noticed the drop and released it, so a following connect is not refused with 4409.
+                if held_link {
+                    let hub = self.gateway()?.gateway.backend.clone().ok_or("no backend link in this mode")?;
+                    let deadline = tokio::time::Instant::now() + CLOSE_WAIT;
+                    while hub.is_connected() {
+                        if tokio::time::Instant::now() >= deadline {
+                            return Err("the gateway did not notice the dropped backend".into());
+                        }
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                }
                 Ok(())
             }
             "expire-session" => {
@@ -513,6 +587,13 @@ impl Run<'_> {
                 }
             }
             "restart-gateway" => {
+                if let Some(mode) = step.get("mode") {
+                    // The same options in another mode (a vector comparing modes).
+                    let mut vector = self.vector.clone();
+                    vector["mode"] = mode.clone();
+                    let listen = self.args.listen.to_string();
+                    self.args = serve_args_on(&vector, &listen)?;
+                }
                 let gw = self.gw.take().ok_or("the gateway is shut down")?;
                 gw.shutdown(self.args.shutdown_timeout).await;
                 self.sessions.clear();
@@ -531,7 +612,8 @@ impl Run<'_> {
 
     async fn open_session(&mut self) -> Result<(), String> {
         let gw = self.gateway()?;
-        let resp = self.http.get(format!("http://{}/", gw.addr)).send().await.map_err(|e| format!("GET /: {e}"))?;
+        let url = format!("http://{}/", self.local_addr()?);
+        let resp = self.http.get(url).send().await.map_err(|e| format!("GET /: {e}"))?;
         if resp.status() != 302 {
             return Err(format!("GET / answered {}, expected 302", resp.status()));
         }
@@ -595,10 +677,16 @@ enum Outcome {
     Failed(String),
     /// Marked `skip`; `Some(failure)` if it still fails, `None` if it passes now.
     Skipped(String, Option<String>),
+    /// Cannot run on this machine (no non-loopback address for a remote peer).
+    Unsupported(String),
 }
 
 async fn run_vector(schemas: &Schemas, file: &str, vector: &Value) -> Outcome {
-    let result = tokio::time::timeout(VECTOR_DEADLINE, replay(schemas, file, vector))
+    let remote_ip = non_loopback_ip();
+    if needs_remote_peer(vector) && remote_ip.is_none() {
+        return Outcome::Unsupported("it needs a remote peer and this machine has no non-loopback IPv4 address".into());
+    }
+    let result = tokio::time::timeout(VECTOR_DEADLINE, replay(schemas, file, vector, remote_ip))
         .await
         .unwrap_or_else(|_| Err(format!("did not finish within {} s", VECTOR_DEADLINE.as_secs())));
     match (vector.get("skip").and_then(Value::as_str), result) {
@@ -608,7 +696,7 @@ async fn run_vector(schemas: &Schemas, file: &str, vector: &Value) -> Outcome {
     }
 }
 
-async fn replay(schemas: &Schemas, file: &str, vector: &Value) -> Result<(), String> {
+async fn replay(schemas: &Schemas, file: &str, vector: &Value, remote_ip: Option<IpAddr>) -> Result<(), String> {
     if let Some(e) = vector.get("$invalid") {
         return Err(format!("not valid JSON: {e}"));
     }
@@ -623,11 +711,15 @@ async fn replay(schemas: &Schemas, file: &str, vector: &Value) -> Result<(), Str
         }
     }
     let steps = vector.get("steps").and_then(Value::as_array).ok_or("`steps` must be an array")?;
-    let args = serve_args(vector)?;
+    // A vector with a remote peer gets a gateway on every interface; all others stay on loopback.
+    let remote_ip = remote_ip.filter(|_| needs_remote_peer(vector));
+    let args = serve_args_on(vector, if remote_ip.is_some() { "0.0.0.0:0" } else { "127.0.0.1:0" })?;
     let gw = RunningGateway::start(&args).await.map_err(|e| format!("the gateway does not start: {e}"))?;
     let mut run = Run {
         schemas,
+        vector,
         args,
+        remote_ip,
         gw: Some(gw),
         stopping: Vec::new(),
         sessions: HashMap::new(),
@@ -668,6 +760,7 @@ async fn gateway_vectors() {
                 failures.push(format!("{file}: {e}"));
             }
             Outcome::Skipped(reason, Some(e)) => eprintln!("skip  {file}: {reason}\n      still fails: {e}"),
+            Outcome::Unsupported(reason) => eprintln!("n/a   {file}: not run here: {reason}"),
             Outcome::Skipped(reason, None) => {
                 eprintln!("skip  {file}: {reason}\n      NOTE: it passes now; remove its `skip`")
             }

@@ -8,7 +8,7 @@ use tokio::time::Instant;
 
 use super::sink::{ConnSink, SendOutcome};
 use crate::ids::{ConnId, VarId};
-use crate::protocol::{encode_server_frame, Properties, ServerMessage, UpdateOut};
+use crate::protocol::{encode_server_frame, Priority, Properties, ServerMessage, UpdateOut};
 use crate::site::Viewdefs;
 
 /// One browser tab's view of the session.
@@ -27,8 +27,10 @@ pub struct Connection {
     reloaded_viewdefs: BTreeMap<String, String>,
     /// Errors and destroys produced while processing client messages, in production order.
     notices: Vec<ServerMessage>,
-    /// Updates (and detection errors), in emission order.
-    updates: Vec<ServerMessage>,
+    /// Updates (and detection errors) in emission order, each with its priority bucket (browser
+    /// protocol §12). Lua's pass already emits in bucket order and queues everything as medium; updates
+    /// of backend-owned variables carry their real bucket, so a flush can order them.
+    updates: Vec<(Priority, ServerMessage)>,
     flush_at: Option<Instant>,
     /// Variables whose full state this connection gets after the current batch's pass (watch, auto-watch).
     pub full_requests: Vec<VarId>,
@@ -102,7 +104,7 @@ impl Connection {
     /// queued updates and forget it.
     pub fn forget(&mut self, global: VarId, delay: Duration) {
         let client = self.to_client(global);
-        self.updates.retain(|m| m.var_id() != client);
+        self.updates.retain(|(_, m)| m.var_id() != client);
         self.full_requests.retain(|v| *v != global);
         self.watches.remove(&global);
         self.unmap_global(global);
@@ -123,14 +125,19 @@ impl Connection {
     }
 
     /// Queues an update or detection error about global variable `global`; translated to client ids.
-    pub fn push_update(&mut self, mut msg: ServerMessage, delay: Duration) {
+    pub fn push_update(&mut self, msg: ServerMessage, delay: Duration) {
+        self.push_update_at(msg, delay, Priority::Medium);
+    }
+
+    /// [`Connection::push_update`] into priority bucket `bucket`.
+    pub fn push_update_at(&mut self, mut msg: ServerMessage, delay: Duration, bucket: Priority) {
         let client = self.to_client(msg.var_id());
         match &mut msg {
             ServerMessage::Update(u) => u.var_id = client,
             ServerMessage::Error(e) => e.var_id = client,
             ServerMessage::Destroy { var_id } => *var_id = client,
         }
-        self.updates.push(msg);
+        self.updates.push((bucket, msg));
         self.arm(delay);
     }
 
@@ -167,7 +174,7 @@ impl Connection {
         let mut frame = std::mem::take(&mut self.notices);
         let mut delivered: serde_json::Map<String, serde_json::Value> =
             std::mem::take(&mut self.reloaded_viewdefs).into_iter().map(|(k, v)| (k, v.into())).collect();
-        for msg in &self.updates {
+        for (_, msg) in &self.updates {
             let ServerMessage::Update(u) = msg else { continue };
             let Some(ty) = u.properties.get("type") else { continue };
             if ty.is_empty() || self.seen_types.contains(ty) {
@@ -199,14 +206,16 @@ impl Connection {
     }
 }
 
-/// Merges queued updates of one variable (latest value and property values win) into its first
-/// position, so a parent still precedes its children.
-fn coalesce(updates: Vec<ServerMessage>) -> Vec<ServerMessage> {
+/// Orders queued updates high, then medium, then low (stable, so emission order within a bucket),
+/// and merges the updates of one variable in one bucket (latest value and property values win) into
+/// its first position there, so a parent still precedes its children.
+fn coalesce(mut updates: Vec<(Priority, ServerMessage)>) -> Vec<ServerMessage> {
+    updates.sort_by_key(|(bucket, _)| *bucket);
     let mut out: Vec<ServerMessage> = Vec::with_capacity(updates.len());
-    let mut at: HashMap<VarId, usize> = HashMap::new();
-    for msg in updates {
+    let mut at: HashMap<(VarId, Priority), usize> = HashMap::new();
+    for (bucket, msg) in updates {
         if let ServerMessage::Update(u) = &msg {
-            if let Some(&i) = at.get(&u.var_id) {
+            if let Some(&i) = at.get(&(u.var_id, bucket)) {
                 if let ServerMessage::Update(first) = &mut out[i] {
                     if u.value.is_some() {
                         first.value = u.value.clone();
@@ -217,7 +226,7 @@ fn coalesce(updates: Vec<ServerMessage>) -> Vec<ServerMessage> {
                 }
                 continue;
             }
-            at.insert(u.var_id, out.len());
+            at.insert((u.var_id, bucket), out.len());
         }
         out.push(msg);
     }
@@ -239,12 +248,35 @@ mod tests {
 
     #[test]
     fn coalescing_keeps_first_position_and_latest_values() {
+        let medium = |m| (Priority::Medium, m);
         let merged = coalesce(vec![
-            update(2, Some(1), &[("a", "x")]),
-            update(3, Some(5), &[]),
-            update(2, Some(2), &[("a", "y"), ("b", "z")]),
-            update(2, None, &[("c", "w")]),
+            medium(update(2, Some(1), &[("a", "x")])),
+            medium(update(3, Some(5), &[])),
+            medium(update(2, Some(2), &[("a", "y"), ("b", "z")])),
+            medium(update(2, None, &[("c", "w")])),
         ]);
         assert_eq!(merged, vec![update(2, Some(2), &[("a", "y"), ("b", "z"), ("c", "w")]), update(3, Some(5), &[])]);
+    }
+
+    #[test]
+    fn buckets_go_out_high_medium_low_and_merge_only_within_a_bucket() {
+        let merged = coalesce(vec![
+            (Priority::Low, update(2, None, &[("l", "1")])),
+            (Priority::Medium, update(3, Some(5), &[])),
+            (Priority::High, update(4, None, &[("h", "1")])),
+            (Priority::Medium, update(2, Some(7), &[])),
+            (Priority::High, update(2, None, &[("h", "2")])),
+            (Priority::Low, update(2, None, &[("m", "3")])),
+        ]);
+        assert_eq!(
+            merged,
+            vec![
+                update(4, None, &[("h", "1")]),
+                update(2, None, &[("h", "2")]),
+                update(3, Some(5), &[]),
+                update(2, Some(7), &[]),
+                update(2, None, &[("l", "1"), ("m", "3")]),
+            ]
+        );
     }
 }

@@ -10,13 +10,15 @@ use std::collections::{HashSet, VecDeque};
 
 use serde_json::{json, Map, Value as Json};
 
-use super::remote::{set_prop, Creator};
+use super::remote::{set_prop, Creator, RemoteVar};
 use super::Session;
 use crate::backend::Sent;
 use crate::ids::{ConnId, VarId};
 use crate::protocol::backend::BackendBatch;
 use crate::protocol::message::MIN_BACKEND_ID;
-use crate::protocol::{Create, ErrorCode, Message, Properties, PropertyWrite, ServerMessage, Update, UpdateOut};
+use crate::protocol::{
+    Create, ErrorCode, Message, Priority, Properties, PropertyWrite, ServerMessage, Update, UpdateOut,
+};
 use crate::tracker::{Owner, Writer};
 
 /// The backend's origin for change detection (connection ids count from 1, so this never clashes).
@@ -170,6 +172,7 @@ impl Session {
             return self.error(conn, create.id, ErrorCode::BadMessage, "create needs a non-empty path");
         }
         self.remote.insert(global, Some(parent), Creator::Browser(conn), None, props);
+        self.record_priorities(global, &forwarded);
         self.next_global += 1;
         if let Some(c) = self.connections.get_mut(&conn) {
             c.map_id(create.id, global);
@@ -225,7 +228,7 @@ impl Session {
     pub(super) fn update_remote(&mut self, conn: ConnId, update: Update, global: VarId) {
         let mut forwarded = Vec::new();
         let mut denied = Vec::new();
-        let mut changed = Properties::default();
+        let mut changed = Vec::new();
         for p in update.properties.as_deref().unwrap_or(&[]) {
             match p.name.as_str() {
                 "path" | "access" | "create" | "wrapper" | "lua" => denied.push(p.name.clone()),
@@ -234,8 +237,9 @@ impl Session {
                     if let Some(var) = self.remote.get_mut(global) {
                         let a = set_prop(&mut var.props, &p.name, &p.value);
                         set_prop(&mut var.browser_props, &p.name, &p.value);
+                        let bucket = var.prop_priority(&p.name, p.priority);
                         if a {
-                            changed.set(&p.name, &p.value);
+                            changed.push((bucket, p.name.clone(), p.value.clone()));
                         }
                     }
                     forwarded.push(p.clone());
@@ -245,10 +249,7 @@ impl Session {
         if !denied.is_empty() {
             self.error(conn, update.var_id, ErrorCode::AccessDenied, format!("may not set {}", denied.join(", ")));
         }
-        if !changed.is_empty() {
-            let msg = ServerMessage::Update(UpdateOut { var_id: global, value: None, properties: changed });
-            self.push_to_watchers(global, msg, Some(conn));
-        }
+        self.push_change(global, None, changed, Some(conn));
         if update.value.is_none() && forwarded.is_empty() {
             return;
         }
@@ -267,18 +268,59 @@ impl Session {
     /// variable, children first.
     pub(super) fn destroy_remote(&mut self, global: VarId) {
         let removed = self.remote.remove(global);
+        // §10.4: updates buffered during an outage for a variable destroyed meanwhile are discarded
+        // (uncounted); the replay no longer creates it, so the backend could not even address them.
+        if let Link::Away { buffer, .. } = &mut self.link {
+            let gone: HashSet<i64> = removed.iter().map(|id| id.0).collect();
+            buffer.retain(|msg| msg.pointer("/data/varId").and_then(Json::as_i64).is_none_or(|id| !gone.contains(&id)));
+        }
         self.forget_variables(&removed);
         for id in removed {
             self.state_to_backend(json!({"type":"destroy","data":{"varId":id.0}}));
         }
     }
 
-    /// Queues `msg` (global ids) for every connection watching `global`, except `skip`.
-    fn push_to_watchers(&mut self, global: VarId, msg: ServerMessage, skip: Option<ConnId>) {
+    /// Queues `msg` (global ids) in priority bucket `bucket` for every connection watching `global`,
+    /// except `skip`.
+    fn push_to_watchers(&mut self, global: VarId, msg: ServerMessage, skip: Option<ConnId>, bucket: Priority) {
         let delay = self.config.flush_delay;
         for c in self.connections.values_mut() {
             if Some(c.id) != skip && c.watches.contains(&global) {
-                c.push_update(msg.clone(), delay);
+                c.push_update_at(msg.clone(), delay, bucket);
+            }
+        }
+    }
+
+    /// Queues a change of remote variable `global` for its watchers (except `skip`) as one update per
+    /// priority bucket, as browser protocol §12 orders every browser-bound update whatever its source
+    /// (backend-protocol §7): the value in the bucket of the variable's `priority` property, each
+    /// property (bucket, name, value) in its own bucket.
+    fn push_change(
+        &mut self,
+        global: VarId,
+        value: Option<Json>,
+        props: Vec<(Priority, String, String)>,
+        skip: Option<ConnId>,
+    ) {
+        let value_bucket = self.remote.get(global).map_or(Priority::Medium, RemoteVar::value_priority);
+        for bucket in Priority::ORDER {
+            let mut properties = Properties::default();
+            for (_, name, v) in props.iter().filter(|(b, _, _)| *b == bucket) {
+                properties.set(name, v);
+            }
+            let value = if bucket == value_bucket { value.clone() } else { None };
+            if value.is_some() || !properties.is_empty() {
+                let msg = ServerMessage::Update(UpdateOut { var_id: global, value, properties });
+                self.push_to_watchers(global, msg, skip, bucket);
+            }
+        }
+    }
+
+    /// Remembers the priorities that name suffixes gave properties of remote variable `id`.
+    fn record_priorities(&mut self, id: VarId, props: &[PropertyWrite]) {
+        if let Some(var) = self.remote.get_mut(id) {
+            for p in props {
+                var.prop_priority(&p.name, p.priority);
             }
         }
     }
@@ -418,7 +460,8 @@ impl Session {
                 let creator = var.creator;
                 let watched = self.connections.values().any(|c| c.watches.contains(&e.var_id));
                 if watched {
-                    self.push_to_watchers(e.var_id, msg, None);
+                    let bucket = var.value_priority();
+                    self.push_to_watchers(e.var_id, msg, None, bucket);
                 } else if let Creator::Browser(conn) = creator {
                     let delay = self.config.flush_delay;
                     if let Some(c) = self.connections.get_mut(&conn) {
@@ -498,6 +541,7 @@ impl Session {
             set_prop(&mut mirror, &p.name, &p.value);
         }
         self.remote.insert(c.id, parent, Creator::Backend, c.value, mirror);
+        self.record_priorities(c.id, &props);
         if c.id == VarId::APP {
             self.answer_app_watchers();
         }
@@ -521,9 +565,12 @@ impl Session {
         var.props = next;
         var.value = c.value;
         var.error = None;
+        var.prop_priority.clear();
         let value = if var.readable() { var.value.clone().or(Some(Json::Null)) } else { None };
+        self.record_priorities(VarId::APP, &props);
+        // A full update is one message, like a watch answer.
         let msg = ServerMessage::Update(UpdateOut { var_id: VarId::APP, value, properties: shown });
-        self.push_to_watchers(VarId::APP, msg, None);
+        self.push_to_watchers(VarId::APP, msg, None, Priority::Medium);
     }
 
     /// Variable 1 just appeared: every connection watching it gets its full state.
@@ -548,10 +595,11 @@ impl Session {
         match owner {
             Owner::Remote => {
                 let Some(var) = self.remote.get_mut(id) else { return };
-                let mut changed = Properties::default();
+                let mut changed = Vec::new();
                 for p in &props {
+                    let bucket = var.prop_priority(&p.name, p.priority);
                     if set_prop(&mut var.props, &p.name, &p.value) {
-                        changed.set(&p.name, &p.value);
+                        changed.push((bucket, p.name.clone(), p.value.clone()));
                     }
                 }
                 let recovered = var.error.take().is_some();
@@ -565,10 +613,7 @@ impl Session {
                     None if recovered => var.value.clone(),
                     None => None,
                 };
-                if value.is_some() || !changed.is_empty() {
-                    let msg = ServerMessage::Update(UpdateOut { var_id: id, value, properties: changed });
-                    self.push_to_watchers(id, msg, None);
-                }
+                self.push_change(id, value, changed, None);
             }
             Owner::Lua => {
                 if let Some(lua) = self.lua.as_mut() {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use serde_json::Value as Json;
 
 use crate::ids::{ConnId, VarId};
-use crate::protocol::{ErrorCode, Properties, ServerMessage, UpdateOut};
+use crate::protocol::{ErrorCode, Priority, Properties, ServerMessage, UpdateOut};
 
 /// Who created a remote variable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,12 +31,32 @@ pub struct RemoteVar {
     pub browser_props: Properties,
     /// The backend's last error for it, until an update follows.
     pub error: Option<(ErrorCode, String)>,
+    /// Delivery priority of each property given one by a name suffix (browser protocol §5.3); the
+    /// others are medium.
+    pub prop_priority: HashMap<String, Priority>,
 }
 
 impl RemoteVar {
     /// `w` and `action` variables have no value to show.
     pub fn readable(&self) -> bool {
         !matches!(self.props.get("access"), Some("w" | "action"))
+    }
+
+    /// The bucket of a value change: the variable's `priority` property (medium when unset).
+    pub fn value_priority(&self) -> Priority {
+        self.props.get("priority").map_or(Priority::Medium, Priority::from_property)
+    }
+
+    /// The bucket of a change of property `name`: a suffix sets the property's priority, no suffix
+    /// keeps the one it has (medium when new).
+    pub fn prop_priority(&mut self, name: &str, suffix: Option<Priority>) -> Priority {
+        match suffix {
+            Some(p) => {
+                self.prop_priority.insert(name.to_string(), p);
+                p
+            }
+            None => self.prop_priority.get(name).copied().unwrap_or_default(),
+        }
     }
 }
 
@@ -107,8 +127,17 @@ impl RemoteVars {
             None => self.roots.push(id),
         }
         let browser_props = if matches!(creator, Creator::Browser(_)) { props.clone() } else { Properties::default() };
-        self.vars
-            .insert(id, RemoteVar { parent, children: Vec::new(), creator, value, props, browser_props, error: None });
+        let var = RemoteVar {
+            parent,
+            children: Vec::new(),
+            creator,
+            value,
+            props,
+            browser_props,
+            error: None,
+            prop_priority: HashMap::new(),
+        };
+        self.vars.insert(id, var);
     }
 
     /// Removes `id` and its subtree; returns the removed ids children first, siblings in creation order.

@@ -2,22 +2,39 @@
 //!
 //! A pattern is JSON. Objects need the same key set, arrays the same length, numbers the same value (a
 //! pattern integer only matches a received integer), everything else equality, except the placeholder
-//! strings `$any`, `$string`, `$hex32` and `$obj:NAME`; `$$…` is a literal string starting with `$`;
+//! strings `$any`, `$string`, `$hex32`, `$hex32:NAME` and `$obj:NAME`; `$$…` is a literal string starting with `$`;
 //! `{"$json": P}` matches a string whose text is JSON matching `P`.
 
 use std::collections::HashMap;
 
 use serde_json::Value;
 
-/// `$obj:NAME` bindings; they last for a whole vector.
+/// `$obj:NAME` and `$hex32:NAME` bindings; they last for a whole vector.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Bindings {
     names: HashMap<String, i64>,
+    hex: HashMap<String, String>,
 }
 
 impl Bindings {
     pub fn get(&self, name: &str) -> Option<i64> {
         self.names.get(name).copied()
+    }
+
+    fn bind_hex(&mut self, name: &str, text: &str, at: &str) -> Result<(), String> {
+        match self.hex.get(name) {
+            Some(bound) if bound == text => Ok(()),
+            Some(bound) => Err(format!("{at}: $hex32:{name} is bound to {bound:?}, received {text:?}")),
+            None => {
+                if let Some((other, _)) = self.hex.iter().find(|(_, v)| *v == text) {
+                    return Err(format!(
+                        "{at}: {text:?} is already bound to $hex32:{other}, so it cannot be $hex32:{name}"
+                    ));
+                }
+                self.hex.insert(name.to_string(), text.to_string());
+                Ok(())
+            }
+        }
     }
 
     fn bind(&mut self, name: &str, n: i64, at: &str) -> Result<(), String> {
@@ -40,6 +57,7 @@ enum Placeholder<'a> {
     Any,
     String,
     Hex32,
+    Hex32Named(&'a str),
     Obj(&'a str),
     Literal(&'a str),
 }
@@ -53,15 +71,21 @@ fn placeholder(s: &str) -> Result<Placeholder<'_>, String> {
         "$any" => Ok(Placeholder::Any),
         "$string" => Ok(Placeholder::String),
         "$hex32" => Ok(Placeholder::Hex32),
-        _ => match s.strip_prefix("$obj:") {
-            Some("") => Err("`$obj:` needs a name".to_string()),
-            Some(name) => Ok(Placeholder::Obj(name)),
-            None if s.starts_with('$') => {
+        _ => match (s.strip_prefix("$obj:"), s.strip_prefix("$hex32:")) {
+            (Some(""), _) => Err("`$obj:` needs a name".to_string()),
+            (Some(name), _) => Ok(Placeholder::Obj(name)),
+            (_, Some("")) => Err("`$hex32:` needs a name".to_string()),
+            (_, Some(name)) => Ok(Placeholder::Hex32Named(name)),
+            _ if s.starts_with('$') => {
                 Err(format!("unknown placeholder {s:?} (write \"$${}\" for a literal)", &s[1..]))
             }
-            None => Ok(Placeholder::Literal(s)),
+            _ => Ok(Placeholder::Literal(s)),
         },
     }
+}
+
+fn is_hex32(s: &str) -> bool {
+    s.len() == 32 && s.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
 }
 
 fn is_integer(n: &serde_json::Number) -> bool {
@@ -113,10 +137,12 @@ fn walk(pattern: &Value, received: &Value, b: &mut Bindings, at: &str) -> Result
             Placeholder::String if r.is_string() => Ok(()),
             Placeholder::String => Err(format!("{at}: expected a string, received {}", kind(r))),
             Placeholder::Hex32 => match r.as_str() {
-                Some(s) if s.len() == 32 && s.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)) => {
-                    Ok(())
-                }
+                Some(s) if is_hex32(s) => Ok(()),
                 _ => Err(format!("{at}: expected 32 lowercase hex digits, received {r}")),
+            },
+            Placeholder::Hex32Named(name) => match r.as_str() {
+                Some(s) if is_hex32(s) => b.bind_hex(name, s, at),
+                _ => Err(format!("{at}: expected 32 lowercase hex digits for $hex32:{name}, received {r}")),
             },
             Placeholder::Obj(name) => match r {
                 Value::Number(n) if is_integer(n) && n.as_i64().is_some_and(|n| n >= 1) => {
@@ -374,6 +400,21 @@ mod tests {
         assert!(match_value(&json!({"obj": "$obj:y"}), &parse(r#"{"obj":7}"#), &mut b).is_err());
         match_value(&json!({"obj": "$obj:y"}), &parse(r#"{"obj":8}"#), &mut b).unwrap();
         assert_eq!((b.get("x"), b.get("y")), (Some(7), Some(8)));
+    }
+
+    #[test]
+    fn hex_bindings() {
+        let a = "0123456789abcdef0123456789abcdef";
+        let b = "fedcba9876543210fedcba9876543210";
+        let mut bind = Bindings::default();
+        match_value(&json!({"e": "$hex32:first"}), &json!({"e": a}), &mut bind).unwrap();
+        // The same name must see the same text; another name must see another text.
+        assert!(match_value(&json!("$hex32:first"), &json!(b), &mut bind).is_err());
+        assert!(match_value(&json!("$hex32:second"), &json!(a), &mut bind).unwrap_err().contains("already bound"));
+        match_value(&json!("$hex32:second"), &json!(b), &mut bind).unwrap();
+        match_value(&json!("$hex32:first"), &json!(a), &mut bind).unwrap();
+        assert!(match_value(&json!("$hex32:third"), &json!("XYZ"), &mut bind).is_err());
+        assert!(match_value(&json!("$hex32:"), &json!(a), &mut bind).is_err());
     }
 
     #[test]
