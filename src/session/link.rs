@@ -138,9 +138,20 @@ impl Session {
         if outbox.messages.is_empty() && (*opened || !self.engaged) {
             return;
         }
-        *opened = true;
         let generation = *generation;
         let Some(hub) = self.config.backend.clone() else { return };
+        if hub.generation() != Some(generation) {
+            // The link dropped and this session has not been told yet: it is an outage already, so
+            // the batch's updates go to the outage buffer instead of into a dead connection.
+            self.backend_down(generation);
+            for msg in outbox.messages.into_iter().filter(|m| m["type"] == "update") {
+                self.update_to_backend(None, msg);
+            }
+            return;
+        }
+        if let Link::Live { opened, .. } = &mut self.link {
+            *opened = true;
+        }
         let user_event = user_event || outbox.user_event;
         for text in batches(&self.vended.to_string(), user_event, outbox.messages, hub.limits.max_frame_bytes) {
             if hub.send(generation, text) == Sent::NotConnected {
