@@ -34,6 +34,7 @@ pub fn upgrade(
         .read_buffer_size(4096)
         .write_buffer_size(0)
         .on_upgrade(move |socket| async move {
+            let _open = gw.live_sockets.enter();
             match session {
                 Some(session) => run(gw, socket, session, peer).await,
                 None => {
