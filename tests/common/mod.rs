@@ -314,10 +314,11 @@ impl RawWs {
         use tokio::io::AsyncReadExt;
         while self.buf.len() < want {
             let mut chunk = vec![0u8; 64 * 1024];
-            let n = match tokio::time::timeout(STEP, self.stream.read(&mut chunk)).await.expect("data in time") {
-                Ok(n) => n,
-                Err(_) => 0,
-            };
+            // A read error (reset) ends the stream like EOF.
+            let n: usize = tokio::time::timeout(STEP, self.stream.read(&mut chunk))
+                .await
+                .expect("data in time")
+                .unwrap_or_default();
             if n == 0 {
                 return false;
             }
