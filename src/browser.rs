@@ -34,6 +34,7 @@ pub fn upgrade(
         .read_buffer_size(4096)
         .write_buffer_size(0)
         .on_upgrade(move |socket| async move {
+            let _open = gw.live_sockets.enter();
             match session {
                 Some(session) => run(gw, socket, session, peer).await,
                 None => {
@@ -116,10 +117,12 @@ async fn run(gw: Arc<Gateway>, socket: WebSocket, session: SessionHandle, peer: 
     }
     session.disconnect(conn).await;
     session.activity.connection_closed();
-    crate::metrics::metrics().connection_closed("browser", close_code.unwrap_or(close::NORMAL));
     drop(out_tx);
-    let _ = writer.await;
-    tracing::debug!(vended = %session.vended, conn = %conn, "browser disconnected");
+    // The code the server sent (1013, 4404, 1001, 4408, 1009), else a normal close by the peer.
+    let sent = writer.await.unwrap_or(close::NORMAL);
+    let code = close_code.unwrap_or(sent);
+    crate::metrics::metrics().connection_closed("browser", code);
+    tracing::debug!(vended = %session.vended, conn = %conn, code, "browser disconnected");
 }
 
 /// Counts one received browser frame and its messages by type.
@@ -149,6 +152,17 @@ pub(crate) fn error_close_code(e: &axum::Error) -> u16 {
     close::NORMAL
 }
 
+/// How long a close may wait for a frame the peer is not reading (at most; `--idle-close` if shorter).
+/// A peer that reads nothing for this long while its connection is being closed (1013 for a slow
+/// reader, 4404, 1001 at shutdown) is gone: the socket is dropped without a close frame.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Drains the connection's outbound channel into the socket, pings, sends the close frame. Returns the
+/// close code it sent (or meant to send), [`close::NORMAL`] when the channel simply ended.
+///
+/// While a frame is blocked on a full socket (the peer does not read) the channel is still drained, so
+/// a close request is seen at once: the frames queued behind it are dropped, and the close waits at
+/// most [`CLOSE_GRACE`] for the blocked frame, so a peer that never reads cannot pin the connection.
 async fn write_loop(
     mut ws_tx: futures::stream::SplitSink<WebSocket, Message>,
     mut out_rx: mpsc::UnboundedReceiver<Outbound>,
@@ -156,34 +170,90 @@ async fn write_loop(
     cfg: crate::gateway::SocketConfig,
     heard: tokio::sync::watch::Receiver<Instant>,
     done: oneshot::Sender<()>,
-) {
+) -> u16 {
     let mut ping = tokio::time::interval_at(
         Instant::now() + cfg.ping_interval,
         cfg.ping_interval.max(std::time::Duration::from_millis(10)),
     );
-    loop {
-        tokio::select! {
-            out = out_rx.recv() => match out {
-                Some(Outbound::Frame(text)) => {
-                    let len = text.len();
-                    let sent = ws_tx.send(Message::Text(text.into())).await;
-                    unsent.fetch_sub(len, Ordering::AcqRel);
-                    if sent.is_err() { break; }
-                }
-                Some(Outbound::Close(code, reason)) => {
-                    let _ = ws_tx.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
-                    break;
-                }
-                None => break,
-            },
-            _ = ping.tick(), if !cfg.ping_interval.is_zero() => {
-                if !cfg.idle_close.is_zero() && heard.borrow().elapsed() >= cfg.idle_close {
-                    let _ = ws_tx.send(Message::Close(Some(CloseFrame { code: close::SILENT_PEER, reason: "idle".into() }))).await;
-                    break;
-                }
-                if ws_tx.send(Message::Ping(Default::default())).await.is_err() { break; }
+    let grace = if cfg.idle_close.is_zero() { CLOSE_GRACE } else { cfg.idle_close.min(CLOSE_GRACE) };
+    // Frames that arrived while a send was blocked, in order.
+    let mut queued: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+    let code = 'serve: loop {
+        // The next thing to write: a queued or new frame (with its unsent bytes), a ping, or a close.
+        let (message, len) = match queued.pop_front() {
+            Some(text) => {
+                let len = text.len();
+                (Message::Text(text.into()), len)
             }
+            None => tokio::select! {
+                out = out_rx.recv() => match out {
+                    Some(Outbound::Frame(text)) => {
+                        let len = text.len();
+                        (Message::Text(text.into()), len)
+                    }
+                    Some(Outbound::Close(code, reason)) => {
+                        let frame = CloseFrame { code, reason: reason.into() };
+                        let _ = tokio::time::timeout(grace, ws_tx.send(Message::Close(Some(frame)))).await;
+                        break code;
+                    }
+                    None => break close::NORMAL,
+                },
+                _ = ping.tick(), if !cfg.ping_interval.is_zero() => {
+                    if !cfg.idle_close.is_zero() && heard.borrow().elapsed() >= cfg.idle_close {
+                        let frame = CloseFrame { code: close::SILENT_PEER, reason: "idle".into() };
+                        let _ = tokio::time::timeout(grace, ws_tx.send(Message::Close(Some(frame)))).await;
+                        break close::SILENT_PEER;
+                    }
+                    (Message::Ping(Default::default()), 0)
+                }
+            },
+        };
+        let send = ws_tx.send(message);
+        tokio::pin!(send);
+        // A close requested while the send is blocked, and when to stop waiting for it.
+        let mut closing: Option<(u16, &'static str, Instant)> = None;
+        let mut channel_open = true;
+        let sent = loop {
+            let give_up = closing.map(|(_, _, at)| at);
+            tokio::select! {
+                sent = &mut send => break sent.is_ok(),
+                out = out_rx.recv(), if channel_open && closing.is_none() => match out {
+                    Some(Outbound::Frame(text)) => queued.push_back(text),
+                    Some(Outbound::Close(code, reason)) => {
+                        let dropped: usize = queued.drain(..).map(|t| t.len()).sum();
+                        unsent.fetch_sub(dropped, Ordering::AcqRel);
+                        closing = Some((code, reason, Instant::now() + grace));
+                    }
+                    None => {
+                        channel_open = false;
+                        closing = Some((close::NORMAL, "", Instant::now() + grace));
+                    }
+                },
+                // A peer silent past --idle-close while we wait on it is closed too (no ping can go out).
+                _ = ping.tick(), if closing.is_none() && !cfg.ping_interval.is_zero() && !cfg.idle_close.is_zero() => {
+                    if heard.borrow().elapsed() >= cfg.idle_close {
+                        closing = Some((close::SILENT_PEER, "idle", Instant::now() + grace));
+                    }
+                }
+                _ = tokio::time::sleep_until(give_up.unwrap_or_else(Instant::now)), if give_up.is_some() => {
+                    // The peer has read nothing for the whole grace: drop the socket.
+                    unsent.fetch_sub(len, Ordering::AcqRel);
+                    break 'serve closing.map_or(close::NORMAL, |(code, _, _)| code);
+                }
+            }
+        };
+        unsent.fetch_sub(len, Ordering::AcqRel);
+        if !sent {
+            break close::NORMAL;
         }
-    }
+        if let Some((code, reason, at)) = closing {
+            if channel_open {
+                let frame = CloseFrame { code, reason: reason.into() };
+                let _ = tokio::time::timeout_at(at, ws_tx.send(Message::Close(Some(frame)))).await;
+            }
+            break code;
+        }
+    };
     let _ = done.send(());
+    code
 }

@@ -1,13 +1,13 @@
 //! The gateway: configuration resolved at startup and the state every request handler shares.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Notify};
 
 use crate::backend::BackendHub;
 use crate::config::{Mode, ServeArgs};
@@ -52,6 +52,51 @@ pub struct SocketConfig {
     pub idle_close: Duration,
 }
 
+/// The live WebSocket tasks (browser and backend), so shutdown can wait until their close frames are
+/// out (operations.md §8 steps 2–3) before the process exits.
+#[derive(Debug, Default)]
+pub struct SocketTally {
+    open: AtomicUsize,
+    idle: Notify,
+}
+
+/// Held by one socket task; dropping it counts the socket as closed.
+#[derive(Debug)]
+pub struct SocketGuard(Arc<SocketTally>);
+
+impl SocketTally {
+    pub fn enter(self: &Arc<Self>) -> SocketGuard {
+        self.open.fetch_add(1, Ordering::AcqRel);
+        SocketGuard(self.clone())
+    }
+
+    /// Open WebSocket connections (browser and backend).
+    pub fn count(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+
+    /// Returns once no socket is open.
+    pub async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.count() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+impl Drop for SocketGuard {
+    fn drop(&mut self) {
+        if self.0.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
 /// Shared state of a running gateway.
 pub struct Gateway {
     pub mode: Mode,
@@ -65,6 +110,10 @@ pub struct Gateway {
     pub allowed_origins: Vec<String>,
     pub sockets: SocketConfig,
     pub redact_ids: bool,
+    /// Open WebSocket connections, browser and backend.
+    pub live_sockets: Arc<SocketTally>,
+    /// Set when shutdown starts: `/healthz` answers 503 `stopping`.
+    pub stopping: AtomicBool,
     next_conn: AtomicU64,
     last_cap_warning: Mutex<Option<tokio::time::Instant>>,
 }
@@ -139,6 +188,8 @@ impl Gateway {
                 idle_close: args.idle_close,
             },
             redact_ids: args.redact_ids,
+            live_sockets: Arc::default(),
+            stopping: AtomicBool::new(false),
             next_conn: AtomicU64::new(1),
             last_cap_warning: Mutex::new(None),
         })
@@ -172,10 +223,47 @@ impl Gateway {
 pub struct RunningGateway {
     pub addr: SocketAddr,
     pub gateway: Arc<Gateway>,
+    /// Closes the listener (shutdown step 1); open connections keep being served.
+    stop_accepting: watch::Sender<bool>,
+    /// Starts axum's graceful shutdown: idle keep-alive connections close, in-flight requests finish.
     shutdown: watch::Sender<bool>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
     /// `--watch`: stops watching when the gateway goes.
     _site_watcher: Option<crate::watch::SiteWatcher>,
+}
+
+/// The listener, closed on request while the server keeps serving the connections it has: axum's own
+/// graceful shutdown would also close idle keep-alive connections at once, and operations.md §8 wants
+/// `/healthz` on them to answer 503 while sessions and sockets close.
+struct ClosableListener {
+    inner: Option<TcpListener>,
+    stop: watch::Receiver<bool>,
+}
+
+impl axum::serve::Listener for ClosableListener {
+    type Io = TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (TcpStream, SocketAddr) {
+        loop {
+            let Some(listener) = &self.inner else { return std::future::pending().await };
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(conn) => return conn,
+                    // Per-connection errors (reset before accept) and fd exhaustion: retry shortly.
+                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                },
+                _ = async { self.stop.wait_for(|stop| *stop).await.is_ok() } => self.inner = None,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        match &self.inner {
+            Some(l) => l.local_addr(),
+            None => Err(std::io::Error::other("listener closed")),
+        }
+    }
 }
 
 impl RunningGateway {
@@ -191,6 +279,10 @@ impl RunningGateway {
             false => None,
         };
         let (shutdown, mut shutdown_rx) = watch::channel(false);
+        let (stop_accepting, stop_rx) = watch::channel(false);
+        // `tap_io` only so axum's `ConnectInfo<SocketAddr>` applies to the wrapper.
+        let listener =
+            axum::serve::ListenerExt::tap_io(ClosableListener { inner: Some(listener), stop: stop_rx }, |_| {});
         let app = crate::http::router(gateway.clone());
         let server = tokio::spawn(async move {
             axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
@@ -222,20 +314,34 @@ impl RunningGateway {
         if !addr.ip().is_loopback() {
             tracing::warn!(listen = %addr, "listening on a non-loopback address: session URLs are bearer capabilities");
         }
-        Ok(RunningGateway { addr, gateway, shutdown, server, _site_watcher: site_watcher })
+        Ok(RunningGateway { addr, gateway, stop_accepting, shutdown, server, _site_watcher: site_watcher })
     }
 
-    /// Graceful shutdown: stop accepting, close every session's sockets with 1001, let HTTP finish.
+    /// Graceful shutdown (operations.md §8): close the listener (`/healthz` answers 503 from now on),
+    /// end every session (sockets close with 1001, a backend hears `closed` for each, ascending, then
+    /// 1001), wait for those sockets to finish their close, then let HTTP finish. Returns whether all
+    /// of it made the deadline.
     pub async fn shutdown(self, deadline: Duration) -> bool {
         let started = tokio::time::Instant::now();
+        let until = started + deadline;
         let sessions = self.gateway.sessions.count();
         tracing::info!(sessions, "shutdown started");
-        let _ = self.shutdown.send(true);
+        self.gateway.stopping.store(true, Ordering::Release);
+        let _ = self.stop_accepting.send(true);
         self.gateway.sessions.destroy_all(EndReason::Shutdown);
         if let Some(hub) = &self.gateway.backend {
             hub.close(crate::protocol::close::GOING_AWAY, "shutdown");
         }
-        let finished = tokio::time::timeout(deadline, self.server).await.is_ok();
+        let sockets_closed = tokio::time::timeout_at(until, self.gateway.live_sockets.wait_idle()).await.is_ok();
+        let _ = self.shutdown.send(true);
+        let finished = sockets_closed && tokio::time::timeout_at(until, self.server).await.is_ok();
+        if !finished {
+            tracing::warn!(
+                sockets = self.gateway.live_sockets.count(),
+                http_finished = sockets_closed,
+                "shutdown deadline reached with work left"
+            );
+        }
         tracing::info!(elapsed_ms = started.elapsed().as_millis() as u64, "shutdown finished");
         finished
     }

@@ -36,6 +36,8 @@ pub mod browser;
 pub mod client;
 #[cfg(feature = "server")]
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(feature = "server")]
 pub mod gateway;
 #[cfg(feature = "server")]

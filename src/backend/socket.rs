@@ -66,6 +66,7 @@ pub async fn endpoint(
 }
 
 async fn run(gw: Arc<Gateway>, hub: Arc<BackendHub>, socket: WebSocket, peer: SocketAddr) {
+    let _open = gw.live_sockets.enter();
     let (tx, rx) = mpsc::channel::<Outgoing>(SEND_QUEUE);
     // The welcome is queued before the link is published, so nothing can overtake it.
     let mut sessions = gw.sessions.vended_ids();
@@ -86,7 +87,11 @@ async fn run(gw: Arc<Gateway>, hub: Arc<BackendHub>, socket: WebSocket, peer: So
     let (ws_tx, mut ws_rx) = socket.split();
     let (heard_tx, heard_rx) = tokio::sync::watch::channel(Instant::now());
     let sockets = gw.sockets.clone();
-    let writer = tokio::spawn(write_loop(ws_tx, rx, sockets.ping_interval, sockets.idle_close, heard_rx));
+    let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<()>();
+    let writer = tokio::spawn(async move {
+        write_loop(ws_tx, rx, sockets.ping_interval, sockets.idle_close, heard_rx).await;
+        let _ = done_tx.send(());
+    });
 
     // Replay: each live session, ascending, queues its replay batch before the next is asked.
     let replay = {
@@ -104,7 +109,20 @@ async fn run(gw: Arc<Gateway>, hub: Arc<BackendHub>, socket: WebSocket, peer: So
     };
 
     let close_code = loop {
-        let msg = ws_rx.next().await;
+        let msg = tokio::select! {
+            msg = ws_rx.next() => msg,
+            _ = &mut done_rx => {
+                // The writer sent a close (shutdown, 1013, 4408) or the socket failed: give the peer a
+                // moment to answer, then end, so a silent backend cannot hold up shutdown.
+                let _ = tokio::time::timeout(Duration::from_secs(2), async {
+                    while let Some(Ok(msg)) = ws_rx.next().await {
+                        if matches!(msg, Message::Close(_)) { break; }
+                    }
+                })
+                .await;
+                break None;
+            }
+        };
         let _ = heard_tx.send(Instant::now());
         let bytes = match msg {
             Some(Ok(Message::Text(text))) => text.as_bytes().to_vec(),

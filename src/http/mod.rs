@@ -90,8 +90,10 @@ async fn metrics(State(gw): State<Arc<Gateway>>) -> Response<Body> {
 }
 
 async fn healthz(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
+    // During shutdown (operations.md §8 step 1) open keep-alive connections still reach this: 503.
+    let stopping = gw.stopping.load(std::sync::atomic::Ordering::Acquire);
     let body = serde_json::json!({
-        "status": "ok",
+        "status": if stopping { "stopping" } else { "ok" },
         "mode": gw.mode.as_str(),
         "sessions": gw.sessions.count(),
         "backend": match &gw.backend {
@@ -100,7 +102,8 @@ async fn healthz(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
             Some(_) => "disconnected",
         },
     });
-    ([(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")], body.to_string())
+    let status = if stopping { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    (status, [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")], body.to_string())
 }
 
 /// `/ws/<id>[/…]`: upgrade checks in the spec's order (valid upgrade, Origin, session, limit).

@@ -32,6 +32,28 @@ impl Path {
     }
 }
 
+/// The path as text that [`parse_path`] reads back to the same segments: `.` between segments, none
+/// around `..` (which is its own separator), `m()`/`m(_)` for calls.
+impl std::fmt::Display for Path {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut previous: Option<&Segment> = None;
+        for segment in &self.segments {
+            if !matches!(segment, Segment::Up) && previous.is_some_and(|p| !matches!(p, Segment::Up)) {
+                f.write_str(".")?;
+            }
+            match segment {
+                Segment::Name(name) => f.write_str(name)?,
+                Segment::Index(i) => write!(f, "{i}")?,
+                Segment::Call(name) => write!(f, "{name}()")?,
+                Segment::CallArg(name) => write!(f, "{name}(_)")?,
+                Segment::Up => f.write_str("..")?,
+            }
+            previous = Some(segment);
+        }
+        Ok(())
+    }
+}
+
 fn bad(path: &str, why: &str) -> VarError {
     VarError::new(ErrorCode::BadMessage, format!("bad path {path:?}: {why}"))
 }
@@ -168,6 +190,15 @@ mod tests {
             ]
         );
         assert_eq!(split_query("plain"), ("plain", vec![]));
+    }
+
+    #[test]
+    fn display_reads_back() {
+        for text in ["a.b", "items.0.name", "..name", "a..b", "....x", "a..", "m().n(_)", "01", "@x"] {
+            let path = parse_path(text).unwrap();
+            assert_eq!(parse_path(&path.to_string()).unwrap(), path, "{text}");
+        }
+        assert_eq!(parse_path("...name").unwrap().to_string(), "..name");
     }
 
     #[test]

@@ -232,3 +232,145 @@ impl Ws {
         }
     }
 }
+
+/// A hand-rolled WebSocket client over a plain `TcpStream`, for tests that need what a library client
+/// hides: not reading at all (a slow or dead reader), or reading a close frame without answering it.
+pub struct RawWs {
+    pub stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+/// One frame as received (server frames are unmasked).
+#[derive(Debug)]
+pub enum RawFrame {
+    Text(String),
+    Close(u16),
+    Other(u8),
+}
+
+impl RawWs {
+    /// Opens `/ws/<id>` on `addr`; `recv_buffer` shrinks the socket's receive buffer so a client that
+    /// stops reading fills the path quickly.
+    pub async fn connect(addr: std::net::SocketAddr, path: &str, recv_buffer: Option<u32>) -> RawWs {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        if let Some(n) = recv_buffer {
+            socket.set_recv_buffer_size(n).unwrap();
+        }
+        let mut stream = socket.connect(addr).await.unwrap();
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut buf = Vec::new();
+        let end = loop {
+            if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break i + 4;
+            }
+            let mut chunk = [0u8; 1024];
+            let n = tokio::time::timeout(STEP, stream.read(&mut chunk)).await.expect("handshake in time").unwrap();
+            assert!(n > 0, "connection closed during the handshake");
+            buf.extend_from_slice(&chunk[..n]);
+        };
+        let head = String::from_utf8_lossy(&buf[..end]).to_string();
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        buf.drain(..end);
+        RawWs { stream, buf }
+    }
+
+    /// Sends one masked text frame.
+    pub async fn send(&mut self, text: &str) {
+        use tokio::io::AsyncWriteExt;
+        self.stream.write_all(&Self::encode(0x1, text.as_bytes())).await.unwrap();
+    }
+
+    /// Sends a close frame with `code`.
+    pub async fn send_close(&mut self, code: u16) {
+        use tokio::io::AsyncWriteExt;
+        let _ = self.stream.write_all(&Self::encode(0x8, &code.to_be_bytes())).await;
+    }
+
+    fn encode(opcode: u8, payload: &[u8]) -> Vec<u8> {
+        let mask = [0x37u8, 0xfa, 0x21, 0x3d];
+        let mut out = vec![0x80 | opcode];
+        match payload.len() {
+            n if n < 126 => out.push(0x80 | n as u8),
+            n if n < 65536 => {
+                out.push(0x80 | 126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                out.push(0x80 | 127);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        out.extend_from_slice(&mask);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        out
+    }
+
+    async fn fill(&mut self, want: usize) -> bool {
+        use tokio::io::AsyncReadExt;
+        while self.buf.len() < want {
+            let mut chunk = vec![0u8; 64 * 1024];
+            // A read error (reset) ends the stream like EOF.
+            let n: usize = tokio::time::timeout(STEP, self.stream.read(&mut chunk))
+                .await
+                .expect("data in time")
+                .unwrap_or_default();
+            if n == 0 {
+                return false;
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+        true
+    }
+
+    /// The next frame, or `None` when the TCP connection ended (without a close frame).
+    pub async fn next(&mut self) -> Option<RawFrame> {
+        if !self.fill(2).await {
+            return None;
+        }
+        let opcode = self.buf[0] & 0x0f;
+        let (len, header) = match self.buf[1] & 0x7f {
+            126 => {
+                if !self.fill(4).await {
+                    return None;
+                }
+                (u16::from_be_bytes([self.buf[2], self.buf[3]]) as usize, 4)
+            }
+            127 => {
+                if !self.fill(10).await {
+                    return None;
+                }
+                (u64::from_be_bytes(self.buf[2..10].try_into().unwrap()) as usize, 10)
+            }
+            n => (n as usize, 2),
+        };
+        if !self.fill(header + len).await {
+            return None;
+        }
+        let payload: Vec<u8> = self.buf.drain(..header + len).skip(header).collect();
+        Some(match opcode {
+            0x1 => RawFrame::Text(String::from_utf8(payload).expect("text frames are UTF-8")),
+            0x8 if payload.len() >= 2 => RawFrame::Close(u16::from_be_bytes([payload[0], payload[1]])),
+            0x8 => RawFrame::Close(1005),
+            other => RawFrame::Other(other),
+        })
+    }
+
+    /// Reads (and discards) frames until the close frame; its code, or `None` if the TCP connection
+    /// ended without one. Counts the text frames skipped.
+    pub async fn until_close(&mut self) -> (Option<u16>, usize) {
+        let mut texts = 0;
+        loop {
+            match self.next().await {
+                Some(RawFrame::Close(code)) => return (Some(code), texts),
+                Some(RawFrame::Text(_)) => texts += 1,
+                Some(RawFrame::Other(_)) => {}
+                None => return (None, texts),
+            }
+        }
+    }
+}
