@@ -207,6 +207,10 @@ pub struct ServeArgs {
     /// Graceful shutdown deadline.
     #[arg(long, env = "UI_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
+
+    /// Idle HTTP connections close after this long (operations.md §7: 60 s). Not a flag; tests shorten it.
+    #[arg(skip = Duration::from_secs(60))]
+    pub http_idle_timeout: Duration,
 }
 
 impl ServeArgs {

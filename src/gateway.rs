@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::http::idle::IdleTimeout;
 use tokio::sync::{watch, Notify};
 
 use crate::backend::BackendHub;
@@ -235,21 +237,23 @@ pub struct RunningGateway {
 /// The listener, closed on request while the server keeps serving the connections it has: axum's own
 /// graceful shutdown would also close idle keep-alive connections at once, and operations.md §8 wants
 /// `/healthz` on them to answer 503 while sessions and sockets close.
+/// Accepted connections close after `idle` without traffic (§7).
 struct ClosableListener {
     inner: Option<TcpListener>,
     stop: watch::Receiver<bool>,
+    idle: Duration,
 }
 
 impl axum::serve::Listener for ClosableListener {
-    type Io = TcpStream;
+    type Io = IdleTimeout<TcpStream>;
     type Addr = SocketAddr;
 
-    async fn accept(&mut self) -> (TcpStream, SocketAddr) {
+    async fn accept(&mut self) -> (Self::Io, SocketAddr) {
         loop {
             let Some(listener) = &self.inner else { return std::future::pending().await };
             tokio::select! {
                 accepted = listener.accept() => match accepted {
-                    Ok(conn) => return conn,
+                    Ok((stream, peer)) => return (IdleTimeout::new(stream, self.idle), peer),
                     // Per-connection errors (reset before accept) and fd exhaustion: retry shortly.
                     Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
                 },
@@ -281,8 +285,10 @@ impl RunningGateway {
         let (shutdown, mut shutdown_rx) = watch::channel(false);
         let (stop_accepting, stop_rx) = watch::channel(false);
         // `tap_io` only so axum's `ConnectInfo<SocketAddr>` applies to the wrapper.
+        // Never below --idle-close, so a WebSocket is ended by the 4408 rule, not cut by the idle limit.
+        let idle = args.http_idle_timeout.max(args.idle_close);
         let listener =
-            axum::serve::ListenerExt::tap_io(ClosableListener { inner: Some(listener), stop: stop_rx }, |_| {});
+            axum::serve::ListenerExt::tap_io(ClosableListener { inner: Some(listener), stop: stop_rx, idle }, |_| {});
         let app = crate::http::router(gateway.clone());
         let server = tokio::spawn(async move {
             axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())

@@ -1,6 +1,7 @@
 //! The HTTP surface (operations.md §4–§6): session creation at `/`, the shell at `/<id>`, the browser
 //! WebSocket at `/ws/<id>`, `/healthz`, built-in assets and the site's static files.
 
+pub mod idle;
 pub mod origin;
 pub mod pages;
 pub mod static_files;
