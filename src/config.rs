@@ -20,7 +20,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the gateway (the default command).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Built-in load generator: simulated browsers against a running server (operations.md §11).
     Loadtest(crate::loadtest::LoadtestArgs),
 }

@@ -9,7 +9,7 @@ use ui_gateway::gateway::RunningGateway;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let args = match cli.command {
-        Some(Command::Serve(args)) => args,
+        Some(Command::Serve(args)) => *args,
         Some(Command::Loadtest(args)) => return ui_gateway::loadtest::main(args),
         None => cli.serve,
     };
