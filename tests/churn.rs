@@ -42,15 +42,7 @@ async fn round(gw: &Arc<RunningGateway>, n: usize) {
             let id = new_session(&gw).await;
             if i % CONNECT_EVERY == 0 {
                 let mut ws = connect(&gw, &id, None).await.unwrap();
-                let mut m = Mirror::default();
-                ws.send(watch(1)).await;
-                ws.until(&mut m, |m| m.values.contains_key(&1)).await;
-                ws.send(creates(&[
-                    (2, 1, json!({"path":"count","access":"r"})),
-                    (3, 1, json!({"path":"increment()","access":"action"})),
-                ]))
-                .await;
-                ws.until(&mut m, |m| m.values.contains_key(&2)).await;
+                let mut m = demo_counter(&mut ws).await;
                 ws.send(set(3, serde_json::Value::Null, true)).await;
                 ws.until(&mut m, |m| m.value(2) == json!(1)).await;
                 ws.stream.close(None).await.unwrap();

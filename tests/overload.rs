@@ -73,21 +73,6 @@ async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-/// The built-in demo's bootstrap on one tab: watch 1, then `count` (2, read-only) and `increment()`
-/// (3, action). Returns the tab's mirror with count known.
-async fn demo_counter(ws: &mut Ws) -> Mirror {
-    let mut m = Mirror::default();
-    ws.send(watch(1)).await;
-    ws.until(&mut m, |m| m.values.contains_key(&1)).await;
-    ws.send(creates(&[
-        (2, 1, json!({"path":"count","access":"r"})),
-        (3, 1, json!({"path":"increment()","access":"action"})),
-    ]))
-    .await;
-    ws.until(&mut m, |m| m.values.contains_key(&2)).await;
-    m
-}
-
 fn increments(n: usize) -> Value {
     let messages: Vec<Value> = (0..n).map(|_| json!({"type":"update","data":{"varId":3,"value":null}})).collect();
     json!({"userEvent": true, "messages": messages})
@@ -343,15 +328,8 @@ async fn slow_reader_is_closed_with_1013_while_other_sessions_keep_working() {
     // The normal tab, in its own session.
     let other = new_session(&gw).await;
     let mut ws = connect(&gw, &other, None).await.unwrap();
-    let mut m = Mirror::default();
-    ws.send(watch(1)).await;
-    ws.until(&mut m, |m| m.values.contains_key(&1)).await;
-    ws.send(creates(&[
-        (2, 1, json!({"path":"count","access":"r"})),
-        (3, 1, json!({"path":"increment()","access":"action"})),
-    ]))
-    .await;
-    ws.until(&mut m, |m| m.value(2) == json!(0)).await;
+    let mut m = demo_counter(&mut ws).await;
+    assert_eq!(m.value(2), json!(0));
 
     let started = Instant::now();
     let (slow, mut raw) = flooding_tab(&gw).await;

@@ -87,6 +87,17 @@ impl LuaBackend {
         Ok(LuaBackend { lua, budget, api, tracker, startup_error: None })
     }
 
+    /// A phase's result as the session reports it: an exhausted budget is `lua-timeout` even when
+    /// the script swallowed the error with `pcall`; other failures are mapped by the resolver.
+    fn phase_outcome(&self, result: mlua::Result<()>) -> Result<(), VarError> {
+        match result {
+            Ok(()) if self.budget.exhausted() => {
+                Err(VarError::new(ErrorCode::LuaTimeout, "Lua instruction budget exhausted"))
+            }
+            other => other.map_err(|e| resolver::lua_error(&self.budget, &e)),
+        }
+    }
+
     /// Runs `main.lua` as its own phase, then applies what it asked for (variable 1).
     ///
     /// A failure is kept as the startup error; the session lives on without variable 1.
@@ -100,12 +111,7 @@ impl LuaBackend {
             .exec()
             .and_then(|()| modules::run_mutations(&self.lua));
         self.api.lock().loaded_files.insert(0, "main.lua".to_string());
-        let result = match result {
-            Ok(()) if self.budget.exhausted() => {
-                Err(VarError::new(ErrorCode::LuaTimeout, "Lua instruction budget exhausted"))
-            }
-            other => other.map_err(|e| resolver::lua_error(&self.budget, &e)),
-        };
+        let result = self.phase_outcome(result);
         if let Err(e) = &result {
             self.startup_error = Some(e.clone());
         }
@@ -127,12 +133,7 @@ impl LuaBackend {
         if is_file && result.is_ok() {
             self.api.lock().loaded_files.push(code.to_string());
         }
-        match result {
-            Ok(()) if self.budget.exhausted() => {
-                Err(VarError::new(ErrorCode::LuaTimeout, "Lua instruction budget exhausted"))
-            }
-            other => other.map_err(|e| resolver::lua_error(&self.budget, &e)),
-        }
+        self.phase_outcome(result)
     }
 
     /// Hot reload (§5.8): the site's `lua/` files as they are now.
@@ -164,12 +165,7 @@ impl LuaBackend {
             })
             .and_then(|()| modules::run_mutations(&self.lua));
         let _ = session.raw_set("reloading", false);
-        match result {
-            Ok(()) if self.budget.exhausted() => {
-                Err(VarError::new(ErrorCode::LuaTimeout, "Lua instruction budget exhausted"))
-            }
-            other => other.map_err(|e| resolver::lua_error(&self.budget, &e)),
-        }
+        self.phase_outcome(result)
     }
 
     /// Runs the `lua` property values Lua code set on variable 1 since the last call, in order (each may
@@ -260,12 +256,7 @@ impl LuaBackend {
                 callback
             };
             self.budget.begin_phase();
-            let result = match callback.call::<()>(()) {
-                Ok(()) if self.budget.exhausted() => {
-                    Err(VarError::new(ErrorCode::LuaTimeout, "Lua instruction budget exhausted"))
-                }
-                other => other.map_err(|e| resolver::lua_error(&self.budget, &e)),
-            };
+            let result = self.phase_outcome(callback.call::<()>(()));
             if let Err(e) = result {
                 tracing::warn!(code = %e.code, message = %e.description, timer = handle, "Lua timer failed");
                 errors.push(e);

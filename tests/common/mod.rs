@@ -185,6 +185,21 @@ impl Ws {
     }
 }
 
+/// The built-in demo's bootstrap on one tab: watch 1, then `count` (2, read-only) and `increment()`
+/// (3, action). Returns the tab's mirror with count known.
+pub async fn demo_counter(ws: &mut Ws) -> Mirror {
+    let mut m = Mirror::default();
+    ws.send(watch(1)).await;
+    ws.until(&mut m, |m| m.values.contains_key(&1)).await;
+    ws.send(creates(&[
+        (2, 1, serde_json::json!({"path":"count","access":"r"})),
+        (3, 1, serde_json::json!({"path":"increment()","access":"action"})),
+    ]))
+    .await;
+    ws.until(&mut m, |m| m.values.contains_key(&2)).await;
+    m
+}
+
 /// A frame of `create` messages: (id, parent, properties).
 pub fn creates(items: &[(i64, i64, Value)]) -> Value {
     let messages: Vec<Value> = items
