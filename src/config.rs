@@ -211,6 +211,11 @@ pub struct ServeArgs {
     /// Idle HTTP connections close after this long (operations.md §7: 60 s). Not a flag; tests shorten it.
     #[arg(skip = Duration::from_secs(60))]
     pub http_idle_timeout: Duration,
+
+    /// A request head must arrive within this long (operations.md §6: 10 s), counted from the accept or
+    /// the request's first byte. Not a flag; tests shorten it.
+    #[arg(skip = Duration::from_secs(10))]
+    pub http_header_timeout: Duration,
 }
 
 impl ServeArgs {

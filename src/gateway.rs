@@ -6,13 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use tokio::net::{TcpListener, TcpStream};
-
-use crate::http::idle::IdleTimeout;
-use tokio::sync::{watch, Notify};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
 
 use crate::backend::BackendHub;
 use crate::config::{Mode, ServeArgs};
+use crate::http::serve::HttpServer;
+use crate::http::timeouts::ConnTimeouts;
 use crate::ids::{ConnId, SessionId};
 use crate::lua::LuaConfig;
 use crate::protocol::backend::BackendLimits;
@@ -225,49 +225,9 @@ impl Gateway {
 pub struct RunningGateway {
     pub addr: SocketAddr,
     pub gateway: Arc<Gateway>,
-    /// Closes the listener (shutdown step 1); open connections keep being served.
-    stop_accepting: watch::Sender<bool>,
-    /// Starts axum's graceful shutdown: idle keep-alive connections close, in-flight requests finish.
-    shutdown: watch::Sender<bool>,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    http: HttpServer,
     /// `--watch`: stops watching when the gateway goes.
     _site_watcher: Option<crate::watch::SiteWatcher>,
-}
-
-/// The listener, closed on request while the server keeps serving the connections it has: axum's own
-/// graceful shutdown would also close idle keep-alive connections at once, and operations.md §8 wants
-/// `/healthz` on them to answer 503 while sessions and sockets close.
-/// Accepted connections close after `idle` without traffic (§7).
-struct ClosableListener {
-    inner: Option<TcpListener>,
-    stop: watch::Receiver<bool>,
-    idle: Duration,
-}
-
-impl axum::serve::Listener for ClosableListener {
-    type Io = IdleTimeout<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, SocketAddr) {
-        loop {
-            let Some(listener) = &self.inner else { return std::future::pending().await };
-            tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, peer)) => return (IdleTimeout::new(stream, self.idle), peer),
-                    // Per-connection errors (reset before accept) and fd exhaustion: retry shortly.
-                    Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-                },
-                _ = async { self.stop.wait_for(|stop| *stop).await.is_ok() } => self.inner = None,
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        match &self.inner {
-            Some(l) => l.local_addr(),
-            None => Err(std::io::Error::other("listener closed")),
-        }
-    }
 }
 
 impl RunningGateway {
@@ -282,21 +242,10 @@ impl RunningGateway {
             true => Some(crate::watch::spawn(gateway.site.clone(), gateway.sessions.clone())?),
             false => None,
         };
-        let (shutdown, mut shutdown_rx) = watch::channel(false);
-        let (stop_accepting, stop_rx) = watch::channel(false);
-        // `tap_io` only so axum's `ConnectInfo<SocketAddr>` applies to the wrapper.
         // Never below --idle-close, so a WebSocket is ended by the 4408 rule, not cut by the idle limit.
-        let idle = args.http_idle_timeout.max(args.idle_close);
-        let listener =
-            axum::serve::ListenerExt::tap_io(ClosableListener { inner: Some(listener), stop: stop_rx, idle }, |_| {});
-        let app = crate::http::router(gateway.clone());
-        let server = tokio::spawn(async move {
-            axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(async move {
-                    let _ = shutdown_rx.wait_for(|stop| *stop).await;
-                })
-                .await
-        });
+        let timeouts =
+            ConnTimeouts { idle: args.http_idle_timeout.max(args.idle_close), header_read: args.http_header_timeout };
+        let http = HttpServer::spawn(listener, crate::http::router(gateway.clone()), timeouts);
         let token = gateway.backend.as_ref().is_some_and(|hub| hub.token.is_some());
         // Text logs read `ui-gateway version=0.1.0 mode=embedded listen=… site=… lua=on …`; JSON logs
         // get the same as fields.
@@ -320,7 +269,7 @@ impl RunningGateway {
         if !addr.ip().is_loopback() {
             tracing::warn!(listen = %addr, "listening on a non-loopback address: session URLs are bearer capabilities");
         }
-        Ok(RunningGateway { addr, gateway, stop_accepting, shutdown, server, _site_watcher: site_watcher })
+        Ok(RunningGateway { addr, gateway, http, _site_watcher: site_watcher })
     }
 
     /// Graceful shutdown (operations.md §8): close the listener (`/healthz` answers 503 from now on),
@@ -333,14 +282,13 @@ impl RunningGateway {
         let sessions = self.gateway.sessions.count();
         tracing::info!(sessions, "shutdown started");
         self.gateway.stopping.store(true, Ordering::Release);
-        let _ = self.stop_accepting.send(true);
+        self.http.stop_accepting();
         self.gateway.sessions.destroy_all(EndReason::Shutdown);
         if let Some(hub) = &self.gateway.backend {
             hub.close(crate::protocol::close::GOING_AWAY, "shutdown");
         }
         let sockets_closed = tokio::time::timeout_at(until, self.gateway.live_sockets.wait_idle()).await.is_ok();
-        let _ = self.shutdown.send(true);
-        let finished = sockets_closed && tokio::time::timeout_at(until, self.server).await.is_ok();
+        let finished = sockets_closed && tokio::time::timeout_at(until, self.http.drain()).await.is_ok();
         if !finished {
             tracing::warn!(
                 sockets = self.gateway.live_sockets.count(),

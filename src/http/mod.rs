@@ -1,10 +1,11 @@
 //! The HTTP surface (operations.md §4–§6): session creation at `/`, the shell at `/<id>`, the browser
 //! WebSocket at `/ws/<id>`, `/healthz`, built-in assets and the site's static files.
 
-pub mod idle;
 pub mod origin;
 pub mod pages;
+pub mod serve;
 pub mod static_files;
+pub mod timeouts;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
