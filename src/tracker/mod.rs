@@ -24,6 +24,7 @@
 //! (Lua references and `Rc`s do not; a peek reads raw fields only). In debug builds a lock that stays
 //! taken for 10 s panics with a message instead of hanging, so a re-entrancy bug shows up in tests.
 
+mod children;
 mod compute;
 mod detect;
 mod idmap;
@@ -34,6 +35,7 @@ pub mod peek;
 mod props;
 pub mod registry;
 mod shared;
+mod siblings;
 pub mod value;
 mod variable;
 mod write;
@@ -356,5 +358,7 @@ impl<R: Resolver> Tracker<R> {
     }
 }
 
+#[cfg(test)]
+mod siblings_tests;
 #[cfg(test)]
 mod tests;
