@@ -3,12 +3,12 @@
 //! A pass walks the tree in preorder (roots, then children, by creation number) with an explicit stack
 //! and a creation-number cursor per level, so host code may create or destroy variables during the pass
 //! and deep trees cannot overflow the stack. Each step over a level confirms a run of unchanged plain
-//! siblings at once and visits at most one variable fully (`siblings.rs`). Each visited variable's recorded changes (value, error,
-//! properties — also those recorded by writes and property updates since the last pass) are collected
-//! in visit order, which is already preorder. Changes of variables the pass did not visit (inactive or
-//! unwatched subtrees) are merged in afterwards by their preorder key; that slower path costs O(depth)
-//! per such variable only. Nothing is built for unchanged variables: the value JSON is made at emission,
-//! from the sent snapshot, for changed values only.
+//! siblings at once and visits at most one variable fully (`siblings.rs`). Each visited variable's
+//! recorded changes (value, error, properties — also those recorded by writes and property updates
+//! since the last pass) are collected in visit order, which is already preorder. Changes of variables
+//! the pass did not visit (inactive or unwatched subtrees) are merged in afterwards by their preorder
+//! key; that slower path costs O(depth) per such variable only. Nothing is built for unchanged
+//! variables: the value JSON is made at emission, from the sent snapshot, for changed values only.
 
 use std::sync::Arc;
 
@@ -16,10 +16,9 @@ use parking_lot::MutexGuard;
 
 use serde_json::Value as Json;
 
-use super::children::Cursor;
 use super::compute::Walk;
 use super::shared::{At, Shared, State};
-use super::siblings::Step;
+use super::siblings::{Position, Step};
 use super::value::{self, Snap};
 use super::variable::{LocalPath, Pending, ValueNote, WrapState};
 use super::{Origin, Resolver, VarError};
@@ -141,7 +140,7 @@ pub(super) struct Rec {
 /// the walk stands among them.
 struct Level {
     parent: Option<At>,
-    cursor: Cursor,
+    pos: Position,
 }
 
 /// Resets `in_pass` even if host code panics through the pass.
@@ -167,11 +166,11 @@ impl<R: Resolver> Shared<R> {
         let _guard = PassGuard(self);
         let mut recs = Vec::new();
         // The roots level first; a level is pushed for each variable whose children are to be visited.
-        let mut levels: Vec<Level> = vec![Level { parent: None, cursor: Cursor::default() }];
+        let mut levels: Vec<Level> = vec![Level { parent: None, pos: Position::default() }];
         while let Some(top) = levels.last_mut() {
-            match self.step(res, top.parent, &mut top.cursor, &mut recs) {
+            match self.step(res, top.parent, &mut top.pos, &mut recs) {
                 Step::Continue => {}
-                Step::Descend(at) => levels.push(Level { parent: Some(at), cursor: Cursor::default() }),
+                Step::Descend(at) => levels.push(Level { parent: Some(at), pos: Position::default() }),
                 Step::Done => {
                     levels.pop();
                 }

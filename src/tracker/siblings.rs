@@ -9,7 +9,8 @@
 //! The siblings whose peeked value matches their snapshot are done: exactly what a full visit would have
 //! concluded (nothing changed; pending property changes go out), since reading a present plain field
 //! runs no host code, so nothing can change in between. The first sibling the peek does not confirm, or
-//! that is not quiet, ends the run and is visited fully; so is anything after host code might have run.
+//! that is not quiet, ends the run and is visited fully; the next run peeks again after it, so no
+//! sibling is confirmed by a read made before host code ran.
 //!
 //! Order is unchanged: the run goes in creation order and stops before descending, so recorded changes
 //! stay in tree preorder.
@@ -32,6 +33,25 @@ pub(super) enum Step {
     Done,
 }
 
+/// The run limit after a change. The siblings after a changed one are looked at again by the next run
+/// (its full visit may have run host code), so after a change runs start short and double while they
+/// are confirmed whole: n changed siblings cost O(n) peeks, not O(n²). The first run over a parent's
+/// children has no limit; looking at all of them once per pass is linear too.
+const RUN_AFTER_CHANGE: usize = 4;
+
+/// Where the walk stands among one parent's children.
+pub(super) struct Position {
+    pub cursor: Cursor,
+    /// How many live siblings the next run may look at.
+    limit: usize,
+}
+
+impl Default for Position {
+    fn default() -> Self {
+        Position { cursor: Cursor::default(), limit: usize::MAX }
+    }
+}
+
 /// One sibling the run passed.
 struct Passed {
     index: usize,
@@ -43,8 +63,8 @@ struct Passed {
 }
 
 impl<R: Resolver> Shared<R> {
-    /// Visits the next children of `parent` (the roots when `None`) after `cursor` and advances it.
-    pub(super) fn step(&self, res: &R, parent: Option<At>, cursor: &mut Cursor, recs: &mut Vec<Rec>) -> Step {
+    /// Visits the next children of `parent` (the roots when `None`) after `pos` and advances it.
+    pub(super) fn step(&self, res: &R, parent: Option<At>, pos: &mut Position, recs: &mut Vec<Rec>) -> Step {
         let mut st = self.lock();
         let Some(siblings) = (match parent {
             None => Some(&st.roots),
@@ -57,8 +77,9 @@ impl<R: Resolver> Shared<R> {
         let mut passed: Vec<Passed> = Vec::new();
         let mut stop: Option<(usize, At)> = None;
         let mut matched: Vec<bool> = Vec::new();
+        let mut at_limit = false;
         {
-            let (start, rest) = siblings.rest(*cursor);
+            let (start, rest) = siblings.rest(pos.cursor);
             let mut keys: Vec<PeekKey<'_, R::Key>> = Vec::new();
             let mut snaps: Vec<&Snap> = Vec::new();
             for (offset, entry) in rest.iter().enumerate() {
@@ -72,6 +93,10 @@ impl<R: Resolver> Shared<R> {
                     break;
                 };
                 let (has_pending, has_children) = (var.pending.is_some(), !var.children.is_empty());
+                if passed.len() == pos.limit {
+                    at_limit = true;
+                    break;
+                }
                 if !var.active || var.inactive {
                     // Not visited, subtree included (§4.2).
                     passed.push(Passed { index, at, peeked: None, has_pending, has_children: false });
@@ -100,9 +125,10 @@ impl<R: Resolver> Shared<R> {
             if p.peeked.is_some_and(|i| !matched[i]) {
                 // Changed, or only a full read can tell.
                 stop = Some((p.index, p.at));
+                pos.limit = RUN_AFTER_CHANGE;
                 break;
             }
-            *cursor = Cursor::past(p.index, p.at.seq);
+            pos.cursor = Cursor::past(p.index, p.at.seq);
             if p.peeked.is_none() {
                 continue;
             }
@@ -116,12 +142,16 @@ impl<R: Resolver> Shared<R> {
         }
         match stop {
             Some((index, at)) => {
-                *cursor = Cursor::past(index, at.seq);
+                pos.cursor = Cursor::past(index, at.seq);
                 if self.visit(res, at, st, recs) {
                     Step::Descend(at)
                 } else {
                     Step::Continue
                 }
+            }
+            None if at_limit => {
+                pos.limit = pos.limit.saturating_mul(2);
+                Step::Continue
             }
             None => Step::Done,
         }

@@ -332,3 +332,30 @@ proptest! {
         prop_assert_eq!(fast.states(), full.states());
     }
 }
+
+/// Siblings after a changed one are peeked again by the next run; that must not add up to O(n²).
+#[test]
+fn many_changed_siblings_cost_linear_resolver_calls() {
+    for n in [100usize, 400, 1600] {
+        let res = JsonResolver::new();
+        let names: Vec<String> = (0..n).map(|f| format!("f{f}")).collect();
+        let app = JValue::object(names.iter().map(|f| (f.as_str(), JValue::Int(0))));
+        let mut t = Tracker::new(res.clone());
+        t.create_root(APP, app.clone(), &[]).unwrap();
+        for (i, f) in names.iter().enumerate() {
+            make(&mut t, 2 + i as i64, 1, f);
+        }
+        t.detect_changes();
+        // Every field changed, then every other one.
+        for (step, changed) in [1usize, 2].into_iter().enumerate() {
+            for f in names.iter().step_by(changed) {
+                app.set(f, JValue::Int(step as i64 + 1));
+            }
+            let before = res.calls();
+            assert_eq!(t.detect_changes().len(), n.div_ceil(changed));
+            let per_variable = (res.calls() - before) / n as u64;
+            // A full visit alone makes about 5; quadratic re-peeking would make about n / 2.
+            assert!(per_variable <= 12, "{n} siblings, every {changed}. changed: {per_variable} calls each");
+        }
+    }
+}
