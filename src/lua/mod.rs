@@ -484,6 +484,59 @@ mod tests {
         assert_eq!(b.take_destroyed(), vec![VarId(grandkid), VarId(kid)]);
     }
 
+    /// Passes confirm unchanged plain fields with raw reads (`Resolver::peek`); whatever that cannot
+    /// settle (absent fields that `__index` supplies, tables, calls) is still read the normal way.
+    #[test]
+    fn raw_confirmed_fields_and_metamethod_reads_report_the_same_changes() {
+        let mut b = backend();
+        b.load_main(
+            "local Row = {f = 'default'} Row.__index = Row
+             function Row:get() return self.g end
+             row = setmetatable({f = 'own', g = 1, h = 2.5, t = {}}, Row)
+             reads = 0
+             proxy = setmetatable({}, {__index = function(_, k) reads = reads + 1 return k end})
+             session:createAppVariable({row = row, proxy = proxy})",
+        )
+        .unwrap();
+        let t = b.tracker_mut();
+        let path =
+            |p: &str| vec![crate::protocol::PropertyWrite { name: "path".into(), value: p.into(), priority: None }];
+        t.create(VarId(2), VarId::APP, &path("row"), crate::tracker::Writer::Browser).unwrap();
+        for (id, p) in [(3, "f"), (4, "g"), (5, "h"), (6, "t"), (7, "get()")] {
+            t.create(VarId(id), VarId(2), &path(p), crate::tracker::Writer::Browser).unwrap();
+        }
+        t.create(VarId(8), VarId::APP, &path("proxy"), crate::tracker::Writer::Browser).unwrap();
+        t.create(VarId(9), VarId(8), &path("a"), crate::tracker::Writer::Browser).unwrap();
+        t.detect_changes();
+        let pass = |b: &mut LuaBackend| {
+            let changes = b.tracker_mut().detect_changes();
+            serde_json::to_value(changes.messages_for(None, |_| true)).unwrap()
+        };
+        assert_eq!(pass(&mut b), serde_json::json!([]));
+        b.eval::<()>("row.f = nil  row.g = 1.0  row.h = 'x'  row.t = {1}").unwrap();
+        assert_eq!(
+            pass(&mut b),
+            serde_json::json!([
+                {"type":"update","data":{"varId":3,"value":"default"}},
+                {"type":"update","data":{"varId":5,"value":"x"}},
+                {"type":"update","data":{"varId":6,"value":[1]}},
+            ]),
+            "an integral float equals the integer it replaced"
+        );
+        b.eval::<()>("row.g = 2").unwrap();
+        assert_eq!(
+            pass(&mut b),
+            serde_json::json!([
+                {"type":"update","data":{"varId":4,"value":2}},
+                {"type":"update","data":{"varId":7,"value":2}},
+            ])
+        );
+        let before: i64 = b.eval("return reads").unwrap();
+        assert_eq!(pass(&mut b), serde_json::json!([]));
+        // Per pass: variable 9's absent `a`, and the `type` lookup that classifies the proxy itself (§3.3).
+        assert_eq!(b.eval::<i64>("return reads").unwrap(), before + 2, "`__index` still runs for absent fields");
+    }
+
     #[test]
     fn lua_property_runs_after_the_call_as_its_own_phase() {
         let mut b = with_sources(&[("extra.lua", "extra_loaded = (extra_loaded or 0) + 1")]);

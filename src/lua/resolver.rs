@@ -1,11 +1,11 @@
 //! `LuaResolver`: the tracker's window onto Lua values (lua-and-tracking.md §2–§3).
 
-use mlua::{Lua, Table, Value};
+use mlua::{ffi, Lua, Table, Value};
 use serde_json::Value as Json;
 
 use crate::ids::VarId;
 use crate::protocol::ErrorCode;
-use crate::tracker::{Kind, ObjId, ObjectRegistry, Resolver, VarError, WrapRequest, Wrapped};
+use crate::tracker::{Kind, ObjId, ObjectRegistry, Peek, PeekKey, Resolver, VarError, WrapRequest, Wrapped};
 
 use super::limits::Budget;
 use std::sync::Arc;
@@ -198,6 +198,60 @@ impl Resolver for LuaResolver {
         }
     }
 
+    /// Raw reads (`rawget`) of the fields of a table, all in one protected entry into the Lua state
+    /// with the keys on its stack: no metamethod runs, no value reference is made. A field present in
+    /// the table itself is what normal indexing gives too (`__index` only applies to absent keys); an
+    /// absent field, a table or a function is `Unknown`.
+    fn peek(&self, base: &Value, keys: &[PeekKey<'_, Value>], f: &mut dyn FnMut(usize, Peek<'_>)) -> bool {
+        if !matches!(base, Value::Table(_)) || keys.is_empty() {
+            return false;
+        }
+        let mut args: Vec<&Value> = Vec::with_capacity(keys.len() + 1);
+        args.push(base);
+        args.extend(keys.iter().filter_map(|k| match k {
+            PeekKey::Name(k) => Some(*k),
+            PeekKey::Index(_) => None,
+        }));
+        // SAFETY: the closure gets the arguments at stack slots 1 (the table) and 2.. (the name keys)
+        // and only uses API functions that cannot raise a Lua error here: `lua_pushvalue`, `lua_rawget`
+        // and `lua_rawgeti` on a table (raw access calls no metamethod), type checks and `lua_tolstring`
+        // on a value that is a string (no conversion, no allocation). It holds at most one extra stack
+        // slot (a C function has `LUA_MINSTACK` free) and pops it before the next key. The borrowed
+        // bytes live on the stack until that pop, after `f` returned.
+        let result = unsafe {
+            self.lua.exec_raw::<()>(mlua::Variadic::from(args), |state| {
+                let mut arg = 2;
+                for (i, key) in keys.iter().enumerate() {
+                    let ty = match key {
+                        PeekKey::Name(_) => {
+                            ffi::lua_pushvalue(state, arg);
+                            arg += 1;
+                            ffi::lua_rawget(state, 1)
+                        }
+                        PeekKey::Index(n) => ffi::lua_rawgeti(state, 1, i64::from(*n) + 1),
+                    };
+                    let peek = match ty {
+                        ffi::LUA_TBOOLEAN => Peek::Bool(ffi::lua_toboolean(state, -1) != 0),
+                        ffi::LUA_TNUMBER if ffi::lua_isinteger(state, -1) != 0 => {
+                            Peek::Int(ffi::lua_tointeger(state, -1))
+                        }
+                        ffi::LUA_TNUMBER => Peek::Float(ffi::lua_tonumber(state, -1)),
+                        ffi::LUA_TSTRING => {
+                            let mut len = 0;
+                            let ptr = ffi::lua_tolstring(state, -1, &mut len);
+                            Peek::Str(std::slice::from_raw_parts(ptr.cast::<u8>(), len))
+                        }
+                        _ => Peek::Unknown,
+                    };
+                    f(i, peek);
+                    ffi::lua_pop(state, 1);
+                }
+                ffi::lua_settop(state, 0);
+            })
+        };
+        result.is_ok()
+    }
+
     fn elem(&self, v: &Value, i: usize) -> Value {
         match v {
             Value::Table(t) => t.raw_get(i as i64 + 1).unwrap_or(Value::Nil),
@@ -360,5 +414,58 @@ mod tests {
         assert_eq!(r.type_of(&eval("return setmetatable({}, {type = 'Meta'})")).as_deref(), Some("Meta"));
         assert_eq!(r.type_of(&eval("return {type = 'Own'}")).as_deref(), Some("Own"));
         assert_eq!(r.type_of(&eval("return {type = ''}")), None);
+    }
+
+    #[test]
+    fn peeks_read_present_primitive_fields_only() {
+        let (lua, r) = resolver();
+        let eval = |code: &str| lua.load(code).eval::<Value>().unwrap();
+        let base = eval(
+            "local proto = {inherited = 'p'} proto.__index = proto
+             return setmetatable({s = 'text', i = 7, f = 1.5, whole = 2.0, b = false, t = {}, fn = print,
+                                  'first', 'second'}, proto)",
+        );
+        let names: Vec<Value> = ["s", "i", "f", "whole", "b", "t", "fn", "inherited", "absent"]
+            .iter()
+            .map(|n| r.intern(n).unwrap())
+            .collect();
+        let mut keys: Vec<PeekKey<'_, Value>> = names.iter().map(PeekKey::Name).collect();
+        keys.extend([PeekKey::Index(1), PeekKey::Index(5)]);
+        let mut seen = Vec::new();
+        let peeked = r.peek(&base, &keys, &mut |i, p| {
+            seen.push((i, format!("{p:?}")));
+        });
+        assert!(peeked);
+        let expected = [
+            "Str([116, 101, 120, 116])",
+            "Int(7)",
+            "Float(1.5)",
+            "Float(2.0)",
+            "Bool(false)",
+            "Unknown",
+            "Unknown",
+            // Inherited through `__index`: only a full read can tell.
+            "Unknown",
+            "Unknown",
+            "Str([115, 101, 99, 111, 110, 100])",
+            "Unknown",
+        ];
+        let expected: Vec<(usize, String)> = expected.iter().enumerate().map(|(i, s)| (i, s.to_string())).collect();
+        assert_eq!(seen, expected);
+        // Peeking ran no Lua code and left the stack and the values alone.
+        assert_eq!(r.get(&base, &names[0]).unwrap().to_string().unwrap(), "text");
+        assert_eq!(r.get(&base, &names[7]).unwrap().to_string().unwrap(), "p");
+    }
+
+    #[test]
+    fn peeking_into_a_non_table_calls_nothing() {
+        let (lua, r) = resolver();
+        let key = r.intern("len").unwrap();
+        let s = Value::String(lua.create_string("abc").unwrap());
+        for base in [Value::Nil, Value::Integer(1), s] {
+            let mut calls = 0;
+            assert!(!r.peek(&base, &[PeekKey::Name(&key)], &mut |_, _| calls += 1));
+            assert_eq!(calls, 0);
+        }
     }
 }

@@ -2,12 +2,13 @@
 //!
 //! A pass walks the tree in preorder (roots, then children, by creation number) with an explicit stack
 //! and a creation-number cursor per level, so host code may create or destroy variables during the pass
-//! and deep trees cannot overflow the stack. Each visited variable's recorded changes (value, error,
-//! properties — also those recorded by writes and property updates since the last pass) are collected
-//! in visit order, which is already preorder. Changes of variables the pass did not visit (inactive or
-//! unwatched subtrees) are merged in afterwards by their preorder key; that slower path costs O(depth)
-//! per such variable only. Nothing is built for unchanged variables: the value JSON is made at emission,
-//! from the sent snapshot, for changed values only.
+//! and deep trees cannot overflow the stack. Each step over a level confirms a run of unchanged plain
+//! siblings at once and visits at most one variable fully (`siblings.rs`). Each visited variable's
+//! recorded changes (value, error, properties — also those recorded by writes and property updates
+//! since the last pass) are collected in visit order, which is already preorder. Changes of variables
+//! the pass did not visit (inactive or unwatched subtrees) are merged in afterwards by their preorder
+//! key; that slower path costs O(depth) per such variable only. Nothing is built for unchanged
+//! variables: the value JSON is made at emission, from the sent snapshot, for changed values only.
 
 use std::sync::Arc;
 
@@ -17,6 +18,7 @@ use serde_json::Value as Json;
 
 use super::compute::Walk;
 use super::shared::{At, Shared, State};
+use super::siblings::{Position, Step};
 use super::value::{self, Snap};
 use super::variable::{LocalPath, Pending, ValueNote, WrapState};
 use super::{Origin, Resolver, VarError};
@@ -129,16 +131,16 @@ enum Outcome<V> {
 }
 
 /// A variable's collected changes, waiting for ordering.
-struct Rec {
+pub(super) struct Rec {
     at: At,
     pending: Pending,
 }
 
-/// One level of the walk: a variable whose children are being visited (`None`: the roots), and the
-/// creation number of the last child visited.
+/// One level of the walk: a variable whose children are being visited (`None`: the roots), and where
+/// the walk stands among them.
 struct Level {
     parent: Option<At>,
-    cursor: Option<u64>,
+    pos: Position,
 }
 
 /// Resets `in_pass` even if host code panics through the pass.
@@ -164,42 +166,25 @@ impl<R: Resolver> Shared<R> {
         let _guard = PassGuard(self);
         let mut recs = Vec::new();
         // The roots level first; a level is pushed for each variable whose children are to be visited.
-        let mut levels: Vec<Level> = vec![Level { parent: None, cursor: None }];
-        while let Some(top) = levels.last() {
-            match self.visit_next(res, top.parent, top.cursor, &mut recs) {
-                None => {
+        let mut levels: Vec<Level> = vec![Level { parent: None, pos: Position::default() }];
+        while let Some(top) = levels.last_mut() {
+            match self.step(res, top.parent, &mut top.pos, &mut recs) {
+                Step::Continue => {}
+                Step::Descend(at) => levels.push(Level { parent: Some(at), pos: Position::default() }),
+                Step::Done => {
                     levels.pop();
-                }
-                Some((at, descend)) => {
-                    levels.last_mut().expect("non-empty").cursor = Some(at.seq);
-                    if descend {
-                        levels.push(Level { parent: Some(at), cursor: None });
-                    }
                 }
             }
         }
         self.assemble(recs)
     }
 
-    /// Finds the next child of `parent` (a root when `None`) created after `cursor` and visits it (§4.2
-    /// `visit` without the recursion). Returns the variable and whether to visit its children, or `None`
-    /// when there are no more.
-    fn visit_next(&self, res: &R, parent: Option<At>, cursor: Option<u64>, recs: &mut Vec<Rec>) -> Option<(At, bool)> {
-        let st = self.lock();
-        let (seq, id) = match parent {
-            None => st.roots.next_after(cursor),
-            Some(p) => st.live(p).and_then(|v| v.children.next_after(cursor)),
-        }?;
-        let at = At { id, seq };
-        Some((at, self.visit(res, at, st, recs)))
-    }
-
     /// Visits one variable, starting inside the caller's critical section `st`. Returns whether to visit
-    /// its children.
+    /// its children (false when it has none).
     ///
     /// The common case (value unchanged, no wrapper, nothing new) costs two short critical sections
     /// around an unlocked walk and compare; anything else goes through [`Shared::apply_raw`].
-    fn visit(&self, res: &R, at: At, mut st: MutexGuard<'_, State<R>>, recs: &mut Vec<Rec>) -> bool {
+    pub(super) fn visit(&self, res: &R, at: At, mut st: MutexGuard<'_, State<R>>, recs: &mut Vec<Rec>) -> bool {
         let plan = {
             let Some(var) = st.live_mut(at) else { return false };
             if !var.active || var.inactive {
@@ -209,7 +194,7 @@ impl<R: Resolver> Shared<R> {
                 // `w`, `action` and remote variables have no value here; their property changes go out.
                 var.new = false;
                 take_pending(var.pending.take().map(|p| *p), at, recs);
-                return true;
+                return !var.children.is_empty();
             }
             let quiet = !var.new
                 && !var.rewrap
@@ -293,6 +278,7 @@ impl<R: Resolver> Shared<R> {
         if let Some(note) = note {
             pending.get_or_insert_with(Pending::default).value = Some(note);
         }
+        let descend = descend && !var.children.is_empty();
         take_pending(pending, at, recs);
         descend
     }
@@ -359,7 +345,7 @@ impl<R: Resolver> Shared<R> {
     }
 }
 
-fn take_pending(pending: Option<Pending>, at: At, recs: &mut Vec<Rec>) {
+pub(super) fn take_pending(pending: Option<Pending>, at: At, recs: &mut Vec<Rec>) {
     if let Some(pending) = pending {
         recs.push(Rec { at, pending });
     }

@@ -15,7 +15,7 @@ use serde_json::Value as Json;
 
 use super::registry::{ObjId, ObjectRegistry};
 use super::value::MAX_VALUE_DEPTH;
-use super::{Kind, Resolver, VarError, WrapRequest, Wrapped};
+use super::{Kind, Peek, PeekKey, Resolver, VarError, WrapRequest, Wrapped};
 use crate::ids::VarId;
 use crate::protocol::ErrorCode;
 
@@ -440,6 +440,44 @@ impl Resolver for JsonResolver {
 
     fn elem(&self, v: &JValue, i: usize) -> JValue {
         v.elem(i)
+    }
+
+    /// Fields present on the object itself and elements of a sequence; absent fields (which a
+    /// prototype may supply) and non-primitive values are `Unknown`. Counts one call per key.
+    fn peek(&self, base: &JValue, keys: &[PeekKey<'_, Rc<str>>], f: &mut dyn FnMut(usize, Peek<'_>)) -> bool {
+        fn primitive(v: Option<&JValue>) -> Peek<'_> {
+            match v {
+                Some(JValue::Bool(b)) => Peek::Bool(*b),
+                Some(JValue::Int(i)) => Peek::Int(*i),
+                Some(JValue::Float(x)) => Peek::Float(*x),
+                Some(JValue::Str(s)) => Peek::Str(s.as_bytes()),
+                _ => Peek::Unknown,
+            }
+        }
+        match base {
+            JValue::Obj(o) => {
+                let Ok(fields) = o.fields.try_borrow() else { return false };
+                for (i, key) in keys.iter().enumerate() {
+                    self.count();
+                    match key {
+                        PeekKey::Name(k) => f(i, primitive(fields.get(&***k))),
+                        PeekKey::Index(_) => f(i, Peek::Unknown),
+                    }
+                }
+            }
+            JValue::Seq(s) => {
+                let Ok(items) = s.try_borrow() else { return false };
+                for (i, key) in keys.iter().enumerate() {
+                    self.count();
+                    match key {
+                        PeekKey::Index(n) => f(i, primitive(items.get(*n as usize))),
+                        PeekKey::Name(_) => f(i, Peek::Unknown),
+                    }
+                }
+            }
+            _ => return false,
+        }
+        true
     }
 
     fn type_of(&self, v: &JValue) -> Option<String> {

@@ -12,26 +12,30 @@
 //! back into the session: read a variable (`getValue`, `getProperty`), set a property, create or destroy
 //! variables. The variable table therefore lives in a [`Shared`] handle (`Arc<parking_lot::Mutex<…>>`)
 //! that host callbacks can hold (see [`Tracker::shared`]), and **the tracker never holds that lock while
-//! it calls a resolver method**. Every operation is a sequence of short critical sections (copy out what
-//! the next host call needs: a value handle, an `Arc` of the path, an `Arc` of the stored snapshot) and
-//! unlocked resolver calls; after each host call it re-finds the variable by `(id, seq)` and gives up
-//! quietly if host code destroyed it meanwhile. Walks over children use a creation-number cursor, so
-//! creates and destroys made by host code during a pass neither invalidate iteration nor panic.
+//! it calls a resolver method that may run host code**. Every operation is a sequence of short critical
+//! sections (copy out what the next host call needs: a value handle, an `Arc` of the path, an `Arc` of
+//! the stored snapshot) and unlocked resolver calls; after each host call it re-finds the variable by
+//! `(id, seq)` and gives up quietly if host code destroyed it meanwhile. Walks over children use a
+//! creation-number cursor, so creates and destroys made by host code during a pass neither invalidate
+//! iteration nor panic.
 //!
 //! The only resolver operations the tracker performs under the lock are cloning and dropping
-//! `R::Value`/`R::Key` handles; implementations must not run host code there (Lua references and `Rc`s
-//! do not). In debug builds a lock that stays taken for 10 s panics with a message instead of hanging,
-//! so a re-entrancy bug shows up in tests.
+//! `R::Value`/`R::Key` handles, and [`Resolver::peek`]; implementations must not run host code there
+//! (Lua references and `Rc`s do not; a peek reads raw fields only). In debug builds a lock that stays
+//! taken for 10 s panics with a message instead of hanging, so a re-entrancy bug shows up in tests.
 
+mod children;
 mod compute;
 mod detect;
 mod idmap;
 pub mod json;
 mod lifecycle;
 pub mod path;
+pub mod peek;
 mod props;
 pub mod registry;
 mod shared;
+mod siblings;
 pub mod value;
 mod variable;
 mod write;
@@ -44,6 +48,7 @@ pub use detect::{ChangeItem, Changes, PropOut, ValueOut};
 pub use json::{JValue, JsonResolver};
 pub use lifecycle::Created;
 pub use path::{Path, Segment};
+pub use peek::{Peek, PeekKey};
 pub use registry::{ObjId, ObjectRegistry};
 pub use shared::{Shared, WeakShared};
 pub use value::{Kind, ObjRef, Snap};
@@ -130,6 +135,17 @@ pub trait Resolver {
     /// allocation (P2).
     fn str_eq(&self, _v: &Self::Value, _bytes: &[u8]) -> Option<bool> {
         None
+    }
+    /// Peeks `base[key]` for each key, in order, without running host code: `f(i, peek)` is called once
+    /// per key, with [`Peek::Unknown`] wherever only a full read could tell (an absent field that a
+    /// prototype or `__index` may supply, a table, a function…). Returns false, having called nothing,
+    /// when the resolver cannot peek into `base`.
+    ///
+    /// A pass calls this under the tracker's lock to confirm a run of unchanged sibling variables with
+    /// one host entry instead of a full read each (P5); anything not confirmed is read normally. The
+    /// default peeks nothing.
+    fn peek(&self, _base: &Self::Value, _keys: &[PeekKey<'_, Self::Key>], _f: &mut dyn FnMut(usize, Peek<'_>)) -> bool {
+        false
     }
     /// Element `i` (0-based) of a value classified as `Kind::Seq`.
     fn elem(&self, v: &Self::Value, i: usize) -> Self::Value;
@@ -342,5 +358,7 @@ impl<R: Resolver> Tracker<R> {
     }
 }
 
+#[cfg(test)]
+mod siblings_tests;
 #[cfg(test)]
 mod tests;

@@ -8,9 +8,10 @@ use std::sync::{Arc, Weak};
 use parking_lot::{Mutex, MutexGuard};
 use serde_json::Value as Json;
 
+use super::children::Children;
 use super::idmap::IdMap;
 use super::registry::{ObjId, ObjectRegistry};
-use super::variable::{Children, ValueNote, Var};
+use super::variable::{ValueNote, Var};
 use super::{Access, Origin, Owner, Resolver, VarError};
 use crate::ids::VarId;
 use crate::protocol::{ErrorCode, Priority, Properties, ServerMessage, UpdateOut};

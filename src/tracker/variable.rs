@@ -1,8 +1,9 @@
-//! One variable of the tree (lua-and-tracking.md §1.1) and its bookkeeping: ordered children with O(1)
-//! removal, properties with priorities, and the changes waiting for the next pass.
+//! One variable of the tree (lua-and-tracking.md §1.1) and its bookkeeping: properties with priorities
+//! and the changes waiting for the next pass (its ordered children are in `children.rs`).
 
 use std::sync::Arc;
 
+use super::children::Children;
 use super::value::Snap;
 use super::{Access, Origin, Owner, Resolver, VarError};
 use crate::ids::VarId;
@@ -87,67 +88,6 @@ impl Pending {
             }
             None => self.props.push((name, priority, origin)),
         }
-    }
-}
-
-/// One entry of a [`Children`] list.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Child {
-    pub seq: u64,
-    pub id: VarId,
-    /// False once the variable is destroyed (until the list is compacted).
-    pub live: bool,
-}
-
-/// Children (or roots) in creation order. Each variable knows its slot here, so a destroy marks its
-/// entry dead in O(1); the list is compacted (and slots renumbered) once dead entries outnumber live
-/// ones, so destroying n siblings costs O(n) in total (P4). Liveness is stored inline: walking children
-/// needs no lookup per entry.
-#[derive(Default)]
-pub(crate) struct Children {
-    entries: Vec<Child>,
-    dead: usize,
-}
-
-impl Children {
-    /// Appends an entry; returns its slot.
-    pub fn push(&mut self, seq: u64, id: VarId) -> usize {
-        debug_assert!(self.entries.last().is_none_or(|e| e.seq < seq), "children are appended in seq order");
-        self.entries.push(Child { seq, id, live: true });
-        self.entries.len() - 1
-    }
-
-    /// The first live entry created after `cursor` (all when `None`). Robust against creates and destroys
-    /// that host code makes while a pass walks the tree.
-    pub fn next_after(&self, cursor: Option<u64>) -> Option<(u64, VarId)> {
-        let start = cursor.map_or(0, |c| self.entries.partition_point(|e| e.seq <= c));
-        self.entries[start..].iter().find(|e| e.live).map(|e| (e.seq, e.id))
-    }
-
-    /// Live entries in creation order.
-    pub fn live(&self) -> impl Iterator<Item = VarId> + '_ {
-        self.entries.iter().filter(|e| e.live).map(|e| e.id)
-    }
-
-    /// All entries, dead ones included.
-    pub fn entries(&self) -> &[Child] {
-        &self.entries
-    }
-
-    /// Marks the entry at `slot` dead; returns whether the list should be compacted now.
-    pub fn kill(&mut self, slot: usize) -> bool {
-        if let Some(e) = self.entries.get_mut(slot).filter(|e| e.live) {
-            e.live = false;
-            self.dead += 1;
-        }
-        self.dead > 8 && self.dead * 2 > self.entries.len()
-    }
-
-    /// Drops dead entries (O(len), amortised over the removals that made them dead). The caller must
-    /// renumber the slots of the remaining entries (their index in [`Children::entries`]).
-    pub fn compact(&mut self) {
-        self.entries.retain(|e| e.live);
-        self.dead = 0;
     }
 }
 
