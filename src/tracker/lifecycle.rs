@@ -278,7 +278,7 @@ impl<R: Resolver> Shared<R> {
             Some(p) => st.vars.get_mut(&p).expect("checked above").children.push(seq, id),
             None => st.roots.push(seq, id),
         };
-        st.vars.insert(id, var);
+        st.vars.insert(id, Box::new(var));
         Ok(At { id, seq })
     }
 
@@ -369,7 +369,7 @@ impl<R: Resolver> Shared<R> {
 
 /// The subtree of `id` in post-order (children first, siblings by creation), without recursion so a
 /// deep chain cannot overflow the stack.
-fn post_order<R: Resolver>(vars: &super::idmap::IdMap<VarId, Var<R>>, id: VarId) -> Vec<VarId> {
+fn post_order<R: Resolver>(vars: &super::idmap::IdMap<VarId, Box<Var<R>>>, id: VarId) -> Vec<VarId> {
     let mut out = Vec::new();
     // (variable, index of the next child entry to look at)
     let mut stack: Vec<(VarId, usize)> = vec![(id, 0)];

@@ -203,6 +203,9 @@ impl<R: Resolver> Var<R> {
             None if value.is_empty() => None,
             None => {
                 let p = priority.unwrap_or_default();
+                // Most variables hold one to three properties for life: grow one at a time rather than
+                // to the usual four entries (56 bytes each, per variable).
+                self.props.reserve_exact(1);
                 self.props.push((name.to_string(), Prop { value: value.to_string(), priority: p }));
                 Some(p)
             }
