@@ -121,6 +121,30 @@ fn first_line(msg: &str) -> String {
     msg.split("\nstack traceback:").next().unwrap_or(msg).trim_end().to_string()
 }
 
+/// Pauses the collector while alive (and restarts it only if it was running), so no finalizer runs.
+struct GcPause<'a> {
+    lua: &'a Lua,
+    was_running: bool,
+}
+
+impl<'a> GcPause<'a> {
+    fn new(lua: &'a Lua) -> Self {
+        let was_running = lua.gc_is_running();
+        if was_running {
+            lua.gc_stop();
+        }
+        GcPause { lua, was_running }
+    }
+}
+
+impl Drop for GcPause<'_> {
+    fn drop(&mut self) {
+        if self.was_running {
+            self.lua.gc_restart();
+        }
+    }
+}
+
 impl Resolver for LuaResolver {
     type Value = Value;
     type Key = Value;
@@ -218,6 +242,11 @@ impl Resolver for LuaResolver {
         // on a value that is a string (no conversion, no allocation). It holds at most one extra stack
         // slot (a C function has `LUA_MINSTACK` free) and pops it before the next key. The borrowed
         // bytes live on the stack until that pop, after `f` returned.
+        //
+        // The caller holds the tracker's lock, so no Lua code may run: entering the protected call can
+        // grow the stack, which may take a collector step, and a step may run `__gc` finalizers. The
+        // collector is paused for the peek.
+        let _paused = GcPause::new(&self.lua);
         let result = unsafe {
             self.lua.exec_raw::<()>(mlua::Variadic::from(args), |state| {
                 let mut arg = 2;
@@ -455,6 +484,35 @@ mod tests {
         // Peeking ran no Lua code and left the stack and the values alone.
         assert_eq!(r.get(&base, &names[0]).unwrap().to_string().unwrap(), "text");
         assert_eq!(r.get(&base, &names[7]).unwrap().to_string().unwrap(), "p");
+    }
+
+    #[test]
+    fn no_finalizer_runs_while_peeking() {
+        // The tracker peeks under its lock; a `__gc` finalizer running then could call back into it.
+        let (lua, r) = resolver();
+        lua.load("finalized = 0").exec().unwrap();
+        let keys: Vec<Value> = (0..400).map(|i| r.intern(&format!("k{i}")).unwrap()).collect();
+        let peek_keys: Vec<PeekKey<'_, Value>> = keys.iter().map(PeekKey::Name).collect();
+        let base = lua.load("return {k1 = 'x'}").eval::<Value>().unwrap();
+        for _ in 0..50 {
+            // Garbage with finalizers, so the collector has work due when the peek enters Lua.
+            lua.load(
+                "local mt = {__gc = function() finalized = finalized + 1 end}
+                      for _ = 1, 2000 do setmetatable({}, mt) end",
+            )
+            .exec()
+            .unwrap();
+            let before: i64 = lua.globals().get("finalized").unwrap();
+            let mut peeked = 0;
+            assert!(r.peek(&base, &peek_keys, &mut |_, _| peeked += 1));
+            let after: i64 = lua.globals().get("finalized").unwrap();
+            assert_eq!(before, after, "a finalizer ran inside the peek");
+            assert_eq!(peeked, keys.len());
+            assert!(lua.gc_is_running(), "the collector runs again afterwards");
+        }
+        // The finalizers do run later.
+        lua.gc_collect().unwrap();
+        assert!(lua.globals().get::<i64>("finalized").unwrap() > 0);
     }
 
     #[test]
