@@ -249,24 +249,12 @@ impl ServeArgs {
 
     /// Whether `/metrics` is served: `--no-metrics` wins, else `UI_METRICS` (a boolean), else on.
     pub fn metrics_enabled(&self) -> Result<bool, String> {
-        if self.no_metrics {
-            return Ok(false);
-        }
-        match std::env::var("UI_METRICS") {
-            Ok(v) => parse_bool(&v).map_err(|e| format!("UI_METRICS: {e}")),
-            Err(_) => Ok(true),
-        }
+        switch_enabled(self.no_metrics, "UI_METRICS")
     }
 
     /// Whether Lua is enabled: `--no-lua` wins, else `UI_LUA` (a boolean), else on.
     pub fn lua_enabled(&self) -> Result<bool, String> {
-        if self.no_lua {
-            return Ok(false);
-        }
-        match std::env::var("UI_LUA") {
-            Ok(v) => parse_bool(&v).map_err(|e| format!("UI_LUA: {e}")),
-            Err(_) => Ok(true),
-        }
+        switch_enabled(self.no_lua, "UI_LUA")
     }
 }
 
@@ -312,6 +300,18 @@ pub fn parse_bytes(s: &str) -> Result<usize, String> {
         _ => return Err(format!("{s:?}: unknown unit {unit:?} (KiB, MiB, GiB)")),
     };
     n.checked_mul(mult).ok_or_else(|| format!("{s:?} is too large"))
+}
+
+/// A feature that is on by default: its `--no-…` flag wins, else its `UI_…` variable (a boolean).
+/// clap cannot read one boolean from both a negative flag and a positive variable, hence this.
+fn switch_enabled(off_flag: bool, env: &str) -> Result<bool, String> {
+    if off_flag {
+        return Ok(false);
+    }
+    match std::env::var(env) {
+        Ok(v) => parse_bool(&v).map_err(|e| format!("{env}: {e}")),
+        Err(_) => Ok(true),
+    }
 }
 
 /// Boolean environment values: 1/true/yes/on or 0/false/no/off, case-insensitive.
