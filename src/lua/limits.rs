@@ -35,6 +35,22 @@ impl Budget {
         self.exhausted.load(Ordering::Relaxed)
     }
 
+    /// Charges `steps` units of work done outside the VM (a C function's loop, a pattern match) to the
+    /// phase, as if they were instructions. Returns `false` once the budget is spent (sticky, like a
+    /// hook tick): the caller must then raise `lua-timeout` instead of doing the work.
+    pub fn charge(&self, steps: u64) -> bool {
+        if self.exhausted() {
+            return false;
+        }
+        let steps = i64::try_from(steps).unwrap_or(i64::MAX);
+        let left = self.remaining.fetch_sub(steps, Ordering::Relaxed).saturating_sub(steps);
+        if left <= 0 {
+            self.exhausted.store(true, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
     /// Called by the hook every [`HOOK_EVERY`] instructions.
     fn tick(&self) -> bool {
         if self.exhausted() {
