@@ -78,7 +78,11 @@ async fn run(gw: Arc<Gateway>, socket: WebSocket, session: SessionHandle, peer: 
     let writer = tokio::spawn(write_loop(ws_tx, out_rx, unsent, gw.sockets.clone(), heard_rx, done_tx));
 
     let limits = gw.sockets.frame_limits;
-    let close_code = loop {
+    // A session ended from outside its task (watchdog, failure) closes its connections itself: the
+    // task may be stuck and never send the close.
+    let ended = session.activity.ended();
+    tokio::pin!(ended);
+    let close_with: Option<(u16, &'static str)> = loop {
         tokio::select! {
             _ = &mut done_rx => {
                 // We sent a close: give the peer a moment to answer it so the code reaches it intact.
@@ -90,32 +94,35 @@ async fn run(gw: Arc<Gateway>, socket: WebSocket, session: SessionHandle, peer: 
                 .await;
                 break None;
             }
+            signal = &mut ended => break Some((signal.code, signal.reason)),
             msg = ws_rx.next() => {
                 let _ = heard_tx.send(Instant::now());
-                match msg {
-                    Some(Ok(Message::Text(text))) => {
-                        session.activity.touch();
-                        let frame = parse_client_frame(text.as_bytes(), &limits);
-                        count_received(text.len(), &frame);
-                        if session.frame(conn, frame).await.is_err() { break None; }
-                    }
-                    Some(Ok(Message::Binary(bytes))) => {
-                        session.activity.touch();
-                        let frame = parse_client_frame(&bytes, &limits);
-                        count_received(bytes.len(), &frame);
-                        if session.frame(conn, frame).await.is_err() { break None; }
-                    }
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                let (bytes, frame) = match msg {
+                    Some(Ok(Message::Text(text))) => (text.len(), parse_client_frame(text.as_bytes(), &limits)),
+                    Some(Ok(Message::Binary(bytes))) => (bytes.len(), parse_client_frame(&bytes, &limits)),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     Some(Ok(Message::Close(_))) | None => break None,
-                    Some(Err(e)) => break Some(error_close_code(&e)),
+                    Some(Err(e)) => break Some((error_close_code(&e), "frame too large")),
+                };
+                session.activity.touch();
+                count_received(bytes, &frame);
+                // A full mailbox makes this wait (TCP back-pressure), but never past the session's end.
+                tokio::select! {
+                    sent = session.frame(conn, frame) => if sent.is_err() { break None },
+                    signal = &mut ended => break Some((signal.code, signal.reason)),
                 }
             }
         }
     };
-    if let Some(code) = close_code {
-        let _ = out_tx.send(Outbound::Close(code, "frame too large"));
+    let close_code = close_with.map(|(code, _)| code);
+    if let Some((code, reason)) = close_with {
+        let _ = out_tx.send(Outbound::Close(code, reason));
     }
-    session.disconnect(conn).await;
+    // A stuck session's mailbox may never have room again: its end stops the wait.
+    tokio::select! {
+        () = session.disconnect(conn) => {}
+        _ = session.activity.ended() => {}
+    }
     session.activity.connection_closed();
     drop(out_tx);
     // The code the server sent (1013, 4404, 1001, 4408, 1009), else a normal close by the peer.

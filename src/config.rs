@@ -148,6 +148,28 @@ pub struct ServeArgs {
     #[arg(long, env = "UI_LUA_INSTRUCTIONS", default_value_t = 200_000_000)]
     pub lua_instructions: u64,
 
+    /// Wall time one Lua phase may take (one frame's messages, one timer, one pass…) → lua-timeout.
+    #[arg(long, env = "UI_LUA_PHASE_TIME", default_value = "1s", value_parser = parse_duration)]
+    pub lua_phase_time: Duration,
+
+    /// Wall time one session event may take, all its Lua phases together (a frame and its pass, all
+    /// due timers, queued `lua` values) → lua-timeout, the rest waits for the next event.
+    #[arg(long, env = "UI_LUA_ITEM_TIME", default_value = "3s", value_parser = parse_duration)]
+    pub lua_item_time: Duration,
+
+    /// A session whose event runs this long (stuck where no limit can reach) is ended: its sockets
+    /// close with 1011 and its slot is freed. 0 = never.
+    #[arg(long, env = "UI_LUA_WATCHDOG", default_value = "10s", value_parser = parse_duration)]
+    pub lua_watchdog: Duration,
+
+    /// Worker threads of the session runtime (where all session Lua runs); 0 = one per core.
+    #[arg(long, env = "UI_LUA_THREADS", default_value_t = 0)]
+    pub lua_threads: usize,
+
+    /// Threads that long-running session events may hold at once after leaving a worker.
+    #[arg(long, env = "UI_LUA_BUSY_THREADS", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub lua_busy_threads: u32,
+
     /// Browser inbound frame limit (BYTES: 4096, 64KiB, 1MiB, 1GiB).
     #[arg(long, env = "UI_MAX_FRAME", default_value = "1MiB", value_parser = parse_bytes)]
     pub max_frame: usize,

@@ -14,9 +14,10 @@ use crate::config::{Mode, ServeArgs};
 use crate::http::serve::HttpServer;
 use crate::http::timeouts::ConnTimeouts;
 use crate::ids::{ConnId, SessionId};
-use crate::lua::LuaConfig;
+use crate::lua::{LuaConfig, TimeLimits};
 use crate::protocol::backend::BackendLimits;
 use crate::protocol::FrameLimits;
+use crate::runtime::{RuntimeSize, SessionRuntime};
 use crate::session::manager::Timeouts;
 use crate::session::{EndReason, SessionConfig, SessionManager};
 use crate::site::{LiveSite, Site, SiteError};
@@ -32,13 +33,15 @@ pub enum StartError {
     Bind { addr: SocketAddr, source: std::io::Error },
     #[error("{0}")]
     Watch(#[from] crate::watch::WatchError),
+    #[error("cannot start the session runtime: {0}")]
+    Runtime(std::io::Error),
 }
 
 impl StartError {
     /// The process exit code for this failure (operations.md §1).
     pub fn exit_code(&self) -> i32 {
         match self {
-            StartError::Bind { .. } | StartError::Watch(_) => 1,
+            StartError::Bind { .. } | StartError::Watch(_) | StartError::Runtime(_) => 1,
             _ => 2,
         }
     }
@@ -165,6 +168,7 @@ impl Gateway {
             lua: (mode != Mode::Connected).then(|| LuaConfig {
                 memory_limit: args.lua_memory_mb.saturating_mul(1 << 20),
                 instruction_budget: args.lua_instructions,
+                times: TimeLimits { phase: args.lua_phase_time, item: args.lua_item_time },
             }),
             max_connections: args.max_connections,
             flush_delay: args.flush_delay,
@@ -173,7 +177,18 @@ impl Gateway {
             backend: backend.clone(),
         };
         let timeouts = Timeouts { session: args.session_timeout, unclaimed: args.unclaimed_timeout };
-        let sessions = Arc::new(SessionManager::new(Arc::new(session_config), timeouts, args.max_sessions));
+        let runtime = SessionRuntime::new(RuntimeSize {
+            workers: args.lua_threads,
+            busy_threads: args.lua_busy_threads as usize,
+        })
+        .map_err(StartError::Runtime)?;
+        let sessions = Arc::new(SessionManager::with_runtime(
+            Arc::new(session_config),
+            timeouts,
+            args.max_sessions,
+            runtime,
+            args.lua_watchdog,
+        ));
         Ok(Gateway {
             mode,
             site,
@@ -238,6 +253,7 @@ impl RunningGateway {
             TcpListener::bind(args.listen).await.map_err(|source| StartError::Bind { addr: args.listen, source })?;
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: args.listen, source })?;
         gateway.sessions.spawn_sweeper();
+        gateway.sessions.spawn_watchdog();
         let site_watcher = match args.watch {
             true => Some(crate::watch::spawn(gateway.site.clone(), gateway.sessions.clone())?),
             false => None,

@@ -19,6 +19,7 @@
 //! | [`browser`] | one browser WebSocket: reader and writer tasks |
 //! | [`session`] | the session actor, its per-connection state, [`session::SessionManager`] |
 //! | [`metrics`] | Prometheus metrics at `/metrics` |
+//! | [`runtime`] | the session runtime: the `ui-lua` threads session actors (and all session Lua) run on |
 //! | [`lua`] | the per-session sandboxed Lua state and the `session` API |
 //! | [`tracker`] | variables, paths, value snapshots, object registry, change detection |
 //! | `client` | the Rust backend client library (cargo feature `backend-client`) |
@@ -52,6 +53,8 @@ pub mod lua;
 #[cfg(feature = "server")]
 pub mod metrics;
 pub mod protocol;
+#[cfg(feature = "server")]
+pub mod runtime;
 #[cfg(feature = "server")]
 pub mod session;
 #[cfg(feature = "server")]

@@ -46,6 +46,14 @@ pub struct Metrics {
     pub backend_connected: Gauge,
     pub backend_buffered: Gauge,
     pub backend_dropped: Counter,
+    /// Mailbox items that left their `ui-lua` worker after running past the slice.
+    pub lua_escapes: Counter,
+    /// Mailbox items being handled right now (threads busy with session work).
+    pub lua_running: Gauge,
+    /// Sessions ended because one item overran the watchdog.
+    pub lua_watchdog: Counter,
+    lua_worker_busy: Family<Labels, Gauge<f64, AtomicU64>>,
+    lua_queue_depth: Gauge,
     resident_memory: Gauge,
     open_fds: Gauge,
     start_time: Gauge<f64, AtomicU64>,
@@ -84,6 +92,11 @@ impl Metrics {
             backend_connected: Default::default(),
             backend_buffered: Default::default(),
             backend_dropped: Default::default(),
+            lua_escapes: Default::default(),
+            lua_running: Default::default(),
+            lua_watchdog: Default::default(),
+            lua_worker_busy: Default::default(),
+            lua_queue_depth: Default::default(),
             resident_memory: Default::default(),
             open_fds: Default::default(),
             start_time: Default::default(),
@@ -119,12 +132,33 @@ impl Metrics {
             m.backend_buffered.clone(),
         );
         r.register("ui_backend_buffer_dropped", "Buffered backend messages dropped", m.backend_dropped.clone());
+        r.register(
+            "ui_lua_escapes",
+            "Session mailbox items that ran past the slice and left their worker to its other sessions",
+            m.lua_escapes.clone(),
+        );
+        r.register("ui_lua_running", "Session mailbox items being handled now", m.lua_running.clone());
+        r.register(
+            "ui_lua_watchdog",
+            "Sessions ended because one mailbox item overran --lua-watchdog",
+            m.lua_watchdog.clone(),
+        );
+        r.register(
+            "ui_lua_worker_busy_seconds",
+            "Time each session-runtime worker spent running sessions",
+            m.lua_worker_busy.clone(),
+        );
+        r.register(
+            "ui_lua_queue_depth",
+            "Session tasks ready to run but waiting for a session-runtime worker",
+            m.lua_queue_depth.clone(),
+        );
         r.register("process_resident_memory_bytes", "Resident memory", m.resident_memory.clone());
         r.register("process_open_fds", "Open file descriptors", m.open_fds.clone());
         r.register("process_start_time_seconds", "Start time since the epoch", m.start_time.clone());
         r.register("process_cpu_seconds", "CPU time used", m.cpu_seconds.clone());
         // Known series start at zero, so every family is visible before its first event.
-        for reason in ["timeout", "unclaimed", "shutdown", "destroyed"] {
+        for reason in ["timeout", "unclaimed", "shutdown", "destroyed", "watchdog", "failed"] {
             let _ = m.sessions_destroyed.get_or_create(&labels(&[("reason", reason)]));
         }
         for kind in ["browser", "backend"] {
@@ -147,7 +181,7 @@ impl Metrics {
         for owner in ["lua", "remote"] {
             let _ = m.variables.get_or_create(&labels(&[("owner", owner)]));
         }
-        for limit in ["memory", "instructions"] {
+        for limit in ["memory", "instructions", "time"] {
             let _ = m.lua_limit_hits.get_or_create(&labels(&[("limit", limit)]));
         }
         Metrics { registry: r, ..m }
@@ -211,6 +245,15 @@ impl Metrics {
 
     pub fn lua_limit_hit(&self, limit: &str) {
         self.lua_limit_hits.get_or_create(&labels(&[("limit", limit)])).inc();
+    }
+
+    /// The session runtime's scrape-time figures: busy time per worker and the shared queue's depth.
+    pub fn lua_runtime(&self, rt: &tokio::runtime::RuntimeMetrics) {
+        for worker in 0..rt.num_workers() {
+            let busy = rt.worker_total_busy_duration(worker).as_secs_f64();
+            self.lua_worker_busy.get_or_create(&labels(&[("worker", &worker.to_string())])).set(busy);
+        }
+        self.lua_queue_depth.set(rt.global_queue_depth() as i64);
     }
 
     /// The text exposition, with the scrape-time gauges refreshed.

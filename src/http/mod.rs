@@ -55,7 +55,7 @@ fn html(status: StatusCode, body: &'static str, no_store: bool) -> Response<Body
 
 /// `GET /`: a new session, then `302 Location: /<id>`.
 async fn create_session(State(gw): State<Arc<Gateway>>, ConnectInfo(peer): ConnectInfo<SocketAddr>) -> Response<Body> {
-    match gw.sessions.create_session() {
+    match gw.sessions.create_session().await {
         Ok(handle) => {
             tracing::info!(internal = %gw.log_id(&handle.id), vended = %handle.vended, peer = %peer, "session created");
             Response::builder()
@@ -71,6 +71,7 @@ async fn create_session(State(gw): State<Arc<Gateway>>, ConnectInfo(peer): Conne
             r.headers_mut().insert(header::RETRY_AFTER, "30".parse().expect("valid header"));
             r
         }
+        Err(CreateError::BuildFailed) => html(StatusCode::INTERNAL_SERVER_ERROR, pages::INTERNAL_ERROR_HTML, false),
     }
 }
 
@@ -87,7 +88,10 @@ async fn metrics(State(gw): State<Arc<Gateway>>) -> Response<Body> {
     Response::builder()
         .header(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")
         .header(header::CACHE_CONTROL, "no-store")
-        .body(Body::from(crate::metrics::metrics().render(gw.sessions.count())))
+        .body(Body::from({
+            gw.sessions.runtime().report_metrics();
+            crate::metrics::metrics().render(gw.sessions.count())
+        }))
         .expect("valid response")
 }
 

@@ -95,3 +95,7 @@ td,th{{border-bottom:1px solid #ddd;padding:.3em .8em;text-align:left;vertical-a
         rows
     )
 }
+
+/// `GET /` when the new session could not be built (its `main.lua` failed the host or overran the
+/// watchdog): 500.
+pub const INTERNAL_ERROR_HTML: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Error</title></head>\n<body><h1>Something went wrong</h1><p>The session could not be started. <a href=\"/\">Try again</a>.</p></body></html>\n";

@@ -92,14 +92,15 @@ pub fn install(lua: &Lua, vended: VendedId, state: Arc<Mutex<ApiState>>) -> mlua
         "json_decode",
         lua.create_function(|lua, text: mlua::String| match super::json::decode(lua, &text.to_str()?) {
             Ok(v) => Ok((v, Value::Nil)),
-            Err(e) => Ok((Value::Nil, Value::String(lua.create_string(e)?))),
+            Err(super::json::JsonError::Lua(e @ mlua::Error::MemoryError(_))) => Err(e),
+            Err(e) => Ok((Value::Nil, Value::String(lua.create_string(e.to_string())?))),
         })?,
     )?;
     ui.set(
         "json_encode",
         lua.create_function(|lua, v: Value| match super::json::encode(&v) {
             Ok(s) => Ok((Value::String(lua.create_string(s)?), Value::Nil)),
-            Err(e) => Ok((Value::Nil, Value::String(lua.create_string(e)?))),
+            Err(e) => Ok((Value::Nil, Value::String(lua.create_string(e.to_string())?))),
         })?,
     )?;
     g.set("ui", ui)?;

@@ -25,7 +25,7 @@ use parking_lot::Mutex;
 use crate::ids::{VarId, VendedId};
 use crate::protocol::ErrorCode;
 use crate::tracker::{Tracker, VarError};
-pub use limits::Budget;
+pub use limits::{Budget, TimeLimits};
 pub use resolver::LuaResolver;
 
 use api::ApiState;
@@ -37,11 +37,13 @@ pub struct LuaConfig {
     pub memory_limit: usize,
     /// Instructions per phase.
     pub instruction_budget: u64,
+    /// Wall time per phase and per mailbox item.
+    pub times: TimeLimits,
 }
 
 impl Default for LuaConfig {
     fn default() -> Self {
-        LuaConfig { memory_limit: 64 << 20, instruction_budget: 200_000_000 }
+        LuaConfig { memory_limit: 64 << 20, instruction_budget: 200_000_000, times: TimeLimits::default() }
     }
 }
 
@@ -69,8 +71,9 @@ impl LuaBackend {
     /// site's `lua/` files, the only code `require`, `dofile` and the `lua` property can load.
     pub fn new(vended: VendedId, config: &LuaConfig, sources: modules::Sources) -> Result<Self, LuaInitError> {
         let lua = sandbox::new_state()?;
-        let budget = Arc::new(Budget::new(config.instruction_budget));
+        let budget = Arc::new(Budget::with_times(config.instruction_budget, config.times));
         limits::install_budget(&lua, budget.clone())?;
+        limits::install_sticky_protection(&lua, budget.clone())?;
         let api = Arc::new(Mutex::new(ApiState { sources, ..ApiState::default() }));
         api::install(&lua, vended, api.clone())?;
         modules::install(&lua, api.clone())?;
@@ -91,11 +94,24 @@ impl LuaBackend {
     /// the script swallowed the error with `pcall`; other failures are mapped by the resolver.
     fn phase_outcome(&self, result: mlua::Result<()>) -> Result<(), VarError> {
         match result {
-            Ok(()) if self.budget.exhausted() => {
-                Err(VarError::new(ErrorCode::LuaTimeout, "Lua instruction budget exhausted"))
-            }
+            Ok(()) if self.budget.exhausted() => Err(resolver::budget_error(&self.budget)),
             other => other.map_err(|e| resolver::lua_error(&self.budget, &e)),
         }
+    }
+
+    /// A mailbox item starts: the cap on its total Lua time starts counting (see [`limits`]).
+    pub fn begin_item(&self) {
+        self.budget.begin_item();
+    }
+
+    pub fn end_item(&self) {
+        self.budget.end_item();
+    }
+
+    /// Whether the current item's time cap is spent: later phases of the item would fail at once, so
+    /// callers stop queuing more (pending `lua` values, further due timers wait for the next item).
+    pub fn item_spent(&self) -> bool {
+        self.budget.spent() == Some(limits::Spent::ItemTime)
     }
 
     /// Runs `main.lua` as its own phase, then applies what it asked for (variable 1).
@@ -122,6 +138,9 @@ impl LuaBackend {
     /// site file, anything else runs as a chunk named `lua-property`. The caller runs the pass.
     pub fn run_lua_property(&mut self, code: &str) -> Result<(), VarError> {
         self.budget.begin_phase();
+        if self.budget.exhausted() {
+            return Err(resolver::budget_error(&self.budget));
+        }
         let is_file = modules::valid_file_arg(code) && !code.contains(char::is_whitespace);
         let chunk = if is_file {
             let sources = self.api.lock().sources.clone();
@@ -174,6 +193,9 @@ impl LuaBackend {
     pub fn run_pending_lua(&mut self) -> Vec<VarError> {
         let mut errors = Vec::new();
         for _ in 0..100 {
+            if self.item_spent() {
+                break;
+            }
             let queued = std::mem::take(&mut self.api.lock().pending_lua);
             if queued.is_empty() {
                 break;
@@ -237,6 +259,10 @@ impl LuaBackend {
         let due = self.api.lock().timers.due(now);
         let mut errors = Vec::new();
         for handle in due {
+            // The rest stay due and run in the session's next item, after what waits in its mailbox.
+            if self.item_spent() {
+                break;
+            }
             let callback = {
                 let mut st = self.api.lock();
                 let Some(timer) = st.timers.pending.get_mut(&handle) else { continue };

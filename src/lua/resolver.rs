@@ -97,8 +97,7 @@ impl LuaResolver {
 /// rewrapped by `pcall`/`error` on the way out).
 pub fn lua_error(budget: &Budget, e: &mlua::Error) -> VarError {
     if budget.exhausted() {
-        crate::metrics::metrics().lua_limit_hit("instructions");
-        return VarError::new(ErrorCode::LuaTimeout, "Lua instruction budget exhausted");
+        return budget_error(budget);
     }
     let mut cur = e;
     loop {
@@ -114,6 +113,13 @@ pub fn lua_error(budget: &Budget, e: &mlua::Error) -> VarError {
             other => return VarError::new(ErrorCode::LuaError, first_line(&other.to_string())),
         }
     }
+}
+
+/// The `lua-timeout` error for a spent budget, naming the limit that was hit (and counting it).
+pub fn budget_error(budget: &Budget) -> VarError {
+    let spent = budget.spent().unwrap_or(super::limits::Spent::Instructions);
+    crate::metrics::metrics().lua_limit_hit(spent.metric_label());
+    VarError::new(ErrorCode::LuaTimeout, spent.description())
 }
 
 /// Lua messages carry a traceback after the first line; the browser gets the message only.

@@ -74,8 +74,34 @@ pub fn new_state() -> mlua::Result<Lua> {
     )?;
     g.set("debug", debug)?;
 
+    refuse_finalizers(&lua)?;
     install_compat(&lua)?;
     Ok(lua)
+}
+
+/// `setmetatable` refuses a metatable with a `__gc` field. Finalizers run with hooks off (so no budget
+/// or clock could stop one) at times the session does not choose, including when the state is closed;
+/// Lua marks an object for finalization only if `__gc` is present when the metatable is set, so checking
+/// there is enough.
+fn refuse_finalizers(lua: &Lua) -> mlua::Result<()> {
+    let wrapped: mlua::Function = lua
+        .load(
+            "local raw_setmetatable, rawget, type, error = ...
+             return function(t, mt)
+               if type(mt) == 'table' and rawget(mt, '__gc') ~= nil then
+                 error('__gc finalizers are not allowed', 2)
+               end
+               return raw_setmetatable(t, mt)
+             end",
+        )
+        .set_name("=sandbox")
+        .call((
+            lua.globals().get::<mlua::Function>("setmetatable")?,
+            lua.globals().get::<mlua::Function>("rawget")?,
+            lua.globals().get::<mlua::Function>("type")?,
+            lua.globals().get::<mlua::Function>("error")?,
+        ))?;
+    lua.globals().set("setmetatable", wrapped)
 }
 
 /// Lua 5.1 compatibility shims (§5.9), shipped from the repo's `lua/` library.
@@ -113,6 +139,14 @@ mod tests {
         }
         assert!(!nil("os.time"));
         assert!(!nil("debug.traceback"));
+    }
+
+    #[test]
+    fn finalizers_are_refused() {
+        let lua = new_state().unwrap();
+        let err = lua.load("setmetatable({}, {__gc = function() while true do end end})").exec().unwrap_err();
+        assert!(err.to_string().contains("__gc finalizers are not allowed"), "{err}");
+        assert!(lua.load("return setmetatable({}, {__index = {a = 1}}).a == 1").eval::<bool>().unwrap());
     }
 
     #[test]

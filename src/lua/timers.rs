@@ -15,6 +15,9 @@ use super::api::{strip_self, ApiState};
 pub const MAX_TIMERS: usize = 1000;
 /// Intervals shorter than this are raised to it.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
+/// Delays longer than this (a year) are lowered to it: a later deadline cannot be represented on every
+/// platform's clock, and no session lives that long.
+pub const MAX_DELAY: Duration = Duration::from_secs(365 * 24 * 3600);
 
 /// One pending timer.
 pub struct Timer {
@@ -54,13 +57,14 @@ impl Timers {
     }
 }
 
+/// A delay argument in milliseconds: negative, NaN or missing is 0; huge (even infinite) is [`MAX_DELAY`].
 fn millis(v: Option<Value>) -> Duration {
     let ms = match v {
         Some(Value::Integer(i)) => i.max(0) as f64,
-        Some(Value::Number(f)) if f.is_finite() => f.max(0.0),
+        Some(Value::Number(f)) if !f.is_nan() => f.max(0.0),
         _ => 0.0,
     };
-    Duration::from_secs_f64(ms / 1000.0)
+    Duration::try_from_secs_f64(ms / 1000.0).unwrap_or(MAX_DELAY).min(MAX_DELAY)
 }
 
 pub fn install(lua: &Lua, session: &Table, state: Arc<Mutex<ApiState>>) -> mlua::Result<()> {
@@ -101,4 +105,22 @@ pub fn install(lua: &Lua, session: &Table, state: Arc<Mutex<ApiState>>) -> mlua:
         session.set(name, clear.clone())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_never_panic_and_are_clamped() {
+        let ms = |v: Value| millis(Some(v));
+        assert_eq!(ms(Value::Number(1e300)), MAX_DELAY);
+        assert_eq!(ms(Value::Number(f64::INFINITY)), MAX_DELAY);
+        assert_eq!(ms(Value::Number(f64::NAN)), Duration::ZERO);
+        assert_eq!(ms(Value::Number(-5.0)), Duration::ZERO);
+        assert_eq!(ms(Value::Integer(i64::MAX)), MAX_DELAY);
+        assert_eq!(ms(Value::Integer(i64::MIN)), Duration::ZERO);
+        assert_eq!(ms(Value::Integer(1500)), Duration::from_millis(1500));
+        assert_eq!(millis(None), Duration::ZERO);
+    }
 }

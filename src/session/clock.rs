@@ -4,7 +4,10 @@
 //! decide from atomics alone and never waits on a busy session's mailbox.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::LazyLock;
 use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use tokio::time::Instant;
 
@@ -38,6 +41,29 @@ pub struct Activity {
     last_active_ms: AtomicU64,
     open_connections: AtomicUsize,
     claimed: AtomicBool,
+    /// When the session began its current mailbox item ([`busy_clock`] nanoseconds + 1), 0 when idle:
+    /// the watchdog reads it without asking the (possibly stuck) session.
+    busy_since: AtomicU64,
+    /// The session's task failed (a panic): the watchdog takes it out of the table.
+    failed: AtomicBool,
+    /// Set once when the session is ended in a way its own task may not get to act on (watchdog,
+    /// failure): its connections close themselves with [`EndSignal`]'s code.
+    end: std::sync::OnceLock<EndSignal>,
+    ended: Notify,
+}
+
+/// How the connections of a session ended from outside close.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EndSignal {
+    pub code: u16,
+    pub reason: &'static str,
+}
+
+/// The process-wide monotonic anchor of busy stamps (real time, never paused: it measures how long a
+/// thread has really been busy).
+fn busy_clock() -> u64 {
+    static ANCHOR: LazyLock<std::time::Instant> = LazyLock::new(std::time::Instant::now);
+    u64::try_from(ANCHOR.elapsed().as_nanos()).unwrap_or(u64::MAX - 1)
 }
 
 /// Why a session is ended.
@@ -51,6 +77,10 @@ pub enum EndReason {
     Shutdown,
     /// Destroyed through the API.
     Destroyed,
+    /// One mailbox item ran past `--lua-watchdog`.
+    Watchdog,
+    /// The session's task failed (a bug: a panic while handling an item).
+    Failed,
 }
 
 impl EndReason {
@@ -60,6 +90,8 @@ impl EndReason {
             EndReason::Unclaimed => "unclaimed",
             EndReason::Shutdown => "shutdown",
             EndReason::Destroyed => "destroyed",
+            EndReason::Watchdog => "watchdog",
+            EndReason::Failed => "failed",
         }
     }
 }
@@ -73,6 +105,53 @@ impl Activity {
             last_active_ms: AtomicU64::new(now),
             open_connections: AtomicUsize::new(0),
             claimed: AtomicBool::new(false),
+            busy_since: AtomicU64::new(0),
+            failed: AtomicBool::new(false),
+            end: std::sync::OnceLock::new(),
+            ended: Notify::new(),
+        }
+    }
+
+    /// The session starts handling a mailbox item.
+    pub fn item_started(&self) {
+        self.busy_since.store(busy_clock() + 1, Ordering::Relaxed);
+    }
+
+    pub fn item_done(&self) {
+        self.busy_since.store(0, Ordering::Relaxed);
+    }
+
+    /// How long the current item has been running, if one is.
+    pub fn busy_for(&self) -> Option<Duration> {
+        match self.busy_since.load(Ordering::Relaxed) {
+            0 => None,
+            since => Some(Duration::from_nanos(busy_clock().saturating_sub(since - 1))),
+        }
+    }
+
+    pub fn mark_failed(&self) {
+        self.failed.store(true, Ordering::Relaxed);
+    }
+
+    pub fn failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    /// Ends the session's connections from outside its task (first call wins).
+    pub fn signal_end(&self, signal: EndSignal) {
+        if self.end.set(signal).is_ok() {
+            self.ended.notify_waiters();
+        }
+    }
+
+    /// Resolves once [`Activity::signal_end`] was called, with its signal.
+    pub async fn ended(&self) -> EndSignal {
+        loop {
+            let notified = self.ended.notified();
+            if let Some(signal) = self.end.get() {
+                return *signal;
+            }
+            notified.await;
         }
     }
 
@@ -137,6 +216,25 @@ mod tests {
         tokio::time::advance(Duration::from_secs(1)).await;
         assert_eq!(a.expired(t, u), Some(EndReason::Timeout));
         assert_eq!(a.expired(Duration::ZERO, u), None, "0 = never");
+    }
+
+    #[tokio::test]
+    async fn end_signal_reaches_waiters_once() {
+        let a = std::sync::Arc::new(Activity::new(Clock::new()));
+        let waiter = tokio::spawn({
+            let a = a.clone();
+            async move { a.ended().await }
+        });
+        tokio::task::yield_now().await;
+        a.signal_end(EndSignal { code: 1011, reason: "first" });
+        a.signal_end(EndSignal { code: 1000, reason: "second" });
+        assert_eq!(waiter.await.unwrap(), EndSignal { code: 1011, reason: "first" });
+        assert_eq!(a.ended().await.reason, "first", "a late waiter sees it too");
+        assert_eq!(a.busy_for(), None);
+        a.item_started();
+        assert!(a.busy_for().is_some());
+        a.item_done();
+        assert_eq!(a.busy_for(), None);
     }
 
     #[tokio::test(start_paused = true)]

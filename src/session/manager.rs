@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 
 use super::{Activity, Clock, EndReason, Session, SessionConfig, SessionHandle, SessionMsg, Stop};
 use crate::ids::{SessionId, VarId, VendedId};
+use crate::runtime::{RuntimeSize, SessionRuntime};
 use crate::site::Site;
 
 /// Why a session could not be created.
@@ -18,6 +19,10 @@ use crate::site::Site;
 pub enum CreateError {
     #[error("session limit of {0} reached")]
     AtCapacity(usize),
+    /// Building the session failed: `main.lua` panicked the host code, or did not finish within the
+    /// watchdog (stuck where no limit reaches). The slot is released; the request gets 500.
+    #[error("the session could not be built")]
+    BuildFailed,
 }
 
 /// Timeouts the sweep applies (from config).
@@ -74,10 +79,36 @@ pub struct SessionManager {
     session_config: Arc<SessionConfig>,
     max_sessions: usize,
     clock: Clock,
+    /// Where session actors (and all their Lua) run: never on the I/O threads.
+    runtime: SessionRuntime,
+    /// How long one mailbox item may run before the session is ended (`--lua-watchdog`; 0 = never).
+    watchdog: Duration,
+}
+
+/// A place in the session table held while a session is being built; released on drop, so a build
+/// that fails or panics cannot leak it.
+struct CreatingSlot<'a>(&'a Mutex<State>);
+
+impl Drop for CreatingSlot<'_> {
+    fn drop(&mut self) {
+        self.0.lock().creating -= 1;
+    }
 }
 
 impl SessionManager {
+    /// A manager whose sessions run on a default-sized session runtime, with a 10 s watchdog.
     pub fn new(session_config: Arc<SessionConfig>, timeouts: Timeouts, max_sessions: usize) -> Self {
+        let runtime = SessionRuntime::new(RuntimeSize::default()).expect("the session runtime starts");
+        Self::with_runtime(session_config, timeouts, max_sessions, runtime, Duration::from_secs(10))
+    }
+
+    pub fn with_runtime(
+        session_config: Arc<SessionConfig>,
+        timeouts: Timeouts,
+        max_sessions: usize,
+        runtime: SessionRuntime,
+        watchdog: Duration,
+    ) -> Self {
         SessionManager {
             state: Mutex::new(State::default()),
             next_vended_id: AtomicU64::new(1),
@@ -85,7 +116,13 @@ impl SessionManager {
             session_config,
             max_sessions,
             clock: Clock::new(),
+            runtime,
+            watchdog,
         }
+    }
+
+    pub fn runtime(&self) -> &SessionRuntime {
+        &self.runtime
     }
 
     pub fn timeouts(&self) -> Timeouts {
@@ -102,9 +139,9 @@ impl SessionManager {
     }
 
     /// createSession: new internal id, next vended id, `Session::new` (which builds the Lua backend and
-    /// runs `main.lua`), then the session task starts.
-    pub fn create_session(&self) -> Result<SessionHandle, CreateError> {
-        {
+    /// runs `main.lua`) on the session runtime, then the session task starts there.
+    pub async fn create_session(&self) -> Result<SessionHandle, CreateError> {
+        let slot = {
             let mut st = self.state.lock();
             if self.max_sessions != 0 && st.sessions.len() + st.creating >= self.max_sessions {
                 drop(st);
@@ -112,21 +149,34 @@ impl SessionManager {
                 return Err(CreateError::AtCapacity(self.max_sessions));
             }
             st.creating += 1;
-        }
-        crate::metrics::metrics().sessions_created.inc();
+            CreatingSlot(&self.state)
+        };
         let id = self.generate_session_id();
         let vended = VendedId(self.next_vended_id.fetch_add(1, Ordering::Relaxed));
         let activity = Arc::new(Activity::new(self.clock));
-        let session = Session::new(id, vended, self.session_config.clone(), activity);
-        let site = session.site().clone();
-        let (handle, stop) = session.spawn();
+        let config = self.session_config.clone();
+        let build = self.runtime.spawn(async move {
+            let session = Session::new(id, vended, config, activity);
+            let site = session.site().clone();
+            let (handle, stop) = session.spawn();
+            (handle, stop, site)
+        });
+        let built = match self.watchdog.is_zero() {
+            true => build.await.ok(),
+            false => tokio::time::timeout(self.watchdog, build).await.ok().and_then(Result::ok),
+        };
+        let Some((handle, stop, site)) = built else {
+            tracing::error!(vended = %vended, "internal error: session could not be built (main.lua failed the host or overran the watchdog)");
+            return Err(CreateError::BuildFailed);
+        };
+        crate::metrics::metrics().sessions_created.inc();
         {
             let mut st = self.state.lock();
-            st.creating -= 1;
             st.internal_to_vended.insert(id, vended);
             st.vended_to_internal.insert(vended, id);
             st.sessions.insert(id, Entry { handle: handle.clone(), stop });
         }
+        drop(slot);
         // A hot reload that swapped the site while this session was being built did not see it; catch up
         // (its mailbox is empty, so this cannot wait).
         let current = self.session_config.site.current();
@@ -215,7 +265,12 @@ impl SessionManager {
             hub.session_closed(entry.handle.vended);
         }
         crate::metrics::metrics().session_destroyed(reason.as_str());
-        let _ = entry.stop.send(Stop::for_reason(reason));
+        let stop = Stop::for_reason(reason);
+        if matches!(reason, EndReason::Watchdog | EndReason::Failed) {
+            // The task may be stuck and never read its stop: the connections close themselves.
+            entry.handle.activity.signal_end(stop.signal());
+        }
+        let _ = entry.stop.send(stop);
         true
     }
 
@@ -241,6 +296,52 @@ impl SessionManager {
                 .collect()
         };
         expired.into_iter().filter(|(id, reason)| self.destroy_session(id, *reason)).map(|(id, _)| id).collect()
+    }
+
+    /// The watchdog's check: ends sessions whose current item has run past `--lua-watchdog` (stuck in
+    /// something no budget reaches) and sessions whose task failed. Decided from atomics alone, like
+    /// expiry. Returns the ids ended.
+    pub fn end_stuck_and_failed_sessions(&self) -> Vec<SessionId> {
+        let ended: Vec<(SessionId, EndReason)> = {
+            let st = self.state.lock();
+            st.sessions
+                .iter()
+                .filter_map(|(id, e)| {
+                    let a = &e.handle.activity;
+                    if a.failed() || e.handle.is_closed() {
+                        Some((*id, EndReason::Failed))
+                    } else if !self.watchdog.is_zero() && a.busy_for().is_some_and(|t| t >= self.watchdog) {
+                        Some((*id, EndReason::Watchdog))
+                    } else {
+                        None
+                    }
+                })
+                .collect()
+        };
+        for (id, reason) in &ended {
+            if *reason == EndReason::Watchdog {
+                crate::metrics::metrics().lua_watchdog.inc();
+                tracing::warn!(watchdog_s = self.watchdog.as_secs_f64(), "session event overran the watchdog; ending the session");
+            }
+            self.destroy_session(id, *reason);
+        }
+        ended.into_iter().map(|(id, _)| id).collect()
+    }
+
+    /// The periodic task that runs [`SessionManager::end_stuck_and_failed_sessions`], four times per
+    /// watchdog period (at least every second, so failed sessions go quickly).
+    pub fn spawn_watchdog(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let period = (self.watchdog / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        let weak = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(manager) = weak.upgrade() else { break };
+                manager.end_stuck_and_failed_sessions();
+            }
+        })
     }
 
     /// The periodic task that runs [`SessionManager::cleanup_inactive_sessions`].
@@ -272,8 +373,8 @@ mod tests {
     #[tokio::test]
     async fn create_get_exists_and_id_maps() {
         let m = manager(Timeouts::default(), 0);
-        let a = m.create_session().unwrap();
-        let b = m.create_session().unwrap();
+        let a = m.create_session().await.unwrap();
+        let b = m.create_session().await.unwrap();
         assert_eq!((a.vended, b.vended), (VendedId(1), VendedId(2)));
         assert!(m.session_exists(&a.id));
         assert_eq!(m.get_session(&b.id).unwrap().vended, VendedId(2));
@@ -288,21 +389,21 @@ mod tests {
     #[tokio::test]
     async fn vended_ids_are_never_reused_even_after_destroying_everything() {
         let m = manager(Timeouts::default(), 0);
-        let a = m.create_session().unwrap();
-        let b = m.create_session().unwrap();
+        let a = m.create_session().await.unwrap();
+        let b = m.create_session().await.unwrap();
         assert_eq!(m.destroy_all(EndReason::Destroyed), 2);
         assert_eq!(m.count(), 0);
         assert!(!m.session_exists(&a.id));
         assert_eq!(m.get_vended_id(&b.id), None);
         assert_eq!(m.get_internal_id(VendedId(1)), None);
-        let c = m.create_session().unwrap();
+        let c = m.create_session().await.unwrap();
         assert_eq!(c.vended, VendedId(3));
     }
 
     #[tokio::test]
     async fn destroy_stops_the_task_and_is_idempotent() {
         let m = manager(Timeouts::default(), 0);
-        let a = m.create_session().unwrap();
+        let a = m.create_session().await.unwrap();
         assert!(m.destroy_session(&a.id, EndReason::Destroyed));
         assert!(!m.destroy_session(&a.id, EndReason::Destroyed));
         // The task ends and drops its mailbox.
@@ -318,8 +419,8 @@ mod tests {
     #[tokio::test]
     async fn url_paths() {
         let m = manager(Timeouts::default(), 0);
-        let a = m.create_session().unwrap();
-        let b = m.create_session().unwrap();
+        let a = m.create_session().await.unwrap();
+        let b = m.create_session().await.unwrap();
         assert!(m.register_url_path(&a.id, "/contacts", VarId(-3)));
         assert_eq!(m.resolve_url_path(&a.id, "/contacts"), Some(VarId(-3)));
         assert_eq!(m.resolve_url_path(&b.id, "/contacts"), None);
@@ -332,20 +433,20 @@ mod tests {
     #[tokio::test]
     async fn session_cap() {
         let m = manager(Timeouts::default(), 2);
-        m.create_session().unwrap();
-        let b = m.create_session().unwrap();
-        assert_eq!(m.create_session().unwrap_err(), CreateError::AtCapacity(2));
+        m.create_session().await.unwrap();
+        let b = m.create_session().await.unwrap();
+        assert_eq!(m.create_session().await.unwrap_err(), CreateError::AtCapacity(2));
         m.destroy_session(&b.id, EndReason::Destroyed);
-        assert!(m.create_session().is_ok());
+        assert!(m.create_session().await.is_ok());
     }
 
     #[tokio::test(start_paused = true)]
     async fn cleanup_expires_idle_and_unclaimed_sessions_but_never_connected_ones() {
         let timeouts = Timeouts { session: Duration::from_secs(3600), unclaimed: Duration::from_secs(60) };
         let m = manager(timeouts, 0);
-        let unclaimed = m.create_session().unwrap();
-        let connected = m.create_session().unwrap();
-        let idle = m.create_session().unwrap();
+        let unclaimed = m.create_session().await.unwrap();
+        let connected = m.create_session().await.unwrap();
+        let idle = m.create_session().await.unwrap();
         connected.activity.connection_opened();
         idle.activity.connection_opened();
         idle.activity.connection_closed();
@@ -365,7 +466,7 @@ mod tests {
         let timeouts = Timeouts { session: Duration::from_secs(10), unclaimed: Duration::ZERO };
         assert_eq!(timeouts.sweep_period(), Some(Duration::from_secs(1)));
         let m = Arc::new(manager(timeouts, 0));
-        let a = m.create_session().unwrap();
+        let a = m.create_session().await.unwrap();
         let task = m.spawn_sweeper().unwrap();
         tokio::time::sleep(Duration::from_secs(12)).await;
         assert!(!m.session_exists(&a.id));

@@ -26,7 +26,7 @@ use crate::protocol::backend::BackendBatch;
 use crate::protocol::{close, ClientFrame, Create, ErrorCode, FrameError, Message, ServerMessage, Update};
 use crate::site::{LiveSite, Site};
 use crate::tracker::{Owner, VarError, Writer};
-pub use clock::{Activity, Clock, EndReason};
+pub use clock::{Activity, Clock, EndReason, EndSignal};
 use connection::Connection;
 use link::{Link, Outbox};
 pub use manager::SessionManager;
@@ -158,8 +158,16 @@ impl Stop {
     pub fn for_reason(reason: EndReason) -> Stop {
         match reason {
             EndReason::Shutdown => Stop { code: close::GOING_AWAY, reason: "shutdown" },
+            EndReason::Watchdog | EndReason::Failed => Stop::FAILED,
             _ => Stop { code: close::UNKNOWN_SESSION, reason: "session-ended" },
         }
+    }
+
+    /// The session failed (a panic, or an event that overran the watchdog): 1011.
+    pub const FAILED: Stop = Stop { code: close::INTERNAL, reason: "session-failed" };
+
+    pub fn signal(self) -> EndSignal {
+        EndSignal { code: self.code, reason: self.reason }
     }
 }
 
@@ -298,31 +306,68 @@ impl Session {
         (handle, stop_tx)
     }
 
-    /// The actor loop: mailbox messages in order, flush timers, and the stop signal.
+    /// The actor loop: mailbox messages in order, flush timers, and the stop signal. Each item runs
+    /// through [`Session::run_item`], which bounds and watches it.
     async fn run(mut self, mut rx: mpsc::Receiver<SessionMsg>, mut stop_rx: oneshot::Receiver<Stop>) {
         let stop = loop {
             let flush = self.next_flush();
             let timer = self.lua.as_ref().and_then(LuaBackend::next_timer_due);
-            tokio::select! {
+            let done = tokio::select! {
                 biased;
                 stop = &mut stop_rx => break stop.unwrap_or(Stop::for_reason(EndReason::Destroyed)),
                 msg = rx.recv() => match msg {
-                    Some(msg) => self.handle(msg),
+                    Some(msg) => self.run_item(|s| s.handle(msg)),
                     None => break Stop::for_reason(EndReason::Destroyed),
                 },
-                _ = sleep_until(timer), if timer.is_some() => {
+                _ = sleep_until(timer), if timer.is_some() => self.run_item(|s| {
                     let started = std::time::Instant::now();
-                    self.run_timers();
-                    self.report_gauges();
+                    s.run_timers();
+                    s.report_gauges();
                     crate::metrics::metrics().batch_done("timer", started.elapsed().as_secs_f64());
-                }
-                _ = sleep_until(flush), if flush.is_some() => self.flush_due(),
+                }),
+                _ = sleep_until(flush), if flush.is_some() => self.run_item(Session::flush_due),
+            };
+            if let Err(failed) = done {
+                break failed;
             }
         };
         for conn in self.connections.values() {
             conn.close(stop.code, stop.reason);
         }
         // Dropping `self` frees the Lua state and the tracker.
+    }
+
+    /// Handles one mailbox item: stamps it for the watchdog, starts the Lua item clock (the cap on all
+    /// its phases together), and contains a panic. A panic is a bug, but it must not leave a zombie:
+    /// the session's connections close with 1011, the session is marked failed (the manager's watchdog
+    /// takes it out of the table and logs it once), and the task ends.
+    fn run_item(&mut self, f: impl FnOnce(&mut Session)) -> Result<(), Stop> {
+        let metrics = crate::metrics::metrics();
+        self.activity.item_started();
+        metrics.lua_running.inc();
+        if let Some(lua) = &self.lua {
+            lua.begin_item();
+        }
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self)));
+        if let Some(lua) = &self.lua {
+            lua.end_item();
+        }
+        metrics.lua_running.dec();
+        self.activity.item_done();
+        match outcome {
+            Ok(()) => Ok(()),
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                tracing::error!(vended = %self.vended, panic = %what, "internal error: session failed");
+                self.activity.mark_failed();
+                self.activity.signal_end(Stop::FAILED.signal());
+                Err(Stop::FAILED)
+            }
+        }
     }
 
     fn handle(&mut self, msg: SessionMsg) {
