@@ -32,8 +32,32 @@ impl LuaResolver {
         VarError::new(ErrorCode::PathFailure, format!("cannot index a {}", v.type_name()))
     }
 
+    /// Paths never name metamethod fields (`__index`, `__call`, …): through them a path would reach
+    /// the prototype itself and could replace its methods for the whole session.
+    fn reachable(key: &Value) -> Result<(), VarError> {
+        match key {
+            Value::String(s) if s.as_bytes().starts_with(b"__") => Err(VarError::new(
+                ErrorCode::PathFailure,
+                format!("{} is not reachable through a path", s.to_string_lossy()),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// A path may call only functions the app wrote (Lua functions on an app object, its fields or its
+    /// prototype chain). Library functions (`string.find`, `table.concat`, …), reached through a
+    /// string's metatable or stored on an object, would let a browser run any of them with arguments
+    /// of its choosing.
+    fn app_function(name: &str, f: &mlua::Function) -> Result<(), VarError> {
+        match f.info().what {
+            "Lua" | "main" => Ok(()),
+            _ => Err(VarError::new(ErrorCode::PathFailure, format!("{name} is not a method of the app"))),
+        }
+    }
+
     /// Normal (metamethod-honouring) indexing of any value.
     fn index_value(&self, base: &Value, key: Value) -> Result<Value, VarError> {
+        Self::reachable(&key)?;
         match base {
             Value::Nil => Ok(Value::Nil),
             Value::Table(t) => t.get(key).map_err(|e| self.error(e)),
@@ -85,6 +109,7 @@ impl LuaResolver {
     }
 
     fn assign(&self, base: &Value, key: Value, v: Value) -> Result<(), VarError> {
+        Self::reachable(&key)?;
         match base {
             Value::Table(t) => t.set(key, v).map_err(|e| self.error(e)),
             Value::Nil => Err(VarError::new(ErrorCode::PathFailure, "cannot assign into nil")),
@@ -195,24 +220,29 @@ impl Resolver for LuaResolver {
         if base.is_nil() {
             return Ok(Value::Nil);
         }
-        let f = self.index_value(base, key.clone())?;
         let name = key.to_string().unwrap_or_default();
-        let result = match &f {
-            Value::Function(f) => match arg {
-                None => f.call::<Value>(base.clone()),
-                Some(v) => f.call::<Value>((base.clone(), v)),
+        if !matches!(base, Value::Table(_)) {
+            return Err(VarError::new(
+                ErrorCode::PathFailure,
+                format!("{name}: only methods of app objects can be called, not of a {}", base.type_name()),
+            ));
+        }
+        let f = self.index_value(base, key.clone())?;
+        // A callable table is called through its `__call`, with itself first.
+        let (callee, callable_table) = match &f {
+            Value::Function(func) => (func.clone(), None),
+            Value::Table(t) => match t.metatable().and_then(|mt| mt.get::<Option<mlua::Function>>("__call").ok().flatten()) {
+                Some(call) => (call, Some(f.clone())),
+                None => return Err(VarError::new(ErrorCode::PathFailure, format!("{name} is not callable"))),
             },
-            Value::Table(t) => {
-                match t.metatable().and_then(|mt| mt.get::<Option<mlua::Function>>("__call").ok().flatten()) {
-                    Some(call) => match arg {
-                        None => call.call::<Value>((f.clone(), base.clone())),
-                        Some(v) => call.call::<Value>((f.clone(), base.clone(), v)),
-                    },
-                    None => return Err(VarError::new(ErrorCode::PathFailure, format!("{name} is not callable"))),
-                }
-            }
             _ => return Err(VarError::new(ErrorCode::PathFailure, format!("{name} is not a function"))),
         };
+        Self::app_function(&name, &callee)?;
+        let mut args: Vec<Value> = Vec::with_capacity(3);
+        args.extend(callable_table);
+        args.push(base.clone());
+        args.extend(arg);
+        let result = callee.call::<Value>(mlua::MultiValue::from_iter(args));
         result.map_err(|e| self.error(e))
     }
 

@@ -161,10 +161,16 @@ impl SessionManager {
             let (handle, stop) = session.spawn();
             (handle, stop, site)
         });
-        let built = match self.watchdog.is_zero() {
-            true => build.await.ok(),
-            false => tokio::time::timeout(self.watchdog, build).await.ok().and_then(Result::ok),
-        };
+        // The watchdog's wait runs on the session runtime, whose clock is always real (a test may pause
+        // the caller's).
+        let watchdog = self.watchdog;
+        let bounded = self.runtime.spawn(async move {
+            match watchdog.is_zero() {
+                true => build.await.ok(),
+                false => tokio::time::timeout(watchdog, build).await.ok().and_then(Result::ok),
+            }
+        });
+        let built = bounded.await.ok().flatten();
         let Some((handle, stop, site)) = built else {
             tracing::error!(vended = %vended, "internal error: session could not be built (main.lua failed the host or overran the watchdog)");
             return Err(CreateError::BuildFailed);

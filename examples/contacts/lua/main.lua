@@ -3,12 +3,20 @@
 -- The list goes through lua.ViewList with `itemWrapper=ContactPresenter`, so each row has its own
 -- presenter (holding the row-only `expanded` flag) that follows its contact, not its position.
 
+-- Trims white space in linear time. (The usual `s:match("^%s*(.-)%s*$")` backtracks quadratically on a
+-- long run of spaces: a long enough input field would keep the session busy until its time limit.)
+local function trim(s)
+  local first = s:find("%S")
+  if not first then return "" end
+  return s:sub(first, #s - s:reverse():find("%S") + 1)
+end
+
 Contact = session:prototype("Contact", {
   first = "", last = "", email = "", phone = "", emergency = EMPTY, app = EMPTY,
 })
 
 function Contact:fullName()
-  return (self.first .. " " .. self.last):match("^%s*(.-)%s*$")
+  return trim(self.first .. " " .. self.last)
 end
 
 function Contact:initials()
@@ -64,8 +72,8 @@ end
 function ContactDraft:noError() return self.error == "" end
 
 function ContactDraft:save()
-  local first, last = self.first:match("^%s*(.-)%s*$"), self.last:match("^%s*(.-)%s*$")
-  local email = self.email:match("^%s*(.-)%s*$")
+  local first, last = trim(self.first), trim(self.last)
+  local email = trim(self.email)
   if first == "" then
     self.error = "First name is required"
     return
@@ -81,7 +89,7 @@ function ContactDraft:save()
     c = Contact:new({app = self.app})
     table.insert(self.app.people, c)
   end
-  c.first, c.last, c.email, c.phone = first, last, email, self.phone:match("^%s*(.-)%s*$")
+  c.first, c.last, c.email, c.phone = first, last, email, trim(self.phone)
   c.emergency = emergency
   self.app.draft = nil
 end
@@ -103,7 +111,7 @@ end
 
 -- The contacts matching the search (name or email, case-insensitive), sorted by full name.
 function ContactApp:contacts()
-  local q = self.search:lower():match("^%s*(.-)%s*$")
+  local q = trim(self.search:lower())
   local out = {}
   for _, c in ipairs(self.people) do
     if q == "" or c:fullName():lower():find(q, 1, true) or c.email:lower():find(q, 1, true) then
