@@ -309,6 +309,8 @@ impl Session {
     /// The actor loop: mailbox messages in order, flush timers, and the stop signal. Each item runs
     /// through [`Session::run_item`], which bounds and watches it.
     async fn run(mut self, mut rx: mpsc::Receiver<SessionMsg>, mut stop_rx: oneshot::Receiver<Stop>) {
+        // What main.lua built counts from the start, before any frame.
+        self.report_gauges();
         let stop = loop {
             let flush = self.next_flush();
             let timer = self.lua.as_ref().and_then(LuaBackend::next_timer_due);
@@ -322,7 +324,6 @@ impl Session {
                 _ = sleep_until(timer), if timer.is_some() => self.run_item(|s| {
                     let started = std::time::Instant::now();
                     s.run_timers();
-                    s.report_gauges();
                     crate::metrics::metrics().batch_done("timer", started.elapsed().as_secs_f64());
                 }),
                 _ = sleep_until(flush), if flush.is_some() => self.run_item(Session::flush_due),
@@ -348,7 +349,12 @@ impl Session {
         if let Some(lua) = &self.lua {
             lua.begin_item();
         }
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self)));
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            f(self);
+            // After every item, whatever it was (a tab closing takes its variables too), so the summed
+            // gauges are current.
+            self.report_gauges();
+        }));
         if let Some(lua) = &self.lua {
             lua.end_item();
         }
@@ -382,14 +388,12 @@ impl Session {
             SessionMsg::Frame { conn, frame } => {
                 let started = std::time::Instant::now();
                 self.process_frame(conn, frame);
-                self.report_gauges();
                 crate::metrics::metrics().batch_done("browser", started.elapsed().as_secs_f64());
             }
             SessionMsg::Disconnect { conn } => self.disconnect(conn),
             SessionMsg::Backend { generation, batch } => {
                 let started = std::time::Instant::now();
                 self.backend_batch(generation, batch);
-                self.report_gauges();
                 crate::metrics::metrics().batch_done("backend", started.elapsed().as_secs_f64());
             }
             SessionMsg::BackendUp { generation, done } => {
@@ -403,7 +407,6 @@ impl Session {
             SessionMsg::Reload(site) => {
                 let started = std::time::Instant::now();
                 self.reload(site);
-                self.report_gauges();
                 crate::metrics::metrics().batch_done("reload", started.elapsed().as_secs_f64());
             }
         }
@@ -785,5 +788,25 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(t) => tokio::time::sleep_until(t).await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A panic while handling an item fails the session: the run loop stops with 1011 for its
+    /// connections, it is marked failed for the manager, and the connections' end signal fires.
+    #[tokio::test]
+    async fn a_panicking_item_fails_the_session_and_closes_its_connections() {
+        let activity = Arc::new(Activity::new(Clock::new()));
+        let mut session =
+            Session::new(SessionId::generate(), VendedId(1), Arc::new(SessionConfig::default()), activity.clone());
+        let outcome = session.run_item(|_| panic!("a bug"));
+        assert_eq!(outcome.unwrap_err().code, close::INTERNAL);
+        assert!(activity.failed());
+        assert_eq!(activity.ended().await, Stop::FAILED.signal());
+        assert_eq!(activity.busy_for(), None, "the item is over");
+        assert!(session.run_item(|_| {}).is_ok(), "items after it run normally until the task ends");
     }
 }
