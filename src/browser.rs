@@ -96,12 +96,14 @@ async fn run(gw: Arc<Gateway>, socket: WebSocket, session: SessionHandle, peer: 
                     Some(Ok(Message::Text(text))) => {
                         session.activity.touch();
                         let frame = parse_client_frame(text.as_bytes(), &limits);
+                        claim_on_success(&session, &frame);
                         count_received(text.len(), &frame);
                         if session.frame(conn, frame).await.is_err() { break None; }
                     }
                     Some(Ok(Message::Binary(bytes))) => {
                         session.activity.touch();
                         let frame = parse_client_frame(&bytes, &limits);
+                        claim_on_success(&session, &frame);
                         count_received(bytes.len(), &frame);
                         if session.frame(conn, frame).await.is_err() { break None; }
                     }
@@ -123,6 +125,14 @@ async fn run(gw: Arc<Gateway>, socket: WebSocket, session: SessionHandle, peer: 
     let code = close_code.unwrap_or(sent);
     crate::metrics::metrics().connection_closed("browser", code);
     tracing::debug!(vended = %session.vended, conn = %conn, code, "browser disconnected");
+}
+
+/// A frame that parsed claims the session: from now on it lives for `--session-timeout`. Opening a
+/// socket alone, or sending garbage, leaves it on `--unclaimed-timeout` (security review H6).
+fn claim_on_success(session: &SessionHandle, frame: &Result<crate::protocol::ClientFrame, crate::protocol::FrameError>) {
+    if frame.is_ok() {
+        session.activity.claim();
+    }
 }
 
 /// Counts one received browser frame and its messages by type.

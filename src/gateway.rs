@@ -17,6 +17,7 @@ use crate::ids::{ConnId, SessionId};
 use crate::lua::LuaConfig;
 use crate::protocol::backend::BackendLimits;
 use crate::protocol::FrameLimits;
+use crate::session::manager::admission::{Admission, Cidr};
 use crate::session::manager::Timeouts;
 use crate::session::{EndReason, SessionConfig, SessionManager};
 use crate::site::{LiveSite, Site, SiteError};
@@ -110,6 +111,10 @@ pub struct Gateway {
     pub debug_pages: crate::config::DebugPages,
     pub metrics_enabled: bool,
     pub allowed_origins: Vec<String>,
+    /// `--allowed-host`, lowercase: names accepted in `Host` besides IP literals and localhost.
+    pub allowed_hosts: Vec<String>,
+    /// `--trusted-proxy`: peers whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<Cidr>,
     pub sockets: SocketConfig,
     pub redact_ids: bool,
     /// Open WebSocket connections, browser and backend.
@@ -118,6 +123,7 @@ pub struct Gateway {
     pub stopping: AtomicBool,
     next_conn: AtomicU64,
     last_cap_warning: Mutex<Option<tokio::time::Instant>>,
+    last_memory_warning: Mutex<Option<tokio::time::Instant>>,
 }
 
 impl Gateway {
@@ -173,7 +179,15 @@ impl Gateway {
             backend: backend.clone(),
         };
         let timeouts = Timeouts { session: args.session_timeout, unclaimed: args.unclaimed_timeout };
-        let sessions = Arc::new(SessionManager::new(Arc::new(session_config), timeouts, args.max_sessions));
+        let admission = args.admission();
+        if admission.max_memory == 0 && args.max_memory.is_none() {
+            tracing::warn!("cannot read the machine's memory size: --max-memory is off");
+        }
+        let sessions = Arc::new(
+            SessionManager::new(Arc::new(session_config), timeouts, args.max_sessions)
+                .with_admission(Admission::new(admission))
+                .with_redacted_ids(args.redact_ids),
+        );
         Ok(Gateway {
             mode,
             site,
@@ -182,6 +196,8 @@ impl Gateway {
             metrics_enabled: args.metrics_enabled().map_err(StartError::Config)?,
             sessions,
             allowed_origins: args.allowed_origins.clone(),
+            allowed_hosts: args.allowed_hosts.iter().map(|h| h.trim().to_ascii_lowercase()).collect(),
+            trusted_proxies: args.trusted_proxies.clone(),
             sockets: SocketConfig {
                 max_frame: args.max_frame,
                 max_outbound: args.max_outbound,
@@ -194,6 +210,7 @@ impl Gateway {
             stopping: AtomicBool::new(false),
             next_conn: AtomicU64::new(1),
             last_cap_warning: Mutex::new(None),
+            last_memory_warning: Mutex::new(None),
         })
     }
 
@@ -212,13 +229,28 @@ impl Gateway {
 
     /// Logs the session cap at most once a minute.
     pub fn warn_at_capacity(&self, max: usize) {
-        let now = tokio::time::Instant::now();
-        let mut last = self.last_cap_warning.lock();
-        if last.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60)) {
-            *last = Some(now);
+        if once_a_minute(&self.last_cap_warning) {
             tracing::warn!(max_sessions = max, "session cap reached");
         }
     }
+
+    /// Logs the memory ceiling at most once a minute.
+    pub fn warn_memory_high(&self, rss: u64, limit: u64) {
+        if once_a_minute(&self.last_memory_warning) {
+            tracing::warn!(rss, max_memory = limit, "memory ceiling reached: new sessions refused");
+        }
+    }
+}
+
+/// Whether a rate-limited warning may be logged now (and notes that it is).
+fn once_a_minute(last: &Mutex<Option<tokio::time::Instant>>) -> bool {
+    let now = tokio::time::Instant::now();
+    let mut last = last.lock();
+    if last.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60)) {
+        *last = Some(now);
+        return true;
+    }
+    false
 }
 
 /// A gateway serving on a socket.
