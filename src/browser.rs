@@ -129,7 +129,10 @@ async fn run(gw: Arc<Gateway>, socket: WebSocket, session: SessionHandle, peer: 
 
 /// A frame that parsed claims the session: from now on it lives for `--session-timeout`. Opening a
 /// socket alone, or sending garbage, leaves it on `--unclaimed-timeout` (security review H6).
-fn claim_on_success(session: &SessionHandle, frame: &Result<crate::protocol::ClientFrame, crate::protocol::FrameError>) {
+fn claim_on_success(
+    session: &SessionHandle,
+    frame: &Result<crate::protocol::ClientFrame, crate::protocol::FrameError>,
+) {
     if frame.is_ok() {
         session.activity.claim();
     }

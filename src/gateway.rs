@@ -124,6 +124,8 @@ pub struct Gateway {
     next_conn: AtomicU64,
     last_cap_warning: Mutex<Option<tokio::time::Instant>>,
     last_memory_warning: Mutex<Option<tokio::time::Instant>>,
+    /// Set once the "X-Forwarded-For from an untrusted peer" warning was logged.
+    warned_untrusted_proxy: AtomicBool,
 }
 
 impl Gateway {
@@ -211,6 +213,7 @@ impl Gateway {
             next_conn: AtomicU64::new(1),
             last_cap_warning: Mutex::new(None),
             last_memory_warning: Mutex::new(None),
+            warned_untrusted_proxy: AtomicBool::new(false),
         })
     }
 
@@ -231,6 +234,17 @@ impl Gateway {
     pub fn warn_at_capacity(&self, max: usize) {
         if once_a_minute(&self.last_cap_warning) {
             tracing::warn!(max_sessions = max, "session cap reached");
+        }
+    }
+
+    /// Logs once per process that a peer outside `--trusted-proxy` sends `X-Forwarded-For`: if it is a
+    /// reverse proxy, every user behind it counts as one client for the per-client limits.
+    pub fn warn_untrusted_proxy(&self, peer: SocketAddr) {
+        if !self.warned_untrusted_proxy.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                peer = %peer,
+                "X-Forwarded-For from a peer that is not a --trusted-proxy: per-client limits count that peer"
+            );
         }
     }
 
@@ -300,6 +314,11 @@ impl RunningGateway {
         }
         if !addr.ip().is_loopback() {
             tracing::warn!(listen = %addr, "listening on a non-loopback address: session URLs are bearer capabilities");
+            if gateway.allowed_hosts.is_empty() {
+                tracing::warn!(
+                    "no --allowed-host: requests naming a host other than an IP address or localhost get 421"
+                );
+            }
         }
         Ok(RunningGateway { addr, gateway, http, _site_watcher: site_watcher })
     }

@@ -99,8 +99,14 @@ mod tests {
             assert_eq!(check(token, &remote, &h), Ok(()), "{scheme}");
         }
         assert_eq!(check(token, &remote, &headers(&[("authorization", "Bearer  0123456789abcdef")])), Ok(()));
-        assert_eq!(check(token, &remote, &headers(&[("authorization", "Basic 0123456789abcdef")])), Err(Refusal::Token));
-        assert_eq!(check(token, &remote, &headers(&[("authorization", "Bearer0123456789abcdef")])), Err(Refusal::Token));
+        assert_eq!(
+            check(token, &remote, &headers(&[("authorization", "Basic 0123456789abcdef")])),
+            Err(Refusal::Token)
+        );
+        assert_eq!(
+            check(token, &remote, &headers(&[("authorization", "Bearer0123456789abcdef")])),
+            Err(Refusal::Token)
+        );
         assert!(constant_time_eq(b"", b""));
         assert!(!constant_time_eq(b"a", b""));
     }

@@ -84,6 +84,9 @@ async fn create_session(
 ) -> Response<Body> {
     let forwarded = headers.get_all("x-forwarded-for").iter().map(|v| v.to_str().unwrap_or("?"));
     let client = resolve_client(peer.ip(), forwarded, &gw.trusted_proxies);
+    if headers.contains_key("x-forwarded-for") && !gw.trusted_proxies.iter().any(|c| c.contains(peer.ip())) {
+        gw.warn_untrusted_proxy(peer);
+    }
     match gw.sessions.create_session(client) {
         Ok(handle) => {
             tracing::info!(internal = %gw.log_id(&handle.id), vended = %handle.vended, peer = %peer, "session created");
@@ -103,7 +106,8 @@ async fn create_session(
                 }
             }
             let status = StatusCode::from_u16(e.status()).expect("a valid status");
-            let body = if status == StatusCode::TOO_MANY_REQUESTS { pages::TOO_MANY_HTML } else { pages::AT_CAPACITY_HTML };
+            let body =
+                if status == StatusCode::TOO_MANY_REQUESTS { pages::TOO_MANY_HTML } else { pages::AT_CAPACITY_HTML };
             let mut r = html(status, body, true);
             r.headers_mut().insert(header::RETRY_AFTER, e.retry_after_secs().into());
             r

@@ -160,7 +160,8 @@ mod tests {
         }
         assert!(host_allowed(&headers(&[("host", "app.localhost:8000")]), &none));
         assert!(host_allowed(&HeaderMap::new(), &none), "no Host: not a browser");
-        for bad in ["evil.example", "evil.example:8000", "127.0.0.1.evil.example", "[::1", "", "localhost.evil", "a b"] {
+        for bad in ["evil.example", "evil.example:8000", "127.0.0.1.evil.example", "[::1", "", "localhost.evil", "a b"]
+        {
             assert!(!host_allowed(&headers(&[("host", bad)]), &none), "{bad}");
         }
         assert!(host_allowed(&headers(&[("host", "App.Example:8443")]), &allowed));

@@ -609,10 +609,9 @@ mod tests {
     #[test]
     fn memory_ceiling_uses_a_cached_rss() {
         static RSS: AtomicU64 = AtomicU64::new(500);
-        let a = Admission::with_rss_source(
-            AdmissionConfig { max_per_client: 0, rate: None, max_memory: 1000 },
-            || Some(RSS.load(Ordering::Relaxed)),
-        );
+        let a = Admission::with_rss_source(AdmissionConfig { max_per_client: 0, rate: None, max_memory: 1000 }, || {
+            Some(RSS.load(Ordering::Relaxed))
+        });
         let x = key("192.0.2.1");
         assert!(a.admit(x, 0).is_ok());
         RSS.store(2000, Ordering::Relaxed);

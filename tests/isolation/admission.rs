@@ -228,9 +228,9 @@ async fn a_full_table_evicts_the_least_recently_active_unconnected_session() {
     let _a = connect(&gw, &fourth, None).await.unwrap();
     let _b = connect(&gw, &fifth, None).await.unwrap();
     eventually("both sockets are counted", || {
-        [&fourth, &fifth].iter().all(|id| {
-            gw.gateway.sessions.get_session(&id.parse().unwrap()).unwrap().activity.open_connections() == 1
-        })
+        [&fourth, &fifth]
+            .iter()
+            .all(|id| gw.gateway.sessions.get_session(&id.parse().unwrap()).unwrap().activity.open_connections() == 1)
     })
     .await;
     let r = get_root(&gw, None).await;
