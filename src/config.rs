@@ -156,7 +156,8 @@ pub struct ServeArgs {
     pub max_memory: Option<usize>,
 
     /// Host names accepted in the Host header besides IP addresses and localhost (DNS rebinding
-    /// protection); the port is not compared (repeatable; env: comma-separated). Others get 421.
+    /// protection); the port is not compared (repeatable; env: comma-separated). Others get 421, except
+    /// on /backend, /healthz and /metrics.
     #[arg(long = "allowed-host", env = "UI_ALLOWED_HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
 

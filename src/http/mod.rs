@@ -38,7 +38,12 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .with_state(gateway)
 }
 
-/// Every request: a `Host` that names something other than this gateway is refused with
+/// Routes a browser never needs and that carry no session data: probes, scrapers and backends may
+/// address the gateway by any name. `/backend` has its own authentication (token, or local requests,
+/// which a browser's `Origin` never is).
+const ANY_HOST_PATHS: [&str; 3] = ["/backend", "/healthz", "/metrics"];
+
+/// Every other request: a `Host` that names something other than this gateway is refused with
 /// `421 Misdirected Request` before routing (security review L7: a DNS-rebinding page would otherwise
 /// pass the `Origin == Host` rule with a name of its own). See [`origin::host_allowed`].
 async fn check_host(
@@ -46,7 +51,8 @@ async fn check_host(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response<Body> {
-    if !origin::host_allowed(request.headers(), &gw.allowed_hosts) {
+    let exempt = ANY_HOST_PATHS.contains(&request.uri().path());
+    if !exempt && !origin::host_allowed(request.headers(), &gw.allowed_hosts) {
         crate::metrics::metrics().http_refused("host");
         return Response::builder()
             .status(StatusCode::MISDIRECTED_REQUEST)
