@@ -105,6 +105,7 @@ async fn run(gw: Arc<Gateway>, socket: WebSocket, session: SessionHandle, peer: 
                     Some(Err(e)) => break Some((error_close_code(&e), "frame too large")),
                 };
                 session.activity.touch();
+                claim_on_success(&session, &frame);
                 count_received(bytes, &frame);
                 // A full mailbox makes this wait (TCP back-pressure), but never past the session's end.
                 tokio::select! {
@@ -130,6 +131,17 @@ async fn run(gw: Arc<Gateway>, socket: WebSocket, session: SessionHandle, peer: 
     let code = close_code.unwrap_or(sent);
     crate::metrics::metrics().connection_closed("browser", code);
     tracing::debug!(vended = %session.vended, conn = %conn, code, "browser disconnected");
+}
+
+/// A frame that parsed claims the session: from now on it lives for `--session-timeout`. Opening a
+/// socket alone, or sending garbage, leaves it on `--unclaimed-timeout` (security review H6).
+fn claim_on_success(
+    session: &SessionHandle,
+    frame: &Result<crate::protocol::ClientFrame, crate::protocol::FrameError>,
+) {
+    if frame.is_ok() {
+        session.activity.claim();
+    }
 }
 
 /// Counts one received browser frame and its messages by type.

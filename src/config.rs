@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::session::manager::admission::{AdmissionConfig, Cidr, SessionRate};
+
 /// ui-gateway: a web UI for programs, without frontend code.
 #[derive(Parser, Debug)]
 #[command(name = "ui-gateway", version, about, args_conflicts_with_subcommands = true)]
@@ -128,9 +130,36 @@ pub struct ServeArgs {
     #[arg(long, env = "UI_UNCLAIMED_TIMEOUT", default_value = "5m", value_parser = parse_duration)]
     pub unclaimed_timeout: Duration,
 
-    /// Live sessions; 0 = unlimited.
+    /// Live sessions; 0 = unlimited. When the table is full, the least recently active session
+    /// without an open connection is evicted for the newcomer; only when every session has one: 503.
     #[arg(long, env = "UI_MAX_SESSIONS", default_value_t = 10_000)]
     pub max_sessions: usize,
+
+    /// Live sessions one client may hold (429 beyond); 0 = no cap. A client is the peer address, or the
+    /// X-Forwarded-For client behind a --trusted-proxy; IPv6 clients count per /64.
+    #[arg(long, env = "UI_MAX_SESSIONS_PER_CLIENT", default_value_t = 1000)]
+    pub max_sessions_per_client: usize,
+
+    /// Session creations per client: N/s or N/m, optionally :BURST (bucket size; default one unit's
+    /// worth), e.g. 10/s:1000; 0 = unlimited. Over it: 429 with Retry-After.
+    #[arg(long, env = "UI_SESSION_RATE", default_value = "10/s:1000", value_parser = parse_session_rate)]
+    pub session_rate: SessionRateArg,
+
+    /// A reverse proxy whose X-Forwarded-For is believed (CIDR or address; repeatable; env:
+    /// comma-separated). Without one, every client is its TCP peer.
+    #[arg(long = "trusted-proxy", env = "UI_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<Cidr>,
+
+    /// Refuse new sessions (503) while the process's resident memory is above this (BYTES); 0 = off.
+    /// Default: 75 % of the machine's memory or of the cgroup v2 memory.max, whichever is lower.
+    #[arg(long, env = "UI_MAX_MEMORY", value_parser = parse_bytes)]
+    pub max_memory: Option<usize>,
+
+    /// Host names accepted in the Host header besides IP addresses and localhost (DNS rebinding
+    /// protection); the port is not compared (repeatable; env: comma-separated). Others get 421, except
+    /// on /backend, /healthz and /metrics.
+    #[arg(long = "allowed-host", env = "UI_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
 
     /// Variables per session, all owners.
     #[arg(long, env = "UI_MAX_VARIABLES", default_value_t = 100_000)]
@@ -240,7 +269,24 @@ pub struct ServeArgs {
     pub http_header_timeout: Duration,
 }
 
+/// `--session-rate` as parsed: `None` = unlimited.
+pub type SessionRateArg = Option<SessionRate>;
+
+fn parse_session_rate(s: &str) -> Result<SessionRateArg, String> {
+    SessionRate::parse(s)
+}
+
 impl ServeArgs {
+    /// The admission settings: per-client cap and rate, and `--max-memory` resolved (its default is
+    /// computed from the machine; `None` when it cannot be read, so the ceiling is off).
+    pub fn admission(&self) -> AdmissionConfig {
+        let max_memory = match self.max_memory {
+            Some(bytes) => bytes as u64,
+            None => crate::session::manager::admission::default_max_memory().unwrap_or(0),
+        };
+        AdmissionConfig { max_per_client: self.max_sessions_per_client, rate: self.session_rate, max_memory }
+    }
+
     /// The /backend token from `--backend-token` or `--backend-token-file`, validated (operations.md
     /// §2, §6): at least 16 printable ASCII characters, no spaces.
     pub fn backend_token(&self) -> Result<Option<String>, String> {
@@ -405,6 +451,40 @@ mod tests {
         assert_eq!(d.max_outbound, 16 << 20);
         assert_eq!(d.flush_delay, Duration::from_millis(10));
         assert_eq!(d.mailbox, 1024);
+        assert_eq!(d.max_sessions_per_client, 1000);
+        assert_eq!(d.session_rate, Some(SessionRate::per_second(10.0, 1000)));
+        assert!(d.trusted_proxies.is_empty() && d.allowed_hosts.is_empty());
+        assert_eq!(d.max_memory, None);
+        let resolved = d.admission().max_memory;
+        assert!(resolved > 0, "the default ceiling is a fraction of the machine's memory");
+    }
+
+    #[test]
+    fn admission_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "ui-gateway",
+            "--max-sessions-per-client",
+            "5",
+            "--session-rate",
+            "0",
+            "--trusted-proxy",
+            "127.0.0.1/32",
+            "--trusted-proxy",
+            "10.0.0.0/8",
+            "--max-memory",
+            "0",
+            "--allowed-host",
+            "app.example",
+        ])
+        .unwrap();
+        let a = cli.serve.admission();
+        assert_eq!((a.max_per_client, a.rate, a.max_memory), (5, None, 0));
+        assert_eq!(cli.serve.trusted_proxies.len(), 2);
+        assert_eq!(cli.serve.allowed_hosts, vec!["app.example".to_string()]);
+        let cli = Cli::try_parse_from(["ui-gateway", "--max-memory", "512MiB", "--session-rate", "2/m:3"]).unwrap();
+        assert_eq!(cli.serve.admission().max_memory, 512 << 20);
+        assert!(Cli::try_parse_from(["ui-gateway", "--trusted-proxy", "10.0.0.0/40"]).is_err());
+        assert!(Cli::try_parse_from(["ui-gateway", "--session-rate", "10/h"]).is_err());
     }
 
     #[test]

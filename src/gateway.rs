@@ -18,6 +18,7 @@ use crate::lua::{LuaConfig, TimeLimits};
 use crate::protocol::backend::BackendLimits;
 use crate::protocol::FrameLimits;
 use crate::runtime::{RuntimeSize, SessionRuntime};
+use crate::session::manager::admission::{Admission, Cidr};
 use crate::session::manager::Timeouts;
 use crate::session::{EndReason, SessionConfig, SessionManager};
 use crate::site::{LiveSite, Site, SiteError};
@@ -113,6 +114,10 @@ pub struct Gateway {
     pub debug_pages: crate::config::DebugPages,
     pub metrics_enabled: bool,
     pub allowed_origins: Vec<String>,
+    /// `--allowed-host`, lowercase: names accepted in `Host` besides IP literals and localhost.
+    pub allowed_hosts: Vec<String>,
+    /// `--trusted-proxy`: peers whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<Cidr>,
     pub sockets: SocketConfig,
     pub redact_ids: bool,
     /// Open WebSocket connections, browser and backend.
@@ -121,6 +126,9 @@ pub struct Gateway {
     pub stopping: AtomicBool,
     next_conn: AtomicU64,
     last_cap_warning: Mutex<Option<tokio::time::Instant>>,
+    last_memory_warning: Mutex<Option<tokio::time::Instant>>,
+    /// Set once the "X-Forwarded-For from an untrusted peer" warning was logged.
+    warned_untrusted_proxy: AtomicBool,
 }
 
 impl Gateway {
@@ -182,13 +190,15 @@ impl Gateway {
             busy_threads: args.lua_busy_threads as usize,
         })
         .map_err(StartError::Runtime)?;
-        let sessions = Arc::new(SessionManager::with_runtime(
-            Arc::new(session_config),
-            timeouts,
-            args.max_sessions,
-            runtime,
-            args.lua_watchdog,
-        ));
+        let admission = args.admission();
+        if admission.max_memory == 0 && args.max_memory.is_none() {
+            tracing::warn!("cannot read the machine's memory size: --max-memory is off");
+        }
+        let sessions = Arc::new(
+            SessionManager::with_runtime(Arc::new(session_config), timeouts, args.max_sessions, runtime, args.lua_watchdog)
+                .with_admission(Admission::new(admission))
+                .with_redacted_ids(args.redact_ids),
+        );
         Ok(Gateway {
             mode,
             site,
@@ -197,6 +207,8 @@ impl Gateway {
             metrics_enabled: args.metrics_enabled().map_err(StartError::Config)?,
             sessions,
             allowed_origins: args.allowed_origins.clone(),
+            allowed_hosts: args.allowed_hosts.iter().map(|h| h.trim().to_ascii_lowercase()).collect(),
+            trusted_proxies: args.trusted_proxies.clone(),
             sockets: SocketConfig {
                 max_frame: args.max_frame,
                 max_outbound: args.max_outbound,
@@ -209,6 +221,8 @@ impl Gateway {
             stopping: AtomicBool::new(false),
             next_conn: AtomicU64::new(1),
             last_cap_warning: Mutex::new(None),
+            last_memory_warning: Mutex::new(None),
+            warned_untrusted_proxy: AtomicBool::new(false),
         })
     }
 
@@ -227,13 +241,39 @@ impl Gateway {
 
     /// Logs the session cap at most once a minute.
     pub fn warn_at_capacity(&self, max: usize) {
-        let now = tokio::time::Instant::now();
-        let mut last = self.last_cap_warning.lock();
-        if last.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60)) {
-            *last = Some(now);
+        if once_a_minute(&self.last_cap_warning) {
             tracing::warn!(max_sessions = max, "session cap reached");
         }
     }
+
+    /// Logs once per process that a peer outside `--trusted-proxy` sends `X-Forwarded-For`: if it is a
+    /// reverse proxy, every user behind it counts as one client for the per-client limits.
+    pub fn warn_untrusted_proxy(&self, peer: SocketAddr) {
+        if !self.warned_untrusted_proxy.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                peer = %peer,
+                "X-Forwarded-For from a peer that is not a --trusted-proxy: per-client limits count that peer"
+            );
+        }
+    }
+
+    /// Logs the memory ceiling at most once a minute.
+    pub fn warn_memory_high(&self, rss: u64, limit: u64) {
+        if once_a_minute(&self.last_memory_warning) {
+            tracing::warn!(rss, max_memory = limit, "memory ceiling reached: new sessions refused");
+        }
+    }
+}
+
+/// Whether a rate-limited warning may be logged now (and notes that it is).
+fn once_a_minute(last: &Mutex<Option<tokio::time::Instant>>) -> bool {
+    let now = tokio::time::Instant::now();
+    let mut last = last.lock();
+    if last.is_none_or(|t| now.duration_since(t) >= Duration::from_secs(60)) {
+        *last = Some(now);
+        return true;
+    }
+    false
 }
 
 /// A gateway serving on a socket.
@@ -284,6 +324,11 @@ impl RunningGateway {
         }
         if !addr.ip().is_loopback() {
             tracing::warn!(listen = %addr, "listening on a non-loopback address: session URLs are bearer capabilities");
+            if gateway.allowed_hosts.is_empty() {
+                tracing::warn!(
+                    "no --allowed-host: requests naming a host other than an IP address or localhost get 421"
+                );
+            }
         }
         Ok(RunningGateway { addr, gateway, http, _site_watcher: site_watcher })
     }

@@ -29,7 +29,9 @@ pub struct Metrics {
     pub sessions: Gauge,
     pub sessions_created: Counter,
     sessions_destroyed: Family<Labels, Counter>,
-    pub sessions_rejected: Counter,
+    sessions_rejected: Family<Labels, Counter>,
+    pub admission_clients: Gauge,
+    http_refused: Family<Labels, Counter>,
     connections: Family<Labels, Gauge>,
     connections_closed: Family<Labels, Counter>,
     connections_refused: Family<Labels, Counter>,
@@ -75,6 +77,8 @@ impl Metrics {
             sessions_created: Default::default(),
             sessions_destroyed: Default::default(),
             sessions_rejected: Default::default(),
+            admission_clients: Default::default(),
+            http_refused: Default::default(),
             connections: Default::default(),
             connections_closed: Default::default(),
             connections_refused: Default::default(),
@@ -107,7 +111,17 @@ impl Metrics {
         r.register("ui_sessions", "Live sessions", m.sessions.clone());
         r.register("ui_sessions_created", "Sessions created", m.sessions_created.clone());
         r.register("ui_sessions_destroyed", "Sessions destroyed, by reason", m.sessions_destroyed.clone());
-        r.register("ui_sessions_rejected", "Session creations refused at the session cap", m.sessions_rejected.clone());
+        r.register(
+            "ui_sessions_rejected",
+            "Session creations refused, by reason (capacity, memory, client-cap, rate)",
+            m.sessions_rejected.clone(),
+        );
+        r.register(
+            "ui_admission_clients",
+            "Clients the admission table remembers (bounded)",
+            m.admission_clients.clone(),
+        );
+        r.register("ui_http_refused", "HTTP requests refused before routing, by reason", m.http_refused.clone());
         r.register("ui_connections", "Open WebSocket connections", m.connections.clone());
         r.register(
             "ui_connections_closed",
@@ -158,9 +172,13 @@ impl Metrics {
         r.register("process_start_time_seconds", "Start time since the epoch", m.start_time.clone());
         r.register("process_cpu_seconds", "CPU time used", m.cpu_seconds.clone());
         // Known series start at zero, so every family is visible before its first event.
-        for reason in ["timeout", "unclaimed", "shutdown", "destroyed", "watchdog", "failed"] {
+        for reason in ["timeout", "unclaimed", "shutdown", "destroyed", "evicted", "watchdog", "failed"] {
             let _ = m.sessions_destroyed.get_or_create(&labels(&[("reason", reason)]));
         }
+        for reason in ["capacity", "memory", "client-cap", "rate"] {
+            let _ = m.sessions_rejected.get_or_create(&labels(&[("reason", reason)]));
+        }
+        let _ = m.http_refused.get_or_create(&labels(&[("reason", "host")]));
         for kind in ["browser", "backend"] {
             let k = labels(&[("kind", kind)]);
             let _ = m.connections.get_or_create(&k);
@@ -193,6 +211,16 @@ impl Metrics {
 
     pub fn session_destroyed(&self, reason: &str) {
         self.sessions_destroyed.get_or_create(&labels(&[("reason", reason)])).inc();
+    }
+
+    /// A `GET /` refused; `reason` is [`CreateError::reason`](crate::session::manager::CreateError::reason).
+    pub fn session_rejected(&self, reason: &str) {
+        self.sessions_rejected.get_or_create(&labels(&[("reason", reason)])).inc();
+    }
+
+    /// A request refused before routing (`host`: a `Host` that is not ours, DNS rebinding).
+    pub fn http_refused(&self, reason: &str) {
+        self.http_refused.get_or_create(&labels(&[("reason", reason)])).inc();
     }
 
     pub fn connection_opened(&self, kind: &str) {

@@ -44,7 +44,7 @@ async fn closed_by_server(stream: &mut TcpStream) {
 }
 
 fn head_with_padding(path: &str, padding: usize) -> String {
-    format!("GET {path} HTTP/1.1\r\nHost: x\r\nX-Padding: {}\r\n\r\n", "a".repeat(padding))
+    format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nX-Padding: {}\r\n\r\n", "a".repeat(padding))
 }
 
 #[tokio::test]
@@ -67,7 +67,7 @@ async fn heads_over_16_kib_get_431_and_the_server_keeps_serving() {
     let mut upgrade = TcpStream::connect(gw.addr).await.unwrap();
     let many: String = (0..400).map(|i| format!("X-H{i}: {}\r\n", "b".repeat(40))).collect();
     let head = format!(
-        "GET /ws/{id} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        "GET /ws/{id} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n{many}\r\n"
     );
     upgrade.write_all(head.as_bytes()).await.unwrap();
@@ -115,7 +115,7 @@ async fn a_dribbled_head_is_cut_at_the_header_timeout_however_steady_the_bytes()
 async fn keep_alive_connections_may_idle_longer_than_the_header_timeout() {
     let gw = short_header_timeout().await;
     let mut stream = TcpStream::connect(gw.addr).await.unwrap();
-    let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    let request = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
     stream.write_all(request).await.unwrap();
     assert!(read_response(&mut stream).await.starts_with("HTTP/1.1 200"));
     // Four header timeouts of silence between requests: the idle limit (60 s) governs that.

@@ -123,12 +123,16 @@ async fn static_files_assets_and_robots() {
     assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/javascript"));
 }
 
+/// At the cap with the only session connected (nothing to evict): 503.
 #[tokio::test]
 async fn session_cap_answers_503_with_retry_after() {
     let mut a = args();
     a.max_sessions = 1;
     let gw = start(a).await;
-    new_session(&gw).await;
+    let id = new_session(&gw).await;
+    let mut ws = connect(&gw, &id, None).await.unwrap();
+    ws.send(watch(1)).await;
+    assert!(!ws.recv().await.is_empty(), "the socket is open and counted");
     let r = http().get(format!("http://{}/", gw.addr)).send().await.unwrap();
     assert_eq!(r.status(), 503);
     assert_eq!(r.headers()["retry-after"], "30");
@@ -178,7 +182,8 @@ async fn metrics_expose_every_listed_family() {
         "ui_build_info{",
         "ui_sessions ",
         "ui_sessions_created_total ",
-        "ui_sessions_rejected_total ",
+        "ui_sessions_rejected_total{reason=\"capacity\"} ",
+        "ui_sessions_destroyed_total{reason=\"evicted\"} ",
         "ui_connections{kind=\"browser\"} ",
         "ui_frames_received_total{kind=\"browser\"} ",
         "ui_frames_sent_total{kind=\"browser\"} ",

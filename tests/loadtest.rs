@@ -67,11 +67,13 @@ async fn failures_are_counted_by_cause() {
     assert!(!report.passed, "{}", report.text());
     assert!(report.errors.0.contains_key("path-failure"), "{}", report.text());
 
-    // At capacity: GET / answers 503.
+    // At capacity: GET / answers 503. One set-up at a time, so the first session holds its WebSocket
+    // (and so cannot be evicted) when the others ask.
     let mut a = args();
     a.max_sessions = 1;
     let gw = start(a).await;
     let mut lt = quick(format!("http://{}", gw.addr));
+    lt.concurrency = 1;
     lt.sessions = 3;
     lt.actions = 1;
     let report = run(&lt).await.expect("runs");

@@ -78,8 +78,10 @@ fn increments(n: usize) -> Value {
     json!({"userEvent": true, "messages": messages})
 }
 
-/// §7 row "live sessions": at `--max-sessions`, `GET /` is `503` with `Retry-After: 30` and a small
-/// HTML page; existing sessions are unaffected, and a freed slot can be used again.
+/// §7 row "live sessions": at `--max-sessions` with every session connected (an unconnected one would
+/// be evicted for the newcomer, see tests/isolation/admission.rs), `GET /` is `503` with
+/// `Retry-After: 30` and a small HTML page; existing sessions are unaffected, and a freed slot can be
+/// used again.
 #[tokio::test]
 async fn session_cap_answers_503_and_existing_sessions_keep_working() {
     let mut a = args();
@@ -87,6 +89,15 @@ async fn session_cap_answers_503_and_existing_sessions_keep_working() {
     let gw = start(a).await;
     let first = new_session(&gw).await;
     let second = new_session(&gw).await;
+    let mut ws = connect(&gw, &first, None).await.unwrap();
+    let _second_ws = connect(&gw, &second, None).await.unwrap();
+    eventually("both sockets are counted", || {
+        [&first, &second].iter().all(|id| {
+            let handle = gw.gateway.sessions.get_session(&id.parse().unwrap()).unwrap();
+            handle.activity.open_connections() == 1
+        })
+    })
+    .await;
     let r = http().get(format!("http://{}/", gw.addr)).send().await.unwrap();
     assert_eq!(r.status(), 503);
     assert_eq!(r.headers()["retry-after"], "30");
@@ -95,7 +106,6 @@ async fn session_cap_answers_503_and_existing_sessions_keep_working() {
     assert_eq!(gw.gateway.sessions.count(), 2);
     // The existing sessions work: page, socket, Lua.
     assert_eq!(http().get(format!("http://{}/{first}", gw.addr)).send().await.unwrap().status(), 200);
-    let mut ws = connect(&gw, &first, None).await.unwrap();
     let mut m = demo_counter(&mut ws).await;
     ws.send(increments(1)).await;
     ws.until(&mut m, |m| m.value(2) == json!(1)).await;
@@ -105,8 +115,9 @@ async fn session_cap_answers_503_and_existing_sessions_keep_working() {
 }
 
 /// §7 row "never-connected sessions": a session that never had a WebSocket is destroyed after
-/// `--unclaimed-timeout` with reason `unclaimed`; one that connected once lives on (the longer idle
-/// timeout applies to it).
+/// `--unclaimed-timeout` with reason `unclaimed`; one whose browser sent a frame lives on (the longer
+/// idle timeout applies to it). A socket that opens and closes without a frame does not claim
+/// (tests/isolation/admission.rs).
 #[tokio::test]
 async fn never_connected_sessions_are_destroyed_as_unclaimed() {
     let mut a = args();
@@ -116,12 +127,14 @@ async fn never_connected_sessions_are_destroyed_as_unclaimed() {
     logs();
     let unclaimed = new_session(&gw).await;
     let claimed = new_session(&gw).await;
-    let ws = connect(&gw, &claimed, None).await.unwrap();
+    let mut ws = connect(&gw, &claimed, None).await.unwrap();
+    ws.send(watch(1)).await;
+    assert!(!ws.recv().await.is_empty());
     drop(ws);
     eventually("the unclaimed session is gone", || !exists(&gw, &unclaimed)).await;
     assert_eq!(destroyed_reason(&unclaimed).await, "unclaimed");
     tokio::time::sleep(Duration::from_millis(600)).await;
-    assert!(exists(&gw, &claimed), "a session that connected once is not unclaimed");
+    assert!(exists(&gw, &claimed), "a session whose browser sent a frame is not unclaimed");
 }
 
 /// §7 row "idle sessions": a session with no connection is destroyed after `--session-timeout`
@@ -136,7 +149,10 @@ async fn idle_sessions_time_out_but_connected_ones_never_do() {
     let idle = new_session(&gw).await;
     let connected = new_session(&gw).await;
     let mut ws = connect(&gw, &connected, None).await.unwrap();
-    let closed = connect(&gw, &idle, None).await.unwrap();
+    // A real frame claims the session, so the idle timeout (not the unclaimed one) applies.
+    let mut closed = connect(&gw, &idle, None).await.unwrap();
+    closed.send(watch(1)).await;
+    assert!(!closed.recv().await.is_empty());
     drop(closed);
     eventually("the idle session is gone", || !exists(&gw, &idle)).await;
     assert_eq!(destroyed_reason(&idle).await, "timeout");
@@ -401,7 +417,7 @@ async fn idle_keep_alive_connections_are_closed() {
     a.http_idle_timeout = Duration::from_secs(2);
     a.idle_close = Duration::from_secs(2);
     let gw = start(a).await;
-    let request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    let request = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n";
     let mut buf = vec![0u8; 4096];
 
     // Busy: a request every second for 4 s, twice the limit; every answer comes on the same connection.

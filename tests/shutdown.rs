@@ -127,7 +127,7 @@ async fn sigterm_closes_tabs_with_1001_tells_the_backend_and_exits_0() {
 
 /// One HTTP/1.1 request on an open keep-alive connection; `None` if the server closed it.
 async fn get(tcp: &mut tokio::net::TcpStream, path: &str) -> Option<(u16, String)> {
-    let request = format!("GET {path} HTTP/1.1\r\nHost: gateway\r\n\r\n");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
     tcp.write_all(request.as_bytes()).await.ok()?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];

@@ -1,5 +1,6 @@
 //! Who may open `/backend` (backend-protocol.md §2): with a token configured, every request needs
-//! `Authorization: Bearer <token>` (compared in constant time); without one, only local requests.
+//! `Authorization: Bearer <token>` (compared in constant time; the scheme name is case-insensitive, RFC
+//! 7235 §2.1); without one, only local requests.
 
 use std::net::SocketAddr;
 
@@ -32,7 +33,7 @@ pub fn check(token: Option<&str>, peer: &SocketAddr, headers: &HeaderMap) -> Res
             let given = headers
                 .get(axum::http::header::AUTHORIZATION)
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
+                .and_then(bearer_credentials)
                 .unwrap_or("");
             if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
                 Ok(())
@@ -43,6 +44,13 @@ pub fn check(token: Option<&str>, peer: &SocketAddr, headers: &HeaderMap) -> Res
         None if is_local(peer, headers) => Ok(()),
         None => Err(Refusal::NotLocal),
     }
+}
+
+/// The credentials of a `Bearer` authorization value: the scheme in any case (security review L8), one or
+/// more spaces, then the token.
+fn bearer_credentials(value: &str) -> Option<&str> {
+    let (scheme, rest) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim_start_matches(' '))
 }
 
 /// Byte-for-byte equality whose time depends only on the lengths, not on where the bytes differ.
@@ -84,6 +92,21 @@ mod tests {
         );
         assert_eq!(check(token, &local, &headers(&[("authorization", "Bearer 0123456789abcde")])), Err(Refusal::Token));
         assert_eq!(check(token, &remote, &headers(&[("authorization", "Bearer 0123456789abcdef")])), Ok(()));
+        for scheme in ["bearer", "BEARER", "bEaReR"] {
+            let value = format!("{scheme} 0123456789abcdef");
+            let mut h = HeaderMap::new();
+            h.insert("authorization", value.parse().unwrap());
+            assert_eq!(check(token, &remote, &h), Ok(()), "{scheme}");
+        }
+        assert_eq!(check(token, &remote, &headers(&[("authorization", "Bearer  0123456789abcdef")])), Ok(()));
+        assert_eq!(
+            check(token, &remote, &headers(&[("authorization", "Basic 0123456789abcdef")])),
+            Err(Refusal::Token)
+        );
+        assert_eq!(
+            check(token, &remote, &headers(&[("authorization", "Bearer0123456789abcdef")])),
+            Err(Refusal::Token)
+        );
         assert!(constant_time_eq(b"", b""));
         assert!(!constant_time_eq(b"a", b""));
     }

@@ -22,6 +22,7 @@ use crate::browser;
 use crate::config::DebugPages;
 use crate::gateway::Gateway;
 use crate::ids::SessionId;
+use crate::session::manager::admission::resolve_client;
 use crate::session::manager::CreateError;
 
 /// Builds the router over the shared gateway state.
@@ -33,7 +34,33 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/backend", any(crate::backend::socket::endpoint))
         .route("/ws/{*rest}", any(browser_socket))
         .fallback(fallback)
+        .layer(axum::middleware::from_fn_with_state(gateway.clone(), check_host))
         .with_state(gateway)
+}
+
+/// Routes a browser never needs and that carry no session data: probes, scrapers and backends may
+/// address the gateway by any name. `/backend` has its own authentication (token, or local requests,
+/// which a browser's `Origin` never is).
+const ANY_HOST_PATHS: [&str; 3] = ["/backend", "/healthz", "/metrics"];
+
+/// Every other request: a `Host` that names something other than this gateway is refused with
+/// `421 Misdirected Request` before routing (security review L7: a DNS-rebinding page would otherwise
+/// pass the `Origin == Host` rule with a name of its own). See [`origin::host_allowed`].
+async fn check_host(
+    State(gw): State<Arc<Gateway>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response<Body> {
+    let exempt = ANY_HOST_PATHS.contains(&request.uri().path());
+    if !exempt && !origin::host_allowed(request.headers(), &gw.allowed_hosts) {
+        crate::metrics::metrics().http_refused("host");
+        return Response::builder()
+            .status(StatusCode::MISDIRECTED_REQUEST)
+            .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+            .body(Body::from("unknown host: add it with --allowed-host\n"))
+            .expect("valid response");
+    }
+    next.run(request).await
 }
 
 /// Adds the headers every HTML response carries.
@@ -53,9 +80,20 @@ fn html(status: StatusCode, body: &'static str, no_store: bool) -> Response<Body
     b.body(Body::from(body)).expect("valid response")
 }
 
-/// `GET /`: a new session, then `302 Location: /<id>`.
-async fn create_session(State(gw): State<Arc<Gateway>>, ConnectInfo(peer): ConnectInfo<SocketAddr>) -> Response<Body> {
-    match gw.sessions.create_session().await {
+/// `GET /`: a new session, then `302 Location: /<id>`. Refusals: `429` + `Retry-After` for this
+/// client's cap or rate, `503` + `Retry-After` and the busy page for the memory ceiling or a table
+/// full of connected sessions.
+async fn create_session(
+    State(gw): State<Arc<Gateway>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response<Body> {
+    let forwarded = headers.get_all("x-forwarded-for").iter().map(|v| v.to_str().unwrap_or("?"));
+    let client = resolve_client(peer.ip(), forwarded, &gw.trusted_proxies);
+    if headers.contains_key("x-forwarded-for") && !gw.trusted_proxies.iter().any(|c| c.contains(peer.ip())) {
+        gw.warn_untrusted_proxy(peer);
+    }
+    match gw.sessions.create_session(client).await {
         Ok(handle) => {
             tracing::info!(internal = %gw.log_id(&handle.id), vended = %handle.vended, peer = %peer, "session created");
             Response::builder()
@@ -65,10 +103,19 @@ async fn create_session(State(gw): State<Arc<Gateway>>, ConnectInfo(peer): Conne
                 .body(Body::empty())
                 .expect("valid response")
         }
-        Err(CreateError::AtCapacity(max)) => {
-            gw.warn_at_capacity(max);
-            let mut r = html(StatusCode::SERVICE_UNAVAILABLE, pages::AT_CAPACITY_HTML, true);
-            r.headers_mut().insert(header::RETRY_AFTER, "30".parse().expect("valid header"));
+        Err(e) => {
+            match e {
+                CreateError::AtCapacity(max) => gw.warn_at_capacity(max),
+                CreateError::MemoryHigh { rss, limit } => gw.warn_memory_high(rss, limit),
+                CreateError::ClientCap(_) | CreateError::RateLimited { .. } => {
+                    tracing::debug!(client = %client, reason = e.reason(), "session refused")
+                }
+            }
+            let status = StatusCode::from_u16(e.status()).expect("a valid status");
+            let body =
+                if status == StatusCode::TOO_MANY_REQUESTS { pages::TOO_MANY_HTML } else { pages::AT_CAPACITY_HTML };
+            let mut r = html(status, body, true);
+            r.headers_mut().insert(header::RETRY_AFTER, e.retry_after_secs().into());
             r
         }
         Err(CreateError::BuildFailed) => html(StatusCode::INTERNAL_SERVER_ERROR, pages::INTERNAL_ERROR_HTML, false),
@@ -122,7 +169,14 @@ async fn browser_socket(
 ) -> Response<Body> {
     let upgrade = match upgrade {
         Ok(u) => u,
-        Err(WebSocketUpgradeRejection::MethodNotGet(r)) => return r.into_response(),
+        // Security review L4: a 405 names the allowed method.
+        Err(WebSocketUpgradeRejection::MethodNotGet(_)) => {
+            return Response::builder()
+                .status(StatusCode::METHOD_NOT_ALLOWED)
+                .header(header::ALLOW, "GET")
+                .body(Body::empty())
+                .expect("valid response")
+        }
         Err(_) => return (StatusCode::BAD_REQUEST, "not a WebSocket upgrade").into_response(),
     };
     if !origin::origin_allowed(&headers, &gw.allowed_origins) {

@@ -1,4 +1,5 @@
-//! The `Origin` check on `/ws/<id>` and the "local request" rule (operations.md §6).
+//! The `Origin` check on `/ws/<id>`, the `Host` check on every request, and the "local request" rule
+//! (operations.md §6).
 
 use std::net::SocketAddr;
 
@@ -6,8 +7,14 @@ use axum::http::HeaderMap;
 
 /// Whether a WebSocket request's `Origin` is allowed: absent (not a browser), the same host and port as
 /// `Host` (default ports implied), or listed exactly in `--allowed-origin`. `null` only when listed.
+/// More than one `Origin` header is refused: browsers never send two, and checking only the first let
+/// a second one through (security review L7).
 pub fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
-    let Some(origin) = headers.get("origin") else { return true };
+    let mut origins = headers.get_all("origin").iter();
+    let Some(origin) = origins.next() else { return true };
+    if origins.next().is_some() {
+        return false;
+    }
     let Ok(origin) = origin.to_str() else { return false };
     if allowed.iter().any(|a| a == origin) {
         return true;
@@ -26,6 +33,28 @@ pub fn origin_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
         (Some(a), Some(b)) => a == b,
         _ => false,
     }
+}
+
+/// Whether the `Host` header names this gateway (DNS-rebinding protection, security review L7): an IP
+/// literal (a rebinding page always has a name of its own, and any address that reaches the listener
+/// is one of ours), `localhost` or a `*.localhost` name (browsers resolve those to loopback
+/// themselves), or a name listed in `--allowed-host` (lowercase; the port is not compared). A request
+/// without `Host` is not from a browser and passes; more than one `Host` header does not.
+pub fn host_allowed(headers: &HeaderMap, allowed: &[String]) -> bool {
+    let mut hosts = headers.get_all("host").iter();
+    let Some(host) = hosts.next() else { return true };
+    if hosts.next().is_some() {
+        return false;
+    }
+    let Some((name, _)) = host.to_str().ok().and_then(|h| host_port(h.trim(), 80)) else { return false };
+    if let Some(v6) = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
+        return v6.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    let name = name.strip_suffix('.').unwrap_or(&name);
+    name.parse::<std::net::Ipv4Addr>().is_ok()
+        || name == "localhost"
+        || name.ends_with(".localhost")
+        || allowed.iter().any(|a| a.strip_suffix('.').unwrap_or(a) == name)
 }
 
 /// `host[:port]` → (lowercase host, port), default port implied.
@@ -115,6 +144,32 @@ mod tests {
             &headers(&[("host", "127.0.0.1:8000"), ("origin", "https://app.example:444")]),
             &allowed
         ));
+        // Every Origin header counts: two are refused, even if the first is fine.
+        let mut two = headers(&[("host", "127.0.0.1:8000"), ("origin", "http://127.0.0.1:8000")]);
+        two.append("origin", "http://evil.example".parse().unwrap());
+        assert!(!origin_allowed(&two, &none));
+        assert!(!is_local_debug(&"127.0.0.1:1".parse().unwrap(), &two));
+    }
+
+    #[test]
+    fn host_rules() {
+        let none: Vec<String> = vec![];
+        let allowed = vec!["app.example".to_string()];
+        for ok in ["127.0.0.1:8000", "127.0.0.1", "[::1]:8000", "[::1]", "10.1.2.3:80", "localhost:8000", "LOCALHOST"] {
+            assert!(host_allowed(&headers(&[("host", ok)]), &none), "{ok}");
+        }
+        assert!(host_allowed(&headers(&[("host", "app.localhost:8000")]), &none));
+        assert!(host_allowed(&HeaderMap::new(), &none), "no Host: not a browser");
+        for bad in ["evil.example", "evil.example:8000", "127.0.0.1.evil.example", "[::1", "", "localhost.evil", "a b"]
+        {
+            assert!(!host_allowed(&headers(&[("host", bad)]), &none), "{bad}");
+        }
+        assert!(host_allowed(&headers(&[("host", "App.Example:8443")]), &allowed));
+        assert!(host_allowed(&headers(&[("host", "app.example.")]), &allowed));
+        assert!(!host_allowed(&headers(&[("host", "other.example")]), &allowed));
+        let mut two = headers(&[("host", "127.0.0.1:8000")]);
+        two.append("host", "evil.example".parse().unwrap());
+        assert!(!host_allowed(&two, &allowed));
     }
 
     #[test]

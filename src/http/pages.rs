@@ -49,6 +49,9 @@ pub const SESSION_ENDED_HTML: &str = "<!doctype html>\n<html lang=\"en\"><head><
 /// The page for `GET /` at the session cap.
 pub const AT_CAPACITY_HTML: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Busy</title></head>\n<body><h1>The server is busy</h1>\n<p>Too many sessions are open right now. Please try again in a moment.</p></body></html>\n";
 
+/// The page for `GET /` over this client's session cap or creation rate.
+pub const TOO_MANY_HTML: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Too many sessions</title></head>\n<body><h1>Too many new sessions</h1>\n<p>Too many sessions were started from your address. Please try again in a moment.</p></body></html>\n";
+
 pub const NOT_FOUND_HTML: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Not found</title></head>\n<body><h1>Not found</h1><p><a href=\"/\">Start a new session</a>.</p></body></html>\n";
 
 /// Escapes text for HTML element content and attribute values.

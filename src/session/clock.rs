@@ -33,7 +33,7 @@ impl Default for Clock {
     }
 }
 
-/// Per-session activity: last frame, open connections, whether a WebSocket ever connected.
+/// Per-session activity: last frame, open connections, whether a browser ever sent a real frame.
 #[derive(Debug)]
 pub struct Activity {
     clock: Clock,
@@ -71,7 +71,7 @@ fn busy_clock() -> u64 {
 pub enum EndReason {
     /// Idle past `--session-timeout`.
     Timeout,
-    /// Never connected within `--unclaimed-timeout`.
+    /// No browser frame (a WebSocket alone does not count) within `--unclaimed-timeout`.
     Unclaimed,
     /// Gateway shutdown.
     Shutdown,
@@ -81,6 +81,9 @@ pub enum EndReason {
     Watchdog,
     /// The session's task failed (a bug: a panic while handling an item).
     Failed,
+    /// The session table was full and this was the least recently active session without a
+    /// connection: it made room for a new one.
+    Evicted,
 }
 
 impl EndReason {
@@ -92,6 +95,7 @@ impl EndReason {
             EndReason::Destroyed => "destroyed",
             EndReason::Watchdog => "watchdog",
             EndReason::Failed => "failed",
+            EndReason::Evicted => "evicted",
         }
     }
 }
@@ -160,8 +164,26 @@ impl Activity {
         self.last_active_ms.store(self.clock.now_ms(), Ordering::Relaxed);
     }
 
+    /// A browser frame that parsed arrived: the session is in real use, so from now on it lives for
+    /// `--session-timeout` instead of `--unclaimed-timeout`. Opening (and closing) a socket alone does
+    /// not claim a session (security review H6: that kept flooded sessions alive for 24 h).
+    pub fn claim(&self) {
+        if !self.claimed.load(Ordering::Relaxed) {
+            self.claimed.store(true, Ordering::Relaxed);
+        }
+    }
+
+    pub fn is_claimed(&self) -> bool {
+        self.claimed.load(Ordering::Relaxed)
+    }
+
+    /// When the last frame, open or close happened (the gateway clock's milliseconds); the manager
+    /// evicts the session where this is lowest.
+    pub fn last_active_ms(&self) -> u64 {
+        self.last_active_ms.load(Ordering::Relaxed)
+    }
+
     pub fn connection_opened(&self) {
-        self.claimed.store(true, Ordering::Relaxed);
         self.open_connections.fetch_add(1, Ordering::Relaxed);
         self.touch();
     }
@@ -210,6 +232,7 @@ mod tests {
         a.connection_opened();
         tokio::time::advance(Duration::from_secs(1000)).await;
         assert_eq!(a.expired(t, u), None, "an open connection never expires");
+        a.claim();
         a.connection_closed();
         tokio::time::advance(Duration::from_secs(99)).await;
         assert_eq!(a.expired(t, u), None);
@@ -235,6 +258,21 @@ mod tests {
         assert!(a.busy_for().is_some());
         a.item_done();
         assert_eq!(a.busy_for(), None);
+    }
+
+    /// Security review H6: a socket that opened and closed without a real frame does not claim.
+    #[tokio::test(start_paused = true)]
+    async fn only_a_real_frame_claims() {
+        let a = Activity::new(Clock::new());
+        let (t, u) = (Duration::from_secs(100), Duration::from_secs(10));
+        a.connection_opened();
+        a.connection_closed();
+        assert!(!a.is_claimed());
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(a.expired(t, u), Some(EndReason::Unclaimed));
+        a.claim();
+        assert!(a.is_claimed());
+        assert_eq!(a.expired(t, u), None);
     }
 
     #[tokio::test(start_paused = true)]

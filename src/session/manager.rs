@@ -1,5 +1,10 @@
 //! `SessionManager`, as the seed card `crc-SessionManager.md` describes it: the session map, vended ids
-//! with their bidirectional maps, URL-path registrations, the inactivity sweep.
+//! with their bidirectional maps, URL-path registrations, the inactivity sweep, and admission (who may
+//! create a session now; the policy is in [`admission`]).
+
+// Declared here rather than in `session/mod.rs` (being rewritten concurrently); it lives next to this file.
+#[path = "admission.rs"]
+pub mod admission;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,16 +18,58 @@ use super::{Activity, Clock, EndReason, Session, SessionConfig, SessionHandle, S
 use crate::ids::{SessionId, VarId, VendedId};
 use crate::runtime::{RuntimeSize, SessionRuntime};
 use crate::site::Site;
+use admission::{Admission, AdmissionConfig, AdmitTicket, ClientKey};
 
-/// Why a session could not be created.
+/// Why a session could not be created. Each knows its HTTP answer ([`CreateError::status`],
+/// [`CreateError::retry_after_secs`]) and its `reason` label on `ui_sessions_rejected_total`.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CreateError {
+    /// `--max-sessions` live sessions, none of them evictable (all have an open connection).
     #[error("session limit of {0} reached")]
     AtCapacity(usize),
     /// Building the session failed: `main.lua` panicked the host code, or did not finish within the
     /// watchdog (stuck where no limit reaches). The slot is released; the request gets 500.
     #[error("the session could not be built")]
     BuildFailed,
+    /// The process's resident memory is over `--max-memory`.
+    #[error("resident memory {rss} bytes is over the limit of {limit}")]
+    MemoryHigh { rss: u64, limit: u64 },
+    /// The client already has `--max-sessions-per-client` live sessions.
+    #[error("this client has {0} live sessions, the limit")]
+    ClientCap(usize),
+    /// The client's `--session-rate` bucket is empty; a token is due after `retry_after`.
+    #[error("session creation rate exceeded for this client")]
+    RateLimited { retry_after: Duration },
+}
+
+impl CreateError {
+    /// 503 for what concerns the whole gateway, 429 for what concerns this client.
+    pub fn status(&self) -> u16 {
+        match self {
+            CreateError::AtCapacity(_) | CreateError::MemoryHigh { .. } => 503,
+            CreateError::BuildFailed => 500,
+            CreateError::ClientCap(_) | CreateError::RateLimited { .. } => 429,
+        }
+    }
+
+    /// The `Retry-After` seconds: when the next token is due for the rate limit (at least 1), else 30.
+    pub fn retry_after_secs(&self) -> u64 {
+        match self {
+            CreateError::RateLimited { retry_after } => retry_after.as_millis().div_ceil(1000).max(1) as u64,
+            _ => admission::RETRY_AFTER_SECS,
+        }
+    }
+
+    /// The `reason` label of `ui_sessions_rejected_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            CreateError::AtCapacity(_) => "capacity",
+            CreateError::MemoryHigh { .. } => "memory",
+            CreateError::ClientCap(_) => "client-cap",
+            CreateError::RateLimited { .. } => "rate",
+            CreateError::BuildFailed => "failed",
+        }
+    }
 }
 
 /// Timeouts the sweep applies (from config).
@@ -54,6 +101,8 @@ impl Timeouts {
 struct Entry {
     handle: SessionHandle,
     stop: oneshot::Sender<Stop>,
+    /// The session's place in its client's count: dropped with the entry, so destroying it frees it.
+    _ticket: AdmitTicket,
 }
 
 #[derive(Default)]
@@ -83,15 +132,32 @@ pub struct SessionManager {
     runtime: SessionRuntime,
     /// How long one mailbox item may run before the session is ended (`--lua-watchdog`; 0 = never).
     watchdog: Duration,
+    admission: Arc<Admission>,
+    /// `--redact-ids`: the `session destroyed` line shows 8 hex digits of the internal id.
+    redact_ids: bool,
 }
 
-/// A place in the session table held while a session is being built; released on drop, so a build
-/// that fails or panics cannot leak it.
-struct CreatingSlot<'a>(&'a Mutex<State>);
+/// A place counted in `State::creating` while a session is built. Dropping it without
+/// [`CreatingSlot::commit`] (creation failed, panicked, or its future was dropped) gives the place back,
+/// so a panic in `main.lua` cannot leak the session cap (security review M1).
+struct CreatingSlot<'a> {
+    manager: &'a SessionManager,
+    committed: bool,
+}
+
+impl CreatingSlot<'_> {
+    /// The session is in the table: the place is now counted there (call with the state locked).
+    fn commit(mut self, st: &mut State) {
+        st.creating -= 1;
+        self.committed = true;
+    }
+}
 
 impl Drop for CreatingSlot<'_> {
     fn drop(&mut self) {
-        self.0.lock().creating -= 1;
+        if !self.committed {
+            self.manager.state.lock().creating -= 1;
+        }
     }
 }
 
@@ -118,7 +184,25 @@ impl SessionManager {
             clock: Clock::new(),
             runtime,
             watchdog,
+            admission: Admission::new(AdmissionConfig::unlimited()),
+            redact_ids: false,
         }
+    }
+
+    /// With per-client limits and the memory ceiling (without it nothing but `max_sessions` applies).
+    pub fn with_admission(mut self, admission: Arc<Admission>) -> Self {
+        self.admission = admission;
+        self
+    }
+
+    /// With `--redact-ids` for the `session destroyed` line.
+    pub fn with_redacted_ids(mut self, redact: bool) -> Self {
+        self.redact_ids = redact;
+        self
+    }
+
+    pub fn admission(&self) -> &Arc<Admission> {
+        &self.admission
     }
 
     pub fn runtime(&self) -> &SessionRuntime {
@@ -138,19 +222,17 @@ impl SessionManager {
         SessionId::generate()
     }
 
-    /// createSession: new internal id, next vended id, `Session::new` (which builds the Lua backend and
-    /// runs `main.lua`) on the session runtime, then the session task starts there.
-    pub async fn create_session(&self) -> Result<SessionHandle, CreateError> {
-        let slot = {
-            let mut st = self.state.lock();
-            if self.max_sessions != 0 && st.sessions.len() + st.creating >= self.max_sessions {
-                drop(st);
-                crate::metrics::metrics().sessions_rejected.inc();
-                return Err(CreateError::AtCapacity(self.max_sessions));
-            }
-            st.creating += 1;
-            CreatingSlot(&self.state)
+    /// createSession for `client`: admission (memory ceiling, the client's cap and rate), a place in the
+    /// table (evicting the least recently active session without a connection when it is full), new
+    /// internal id, next vended id, `Session::new` (which builds the Lua backend and runs `main.lua`),
+    /// on the session runtime, then the session task starts there.
+    pub async fn create_session(&self, client: ClientKey) -> Result<SessionHandle, CreateError> {
+        let refused = |e: CreateError| {
+            crate::metrics::metrics().session_rejected(e.reason());
+            e
         };
+        let ticket = self.admission.admit(client, self.clock.now_ms()).map_err(refused)?;
+        let slot = self.reserve_slot().map_err(refused)?;
         let id = self.generate_session_id();
         let vended = VendedId(self.next_vended_id.fetch_add(1, Ordering::Relaxed));
         let activity = Arc::new(Activity::new(self.clock));
@@ -178,11 +260,11 @@ impl SessionManager {
         crate::metrics::metrics().sessions_created.inc();
         {
             let mut st = self.state.lock();
+            slot.commit(&mut st);
             st.internal_to_vended.insert(id, vended);
             st.vended_to_internal.insert(vended, id);
-            st.sessions.insert(id, Entry { handle: handle.clone(), stop });
+            st.sessions.insert(id, Entry { handle: handle.clone(), stop, _ticket: ticket });
         }
-        drop(slot);
         // A hot reload that swapped the site while this session was being built did not see it; catch up
         // (its mailbox is empty, so this cannot wait).
         let current = self.session_config.site.current();
@@ -190,6 +272,31 @@ impl SessionManager {
             let _ = handle.tx.try_send(SessionMsg::Reload(current));
         }
         Ok(handle)
+    }
+
+    /// A place in the table for a session about to be built. When the table is full, the least
+    /// recently active session with no open connection is evicted (decided from its `Activity` atomics,
+    /// never by asking the session, and only then is the table scanned); when every session has a
+    /// connection, `AtCapacity`.
+    fn reserve_slot(&self) -> Result<CreatingSlot<'_>, CreateError> {
+        let mut st = self.state.lock();
+        let mut evicted = None;
+        if self.max_sessions != 0 && st.sessions.len() + st.creating >= self.max_sessions {
+            let victim = st
+                .sessions
+                .iter()
+                .filter(|(_, e)| e.handle.activity.open_connections() == 0)
+                .min_by_key(|(_, e)| e.handle.activity.last_active_ms())
+                .map(|(id, _)| *id);
+            let Some(victim) = victim else { return Err(CreateError::AtCapacity(self.max_sessions)) };
+            evicted = Self::remove_locked(&mut st, &victim).map(|entry| (victim, entry));
+        }
+        st.creating += 1;
+        drop(st);
+        if let Some((id, entry)) = evicted {
+            self.finish_destroy(&id, entry, EndReason::Evicted);
+        }
+        Ok(CreatingSlot { manager: self, committed: false })
     }
 
     /// Hot reload: hands the new site snapshot to every live session (each reruns what changed for it).
@@ -250,17 +357,27 @@ impl SessionManager {
     /// destroySession: removes the session and its vended id mappings and URL paths, stops its task
     /// (which closes its sockets with 4404, or 1001 at shutdown) and so frees its Lua state.
     pub fn destroy_session(&self, id: &SessionId, reason: EndReason) -> bool {
-        let entry = {
-            let mut st = self.state.lock();
-            let Some(entry) = st.sessions.remove(id) else { return false };
-            if let Some(vended) = st.internal_to_vended.remove(id) {
-                st.vended_to_internal.remove(&vended);
-            }
-            st.url_paths.retain(|(s, _), _| s != id);
-            entry
-        };
+        let Some(entry) = Self::remove_locked(&mut self.state.lock(), id) else { return false };
+        self.finish_destroy(id, entry, reason);
+        true
+    }
+
+    /// Takes a session out of the table (its client's place is freed when the entry is dropped).
+    fn remove_locked(st: &mut State, id: &SessionId) -> Option<Entry> {
+        let entry = st.sessions.remove(id)?;
+        if let Some(vended) = st.internal_to_vended.remove(id) {
+            st.vended_to_internal.remove(&vended);
+        }
+        st.url_paths.retain(|(s, _), _| s != id);
+        Some(entry)
+    }
+
+    /// The rest of a destroy, outside the lock: the log line, the backend's `closed`, the metric, and
+    /// the stop signal to the session's task.
+    fn finish_destroy(&self, id: &SessionId, entry: Entry, reason: EndReason) {
+        let internal = if self.redact_ids { id.redacted() } else { id.to_string() };
         tracing::info!(
-            internal = %id,
+            internal = %internal,
             vended = %entry.handle.vended,
             reason = reason.as_str(),
             age_s = entry.handle.activity.age().as_secs(),
@@ -277,7 +394,6 @@ impl SessionManager {
             entry.handle.activity.signal_end(stop.signal());
         }
         let _ = entry.stop.send(stop);
-        true
     }
 
     /// Ends every session (shutdown) in ascending vended order, so a backend hears `closed` in that
@@ -376,11 +492,15 @@ mod tests {
         SessionManager::new(Arc::new(SessionConfig::default()), timeouts, max)
     }
 
+    fn client() -> ClientKey {
+        ClientKey::from_ip([192, 0, 2, 1].into())
+    }
+
     #[tokio::test]
     async fn create_get_exists_and_id_maps() {
         let m = manager(Timeouts::default(), 0);
-        let a = m.create_session().await.unwrap();
-        let b = m.create_session().await.unwrap();
+        let a = m.create_session(client()).await.unwrap();
+        let b = m.create_session(client()).await.unwrap();
         assert_eq!((a.vended, b.vended), (VendedId(1), VendedId(2)));
         assert!(m.session_exists(&a.id));
         assert_eq!(m.get_session(&b.id).unwrap().vended, VendedId(2));
@@ -395,21 +515,21 @@ mod tests {
     #[tokio::test]
     async fn vended_ids_are_never_reused_even_after_destroying_everything() {
         let m = manager(Timeouts::default(), 0);
-        let a = m.create_session().await.unwrap();
-        let b = m.create_session().await.unwrap();
+        let a = m.create_session(client()).await.unwrap();
+        let b = m.create_session(client()).await.unwrap();
         assert_eq!(m.destroy_all(EndReason::Destroyed), 2);
         assert_eq!(m.count(), 0);
         assert!(!m.session_exists(&a.id));
         assert_eq!(m.get_vended_id(&b.id), None);
         assert_eq!(m.get_internal_id(VendedId(1)), None);
-        let c = m.create_session().await.unwrap();
+        let c = m.create_session(client()).await.unwrap();
         assert_eq!(c.vended, VendedId(3));
     }
 
     #[tokio::test]
     async fn destroy_stops_the_task_and_is_idempotent() {
         let m = manager(Timeouts::default(), 0);
-        let a = m.create_session().await.unwrap();
+        let a = m.create_session(client()).await.unwrap();
         assert!(m.destroy_session(&a.id, EndReason::Destroyed));
         assert!(!m.destroy_session(&a.id, EndReason::Destroyed));
         // The task ends and drops its mailbox.
@@ -425,8 +545,8 @@ mod tests {
     #[tokio::test]
     async fn url_paths() {
         let m = manager(Timeouts::default(), 0);
-        let a = m.create_session().await.unwrap();
-        let b = m.create_session().await.unwrap();
+        let a = m.create_session(client()).await.unwrap();
+        let b = m.create_session(client()).await.unwrap();
         assert!(m.register_url_path(&a.id, "/contacts", VarId(-3)));
         assert_eq!(m.resolve_url_path(&a.id, "/contacts"), Some(VarId(-3)));
         assert_eq!(m.resolve_url_path(&b.id, "/contacts"), None);
@@ -439,22 +559,98 @@ mod tests {
     #[tokio::test]
     async fn session_cap() {
         let m = manager(Timeouts::default(), 2);
-        m.create_session().await.unwrap();
-        let b = m.create_session().await.unwrap();
-        assert_eq!(m.create_session().await.unwrap_err(), CreateError::AtCapacity(2));
+        let a = m.create_session(client()).await.unwrap();
+        let b = m.create_session(client()).await.unwrap();
+        // Sessions with an open connection are never evicted: a full table of them refuses.
+        a.activity.connection_opened();
+        b.activity.connection_opened();
+        assert_eq!(m.create_session(client()).await.unwrap_err(), CreateError::AtCapacity(2));
         m.destroy_session(&b.id, EndReason::Destroyed);
-        assert!(m.create_session().await.is_ok());
+        assert!(m.create_session(client()).await.is_ok());
+    }
+
+    /// A full table evicts the least recently active session without a connection (H6).
+    #[tokio::test(start_paused = true)]
+    async fn a_full_table_evicts_the_least_recently_active_unconnected_session() {
+        let m = manager(Timeouts::default(), 3);
+        let connected = m.create_session(client()).await.unwrap();
+        connected.activity.connection_opened();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let older = m.create_session(client()).await.unwrap();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let newer = m.create_session(client()).await.unwrap();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        // `older` was active last, so `newer` is now the least recently active.
+        older.activity.touch();
+        let fourth = m.create_session(client()).await.unwrap();
+        assert!(!m.session_exists(&newer.id), "evicted");
+        assert!(m.session_exists(&older.id) && m.session_exists(&connected.id) && m.session_exists(&fourth.id));
+        assert_eq!(m.count(), 3);
+        assert_eq!(m.admission().live(client()), 3, "the evicted session's place was given back");
+        // The evicted session's task ends.
+        for _ in 0..100 {
+            if newer.is_closed() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(newer.is_closed());
+        older.activity.connection_opened();
+        fourth.activity.connection_opened();
+        assert_eq!(m.create_session(client()).await.unwrap_err(), CreateError::AtCapacity(3));
+    }
+
+    /// Per-client limits reach the manager, and a destroyed session frees its client's place.
+    #[tokio::test]
+    async fn admission_limits_apply_per_client() {
+        let admission = Admission::new(AdmissionConfig { max_per_client: 1, rate: None, max_memory: 0 });
+        let m = manager(Timeouts::default(), 0).with_admission(admission);
+        let a = m.create_session(client()).await.unwrap();
+        assert_eq!(m.create_session(client()).await.unwrap_err(), CreateError::ClientCap(1));
+        let other = ClientKey::from_ip([192, 0, 2, 2].into());
+        assert!(m.create_session(other).await.is_ok());
+        m.destroy_session(&a.id, EndReason::Destroyed);
+        assert!(m.create_session(client()).await.is_ok());
+    }
+
+    /// Security review M1: a panic while a session is being built gives its place in the cap back.
+    #[test]
+    fn a_panicking_creation_does_not_leak_its_slot() {
+        let m = manager(Timeouts::default(), 1);
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _slot = m.reserve_slot().unwrap();
+            panic!("main.lua took the gateway down");
+        }));
+        assert!(caught.is_err());
+        assert_eq!(m.state.lock().creating, 0);
+        let slot = m.reserve_slot().unwrap();
+        assert_eq!(m.state.lock().creating, 1);
+        drop(slot);
+        assert_eq!(m.state.lock().creating, 0);
+    }
+
+    #[test]
+    fn create_errors_know_their_answer() {
+        assert_eq!(CreateError::AtCapacity(1).status(), 503);
+        assert_eq!(CreateError::MemoryHigh { rss: 2, limit: 1 }.status(), 503);
+        assert_eq!(CreateError::ClientCap(1).status(), 429);
+        let rate = CreateError::RateLimited { retry_after: Duration::from_millis(1200) };
+        assert_eq!((rate.status(), rate.retry_after_secs(), rate.reason()), (429, 2, "rate"));
+        let soon = CreateError::RateLimited { retry_after: Duration::from_millis(1) };
+        assert_eq!(soon.retry_after_secs(), 1);
+        assert_eq!(CreateError::AtCapacity(1).retry_after_secs(), 30);
     }
 
     #[tokio::test(start_paused = true)]
     async fn cleanup_expires_idle_and_unclaimed_sessions_but_never_connected_ones() {
         let timeouts = Timeouts { session: Duration::from_secs(3600), unclaimed: Duration::from_secs(60) };
         let m = manager(timeouts, 0);
-        let unclaimed = m.create_session().await.unwrap();
-        let connected = m.create_session().await.unwrap();
-        let idle = m.create_session().await.unwrap();
+        let unclaimed = m.create_session(client()).await.unwrap();
+        let connected = m.create_session(client()).await.unwrap();
+        let idle = m.create_session(client()).await.unwrap();
         connected.activity.connection_opened();
         idle.activity.connection_opened();
+        idle.activity.claim();
         idle.activity.connection_closed();
         tokio::time::advance(Duration::from_secs(59)).await;
         assert!(m.cleanup_inactive_sessions().is_empty());
@@ -472,7 +668,7 @@ mod tests {
         let timeouts = Timeouts { session: Duration::from_secs(10), unclaimed: Duration::ZERO };
         assert_eq!(timeouts.sweep_period(), Some(Duration::from_secs(1)));
         let m = Arc::new(manager(timeouts, 0));
-        let a = m.create_session().await.unwrap();
+        let a = m.create_session(client()).await.unwrap();
         let task = m.spawn_sweeper().unwrap();
         tokio::time::sleep(Duration::from_secs(12)).await;
         assert!(!m.session_exists(&a.id));

@@ -4,6 +4,7 @@
 //!
 //! One test binary, one module per concern, so the whole group links the crate once.
 
+mod admission;
 #[path = "../common/mod.rs"]
 mod common;
 mod lua;
