@@ -103,6 +103,7 @@ async fn create_session(
                 .body(Body::empty())
                 .expect("valid response")
         }
+        Err(CreateError::BuildFailed) => html(StatusCode::INTERNAL_SERVER_ERROR, pages::INTERNAL_ERROR_HTML, false),
         Err(e) => {
             match e {
                 CreateError::AtCapacity(max) => gw.warn_at_capacity(max),
@@ -110,6 +111,7 @@ async fn create_session(
                 CreateError::ClientCap(_) | CreateError::RateLimited { .. } => {
                     tracing::debug!(client = %client, reason = e.reason(), "session refused")
                 }
+                CreateError::BuildFailed => {}
             }
             let status = StatusCode::from_u16(e.status()).expect("a valid status");
             let body =
@@ -118,7 +120,6 @@ async fn create_session(
             r.headers_mut().insert(header::RETRY_AFTER, e.retry_after_secs().into());
             r
         }
-        Err(CreateError::BuildFailed) => html(StatusCode::INTERNAL_SERVER_ERROR, pages::INTERNAL_ERROR_HTML, false),
     }
 }
 
