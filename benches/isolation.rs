@@ -117,8 +117,8 @@ async fn measure(addr: String, k: usize, seconds: u64) -> (Vec<Duration>, Vec<Du
     let run = Duration::from_secs(seconds);
     let mut attackers = Vec::new();
     for _ in 0..k {
-        let mut ws = tab(&pool, &addr, "spin()").await;
-        wait_for(&mut ws, 2, "update").await;
+        let Ok(mut ws) = tokio::time::timeout(run, tab(&pool, &addr, "spin()")).await else { break };
+        let _ = tokio::time::timeout(run, wait_for(&mut ws, 2, "update")).await;
         let stop = stop.clone();
         attackers.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
@@ -143,10 +143,26 @@ async fn measure(addr: String, k: usize, seconds: u64) -> (Vec<Duration>, Vec<Du
             }
         })
     };
-    let mut victim = tab(&pool, &addr, "increment()").await;
-    let mut trips = Vec::new();
     let began = Instant::now();
-    let mut count = wait_for(&mut victim, 2, "update").await.map_or(0, |m| m["data"]["value"].as_i64().unwrap_or(0));
+    let mut trips = Vec::new();
+    // A gateway frozen by the attackers never even opens the victim's tab: the run counts as one sample
+    // of the whole run's length.
+    let opened = tokio::time::timeout(run, async {
+        let mut victim = tab(&pool, &addr, "increment()").await;
+        let count = wait_for(&mut victim, 2, "update").await.map_or(0, |m| m["data"]["value"].as_i64().unwrap_or(0));
+        (victim, count)
+    })
+    .await;
+    let Ok((mut victim, mut count)) = opened else {
+        stop.store(true, Ordering::Relaxed);
+        prober.abort();
+        for a in attackers {
+            a.abort();
+        }
+        let mut health = health.lock().await.clone();
+        health.push(run);
+        return (vec![run], health);
+    };
     while began.elapsed() < run {
         let started = Instant::now();
         victim.send(click()).await.unwrap();

@@ -15,6 +15,8 @@ pub mod sandbox;
 pub mod timers;
 pub mod variables;
 #[cfg(test)]
+mod program_tests;
+#[cfg(test)]
 mod wrapper_tests;
 
 use std::sync::Arc;
