@@ -206,3 +206,13 @@ utf8.codes = function(s, lax)
     return p, c
   end, state, control
 end
+
+---------------------------------------------------------------------------------------------------
+-- os.date calls strftime once per conversion: linear in the format, at about 8 instructions' worth
+-- per format byte.
+
+local date = os.date
+os.date = function(fmt, t)
+  paid(len(fmt) * 8)
+  return date(fmt, t)
+end

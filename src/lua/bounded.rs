@@ -6,7 +6,7 @@
 //! [`Budget`]:
 //! - `string.find/match/gmatch/gsub` are replaced by Rust functions over the step-counted matcher in
 //!   [`super::pattern`], with Lua 5.4's argument handling and results;
-//! - the rest (`table.move/concat/sort/insert/remove/unpack/pack`, `string.rep/format/upper/lower/
+//! - the rest (`table.move/concat/sort/insert/remove/unpack/pack`, `os.date`, `string.rep/format/upper/lower/
 //!   reverse/sub/byte/char/pack/unpack/packsize`, `utf8.*`) keep the stock C function and get a thin
 //!   Lua wrapper (`lua/bounded.lua`) that charges its work through [`charge`].
 //!
@@ -475,6 +475,8 @@ mod tests {
         // H2 `tmove`: never allocates, so only the budget stops it.
         times_out("table.move({}, 1, 3e8, 1, {})");
         times_out(r#"string.rep("", 1e15)"#);
+        times_out(r#"local f = ("%%"):rep(1e6) for i = 1, 1e4 do os.date(f) end"#);
+        times_out(r#"local s = ("x"):rep(1e6) for i = 1, 1e5 do s:upper() end"#);
         times_out("local t = {} for i = 1, 2000 do t[i] = i end for i = 1, 100000 do table.insert(t, 1, i) end");
     }
 
