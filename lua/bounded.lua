@@ -3,14 +3,17 @@
 -- C library functions run without the instruction hook, so one call could loop for as long as its
 -- input asks. Each function below either is the Rust pattern matcher (which counts its own steps) or
 -- wraps the stock function and charges its work, in steps, to the phase's instruction budget: a step
--- is one element moved or visited, or 16 bytes copied. Small amounts are gathered in `pending` and
--- charged 64 Ki steps at a time (what the wrapper's own instructions already pay for); the stock
--- function still does the work, so results and error messages stay Lua's.
+-- is one element moved or visited, or 16 bytes copied or scanned. Small amounts are gathered in
+-- `pending` and charged 64 Ki steps at a time (what the wrapper's own instructions already pay for);
+-- the stock function still does the work, so results and error messages stay Lua's.
+--
+-- Every session loads this, so the wrappers are built by a few shared factories: a closure costs
+-- the Lua heap far less than a function prototype.
 local FAIL, impl, charge = ...
 
 local error, select, type, rawequal, tostring = error, select, type, rawequal, tostring
 local mathtype, log, ceil = math.type, math.log, math.ceil
-local string, table, utf8 = string, table, utf8
+local string, table, utf8, os = string, table, utf8, os
 
 -- One step per this many bytes produced or scanned.
 local BYTES = 16
@@ -35,13 +38,19 @@ local function check(first, ...)
   return first, ...
 end
 
--- Charges one step per value returned.
+-- One step per value.
 local function counted(...)
   paid(select('#', ...))
   return ...
 end
 
--- Lengths of string-or-number arguments (what the C side converts), 0 for anything else.
+-- One step per 16 bytes of a result.
+local function produced(r)
+  paid(#r // BYTES)
+  return r
+end
+
+-- Length of a string-or-number argument (what the C side converts), 0 for anything else.
 local function len(v)
   local t = type(v)
   if t == 'string' then return #v end
@@ -49,76 +58,76 @@ local function len(v)
   return 0
 end
 
+-- Factories.
+local function checked(f) return function(...) return check(f(...)) end end
+local function producing(f) return function(...) return produced(f(...)) end end
+local function counting(f) return function(...) return counted(f(...)) end end
+local function per_arg(f)
+  return function(...)
+    paid(select('#', ...))
+    return f(...)
+  end
+end
+-- Charges `weight` steps per 16 bytes of the first argument (a format, or a string scanned whole).
+local function by_first(f, weight)
+  return function(a, ...)
+    paid(len(a) * weight // BYTES)
+    return f(a, ...)
+  end
+end
+
 ---------------------------------------------------------------------------------------------------
 -- Patterns: the step-counted matcher.
 
-local pfind, pmatch, pgsub, pgmatch = impl.find, impl.match, impl.gsub, impl.gmatch
-local stock_gmatch = string.gmatch
-string.find = function(...) return check(pfind(...)) end
-string.match = function(...) return check(pmatch(...)) end
-string.gsub = function(...) return check(pgsub(...)) end
-string.gmatch = function(...)
-  local it = check(pgmatch(...))
-  return function() return check(it()) end
+local stock_gmatch, pgmatch = string.gmatch, impl.gmatch
+string.find = checked(impl.find)
+string.match = checked(impl.match)
+string.gsub = checked(impl.gsub)
+-- The iterator reports errors like the other pattern functions do.
+local function iterator(it, ...)
+  if rawequal(it, FAIL) then error((...), 2) end
+  return checked(it)
 end
+string.gmatch = function(...) return iterator(pgmatch(...)) end
 if rawequal(string.gfind, stock_gmatch) then string.gfind = string.gmatch end
 
 ---------------------------------------------------------------------------------------------------
 -- Strings: linear in what they produce.
 
-local rep, format, upper, lower, reverse, sub, byte, char =
-  string.rep, string.format, string.upper, string.lower, string.reverse, string.sub, string.byte, string.char
-local pack, unpack_s, packsize = string.pack, string.unpack, string.packsize
-
--- `rep` is charged before it runs: one step per copy (rep("", 1e15) copies nothing 1e15 times) plus
--- the bytes. A result too big for the heap is left to the stock function, which fails at once.
+local rep = string.rep
+-- Charged after the copy, by copies and bytes (a result too big for the heap fails at once, before
+-- copying). Only copies of nothing are charged first: rep("", 1e15) loops 1e15 times, allocating
+-- nothing.
 string.rep = function(s, n, sep)
-  if mathtype(n) and n > 1 then
-    local total = (len(s) + len(sep)) * n
-    if total < 2 ^ 40 then paid(n + total // BYTES) end
+  if not mathtype(n) or n < 2 then return rep(s, n, sep) end
+  if len(s) + len(sep) == 0 then
+    paid(n)
+    return rep(s, n, sep)
   end
-  return rep(s, n, sep)
-end
-
-local function produced(r)
-  paid(#r // BYTES)
+  local r = rep(s, n, sep)
+  paid(n + #r // BYTES)
   return r
 end
-
-string.format = function(...) return produced(format(...)) end
-string.upper = function(s) return produced(upper(s)) end
-string.lower = function(s) return produced(lower(s)) end
-string.reverse = function(s) return produced(reverse(s)) end
-string.sub = function(s, i, j) return produced(sub(s, i, j)) end
-string.byte = function(s, i, j) return counted(byte(s, i, j)) end
-string.char = function(...)
-  paid(select('#', ...))
-  return char(...)
-end
-string.pack = function(fmt, ...)
-  paid(len(fmt) // BYTES + select('#', ...))
-  return produced(pack(fmt, ...))
-end
-string.unpack = function(fmt, s, pos)
-  paid(len(fmt) // BYTES)
-  return counted(unpack_s(fmt, s, pos))
-end
-string.packsize = function(fmt)
-  paid(len(fmt) // BYTES)
-  return packsize(fmt)
-end
+string.format = producing(string.format)
+string.upper = producing(string.upper)
+string.lower = producing(string.lower)
+string.reverse = producing(string.reverse)
+string.sub = producing(string.sub)
+string.byte = counting(string.byte)
+string.char = per_arg(string.char)
+string.pack = by_first(producing(string.pack), 1)
+string.unpack = by_first(counting(string.unpack), 1)
+string.packsize = by_first(string.packsize, 1)
 
 ---------------------------------------------------------------------------------------------------
 -- Tables: linear in the elements they visit.
 
-local move, concat, sort, insert, remove, unpack_t, tpack =
-  table.move, table.concat, table.sort, table.insert, table.remove, table.unpack, table.pack
+local move, concat, sort, insert, remove, unpack_t = table.move, table.concat, table.sort, table.insert,
+  table.remove, table.unpack
 
 -- Charged before moving: table.move({}, 1, 3e8, 1, {}) never allocates, so nothing else stops it.
 table.move = function(a1, f, e, t, a2)
-  if mathtype(f) and mathtype(e) and e >= f then
-    paid(e - f + 1)
-  end
+  if mathtype(f) and mathtype(e) and e >= f then paid(e - f + 1) end
   return move(a1, f, e, t, a2)
 end
 
@@ -143,42 +152,31 @@ end
 -- insert and remove shift the elements after `pos`.
 table.insert = function(t, ...)
   if select('#', ...) == 2 and type(t) == 'table' then
-    local pos = ...
-    local n = #t
+    local pos, n = ..., #t
     if mathtype(pos) and mathtype(n) and n >= pos then paid(n - pos + 1) end
   end
   return insert(t, ...)
 end
 table.remove = function(t, ...)
   if select('#', ...) >= 1 and type(t) == 'table' then
-    local pos = ...
-    local n = #t
+    local pos, n = ..., #t
     if mathtype(pos) and mathtype(n) and n > pos then paid(n - pos) end
   end
   return remove(t, ...)
 end
 
-table.unpack = function(list, i, j) return counted(unpack_t(list, i, j)) end
-table.pack = function(...)
-  paid(select('#', ...))
-  return tpack(...)
-end
+table.unpack = counting(unpack_t)
+table.pack = per_arg(table.pack)
 if rawequal(unpack, unpack_t) then unpack = table.unpack end
 
 ---------------------------------------------------------------------------------------------------
 -- utf8: linear in the bytes scanned.
 
-local uchar, ucodepoint, ulen, uoffset, ucodes = utf8.char, utf8.codepoint, utf8.len, utf8.offset, utf8.codes
+local uoffset, ucodes = utf8.offset, utf8.codes
 
-utf8.char = function(...)
-  paid(select('#', ...))
-  return uchar(...)
-end
-utf8.codepoint = function(s, i, j, lax) return counted(ucodepoint(s, i, j, lax)) end
-utf8.len = function(s, i, j, lax)
-  paid(len(s) // BYTES)
-  return ulen(s, i, j, lax)
-end
+utf8.char = per_arg(utf8.char)
+utf8.codepoint = counting(utf8.codepoint)
+utf8.len = by_first(utf8.len, 1)
 -- Charged by the distance actually walked, so stepping through a long string stays linear.
 utf8.offset = function(s, n, i)
   local p = uoffset(s, n, i)
@@ -208,11 +206,6 @@ utf8.codes = function(s, lax)
 end
 
 ---------------------------------------------------------------------------------------------------
--- os.date calls strftime once per conversion: linear in the format, at about 8 instructions' worth
--- per format byte.
+-- os.date calls strftime once per conversion: about 8 instructions' worth per format byte.
 
-local date = os.date
-os.date = function(fmt, t)
-  paid(len(fmt) * 8)
-  return date(fmt, t)
-end
+os.date = by_first(os.date, 8 * BYTES)

@@ -480,6 +480,17 @@ mod tests {
         times_out("local t = {} for i = 1, 2000 do t[i] = i end for i = 1, 100000 do table.insert(t, 1, i) end");
     }
 
+    /// The memory bench's way of forcing a collection, and any oversized result: stock Lua refuses it
+    /// before copying, so it stays a memory error rather than a charge.
+    #[test]
+    fn an_oversized_rep_is_a_memory_error() {
+        let (lua, budget) = state(5_000_000);
+        lua.set_memory_limit(16 << 20).unwrap();
+        let err = lua.load("local s = string.rep('x', 1024 * 1024 * 1024)").exec().unwrap_err();
+        assert!(err.to_string().contains("not enough memory"), "{err}");
+        assert!(!budget.exhausted());
+    }
+
     #[test]
     fn pcall_does_not_hide_a_library_timeout() {
         let (lua, budget) = state(5_000_000);
@@ -700,18 +711,61 @@ mod tests {
             .unwrap();
     }
 
-    /// Not a test: a rough timing of stock vs bounded on a typical trim, run by hand with
-    /// `cargo test --lib bounded::tests::timing -- --ignored --nocapture`.
+    /// The wrappers' share of a session's Lua heap (P6 budgets 64 KiB for a whole small app).
+    #[test]
+    fn heap_cost_is_small() {
+        let lua = sandbox::new_state().unwrap();
+        lua.gc_collect().unwrap();
+        let before = lua.used_memory();
+        install(&lua, Arc::new(Budget::new(1000))).unwrap();
+        lua.gc_collect().unwrap();
+        let added = lua.used_memory() - before;
+        eprintln!("bounded library functions: {added} bytes of Lua heap");
+        let lua2 = sandbox::new_state().unwrap();
+        lua2.gc_collect().unwrap();
+        let b = lua2.used_memory();
+        let f = BOUNDED.chunk(&lua2).into_function().unwrap();
+        lua2.gc_collect().unwrap();
+        eprintln!("protos alone: {} bytes", lua2.used_memory() - b);
+        drop(f);
+        assert!(added < 16 * 1024, "{added}");
+    }
+
+    /// Not a test: a rough timing of stock vs bounded on typical calls, run by hand with
+    /// `cargo test --lib bounded::tests::timing -- --ignored --nocapture` (numbers in the report).
     #[test]
     #[ignore]
     fn timing() {
-        let code = r#"local s = "  hello world  " for i = 1, 200000 do local r = s:match("^%s*(.-)%s*$") end"#;
+        let cases = [
+            ("trim", r#"local s = "  hello world  " for i = 1, 200000 do local r = s:match("^%s*(.-)%s*$") end"#),
+            (
+                "find plain",
+                r#"local s = "  hello world  " for i = 1, 200000 do local r = s:find("world", 1, true) end"#,
+            ),
+            ("gsub", r#"local s = "a  b   c" for i = 1, 200000 do local r = s:gsub("%s+", " ") end"#),
+            ("gmatch", r#"local s = "a,b,c,d" for i = 1, 50000 do for w in s:gmatch("[^,]+") do end end"#),
+            ("sub", r#"local s = "hello world" for i = 1, 200000 do local r = s:sub(2, 5) end"#),
+        ];
+        // Both states run the counting hook: with a count hook set, Lua 5.4 traps every instruction.
         let stock = Lua::new();
+        limits::install_budget(&stock, Arc::new(Budget::new(u64::MAX))).unwrap();
         let (ours, _) = state(u64::MAX);
-        for (name, lua) in [("stock", &stock), ("bounded", &ours)] {
-            let started = std::time::Instant::now();
-            lua.load(code).exec().unwrap();
-            eprintln!("{name}: {:?} for 200k matches", started.elapsed());
+        let noop = ours.create_function(|_, ()| Ok(())).unwrap();
+        ours.globals().set("noop", noop).unwrap();
+        let noop4 = ours.create_function(|_, _: MultiValue| Ok(())).unwrap();
+        ours.globals().set("noop4", noop4).unwrap();
+        let started = std::time::Instant::now();
+        ours.load("for i = 1, 200000 do noop() end").exec().unwrap();
+        eprintln!("baseline: 200k calls of an empty Rust function: {:?}", started.elapsed());
+        let started = std::time::Instant::now();
+        ours.load("local s = 'hello' for i = 1, 200000 do noop4(s, 'world', 1, true) end").exec().unwrap();
+        eprintln!("baseline: 200k calls with 4 arguments: {:?}", started.elapsed());
+        for (name, code) in cases {
+            for (which, lua) in [("stock", &stock), ("bounded", &ours)] {
+                let started = std::time::Instant::now();
+                lua.load(code).exec().unwrap();
+                eprintln!("{name:>10} {which:>8}: {:?}", started.elapsed());
+            }
         }
     }
 }
