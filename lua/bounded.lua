@@ -9,9 +9,9 @@
 --
 -- Every session loads this, so the wrappers are built by a few shared factories: a closure costs
 -- the Lua heap far less than a function prototype.
-local FAIL, impl, charge = ...
+local impl, charge = ...
 
-local error, select, type, rawequal, tostring = error, select, type, rawequal, tostring
+local select, type, rawequal, tostring = select, type, rawequal, tostring
 local mathtype, log, ceil = math.type, math.log, math.ceil
 local string, table, utf8, os = string, table, utf8, os
 
@@ -28,14 +28,6 @@ local function paid(steps)
     pending = 0
     charge(p)
   end
-end
-
--- The Rust pattern functions return FAIL, message for the errors stock Lua raises with luaL_error, so
--- they reach scripts as the same plain strings. Callers reach `check` by a tail call, so level 2 is
--- the script that called the library function: the position luaL_error would have added.
-local function check(first, ...)
-  if rawequal(first, FAIL) then error((...), 2) end
-  return first, ...
 end
 
 -- One step per value.
@@ -59,7 +51,6 @@ local function len(v)
 end
 
 -- Factories.
-local function checked(f) return function(...) return check(f(...)) end end
 local function producing(f) return function(...) return produced(f(...)) end end
 local function counting(f) return function(...) return counted(f(...)) end end
 local function per_arg(f)
@@ -77,18 +68,13 @@ local function by_first(f, weight)
 end
 
 ---------------------------------------------------------------------------------------------------
--- Patterns: the step-counted matcher.
+-- Patterns: the step-counted matcher (C functions from bounded.rs).
 
-local stock_gmatch, pgmatch = string.gmatch, impl.gmatch
-string.find = checked(impl.find)
-string.match = checked(impl.match)
-string.gsub = checked(impl.gsub)
--- The iterator reports errors like the other pattern functions do.
-local function iterator(it, ...)
-  if rawequal(it, FAIL) then error((...), 2) end
-  return checked(it)
-end
-string.gmatch = function(...) return iterator(pgmatch(...)) end
+local stock_gmatch = string.gmatch
+string.find = impl.find
+string.match = impl.match
+string.gsub = impl.gsub
+string.gmatch = impl.gmatch
 if rawequal(string.gfind, stock_gmatch) then string.gfind = string.gmatch end
 
 ---------------------------------------------------------------------------------------------------

@@ -4,98 +4,60 @@
 //! its input asks: a backtracking pattern for ~10²² steps, `table.move({},1,3e8,1,{})` for 3·10⁸
 //! iterations. Here every such function of the sandbox gets a cost charged to the phase's
 //! [`Budget`]:
-//! - `string.find/match/gmatch/gsub` are replaced by Rust functions over the step-counted matcher in
-//!   [`super::pattern`], with Lua 5.4's argument handling and results;
-//! - the rest (`table.move/concat/sort/insert/remove/unpack/pack`, `os.date`, `string.rep/format/upper/lower/
-//!   reverse/sub/byte/char/pack/unpack/packsize`, `utf8.*`) keep the stock C function and get a thin
-//!   Lua wrapper (`lua/bounded.lua`) that charges its work through [`charge`].
+//! - `string.find/match/gmatch/gsub` are replaced by C functions written in Rust over the
+//!   step-counted matcher in [`super::pattern`], with Lua 5.4's argument handling, results and error
+//!   messages (they follow `lstrlib.c`'s structure: arguments through `luaL_check*`, output through a
+//!   `luaL_Buffer`, errors through `lua_error`);
+//! - the rest (`table.move/concat/sort/insert/remove/unpack/pack`, `os.date`, `string.rep/format/
+//!   upper/lower/reverse/sub/byte/char/pack/unpack/packsize`, `utf8.*`) keep the stock C function and
+//!   get a thin Lua wrapper (`lua/bounded.lua`) that charges its work through a `charge` function.
 //!
 //! When the budget is spent the call raises `lua-timeout` (as the hook does) and the phase ends with
 //! that code; `pcall` cannot hide it, since the phase outcome reads the sticky `Budget::exhausted`.
-//! Errors stock Lua raises with `luaL_error` (a malformed pattern, a bad argument) reach scripts as the
-//! same plain strings: the Rust side returns them behind a marker and the wrapper raises them.
+//!
+//! Why raw C functions rather than `Lua::create_function`: converting four arguments to `mlua`
+//! values costs several times a whole typical match, and a pattern error must reach scripts as the
+//! plain string stock Lua raises. The price is `unsafe` code with one rule, kept throughout: `lua_error`
+//! (and any Lua API call that may raise: pushing a string, calling a replacement function) unwinds by
+//! `longjmp`, so no value with a destructor may be alive in these functions when they call the Lua
+//! API. Matching state ([`Meter`], [`Matcher`], [`Capture`]) owns nothing; messages are formatted into
+//! a stack buffer; a panic in the matcher is caught and raised as a Lua error.
 
+use std::ffi::{c_char, c_int};
+use std::fmt::Write as _;
 use std::sync::Arc;
 
-use mlua::{Lua, MultiValue, Table, Value};
+use mlua::{ffi, Lua, Table};
 
 use super::builtin::BOUNDED;
 use super::limits::Budget;
 use super::pattern::{self, Capture, Matcher, Meter, PatternError, TIMEOUT_MESSAGE};
 
-/// Output of `gsub` is handed to the Lua heap in pieces of this size, so the heap limit bounds it
-/// (a Rust `Vec` would grow outside the limit).
-const GSUB_PIECE: usize = 64 * 1024;
 /// Bytes of `gsub` output that cost one step (as in `lua/bounded.lua`).
 const BYTES_PER_STEP: usize = 16;
 
-/// Why a bounded library call failed.
-#[derive(Debug, thiserror::Error)]
-enum CallError {
-    /// A malformed pattern, or the budget ran out while matching.
-    #[error("{0}")]
-    Pattern(#[from] PatternError),
-    /// `luaL_argerror`'s message, e.g. `bad argument #1 to 'find' (string expected, got nil)`.
-    #[error("bad argument #{index} to '{func}' ({expected} expected, got {got})")]
-    BadArgument { index: usize, func: &'static str, expected: &'static str, got: &'static str },
-    #[error("bad argument #{index} to '{func}' (number has no integer representation)")]
-    NotInteger { index: usize, func: &'static str },
-    /// `gsub`: a replacement string with `%` followed by something other than a digit or `%`.
-    #[error("invalid use of '%' in replacement string")]
-    ReplacementEscape,
-    /// `gsub`: a function or table gave something that is neither a string, a number, false nor nil.
-    #[error("invalid replacement value (a {0})")]
-    ReplacementValue(&'static str),
-    /// From Lua code the call ran (a `gsub` replacement function) or from the Lua heap.
-    #[error(transparent)]
-    Lua(#[from] mlua::Error),
-}
-
-/// What every Rust pattern function shares: the phase's budget and the failure marker its Lua
-/// wrapper looks for.
-#[derive(Clone)]
-struct Ctx {
-    budget: Arc<Budget>,
-    fail: Table,
-}
-
-impl Ctx {
-    fn meter(&self) -> Meter<'_> {
-        Meter::new(Some(&self.budget))
-    }
-
-    /// What the Rust side of a bounded function hands back to its Lua wrapper: results, or the marker
-    /// and a message the wrapper raises as a plain string (as `luaL_error` would), or an error that
-    /// propagates as is (timeout, memory, errors of Lua code the call ran).
-    fn finish(&self, lua: &Lua, result: Result<MultiValue, CallError>) -> mlua::Result<MultiValue> {
-        match result {
-            Ok(values) => Ok(values),
-            Err(CallError::Lua(e)) => Err(e),
-            Err(CallError::Pattern(PatternError::Timeout)) => Err(timeout()),
-            Err(e) => {
-                let msg = lua.create_string(e.to_string())?;
-                Ok(MultiValue::from_vec(vec![Value::Table(self.fail.clone()), Value::String(msg)]))
-            }
-        }
-    }
-}
-
-fn timeout() -> mlua::Error {
-    crate::metrics::metrics().lua_limit_hit("library");
-    mlua::Error::runtime(TIMEOUT_MESSAGE)
-}
-
-/// Installs the bounded functions into the state's `string`, `table` and `utf8` tables (the string
-/// metatable's `__index` is the same `string` table, so `("x"):find(...)` is covered too).
+/// Installs the bounded functions into the state's `string`, `table`, `utf8` and `os` tables (the
+/// string metatable's `__index` is the same `string` table, so `("x"):find(...)` is covered too).
 pub fn install(lua: &Lua, budget: Arc<Budget>) -> mlua::Result<()> {
-    let ctx = Ctx { budget: budget.clone(), fail: lua.create_table()? };
-    let functions = lua.create_table()?;
-    type Impl = fn(&Lua, &Ctx, &MultiValue) -> Result<MultiValue, CallError>;
-    let entries: [(&str, Impl); 4] = [("find", find), ("match", str_match), ("gsub", gsub), ("gmatch", gmatch)];
-    for (name, f) in entries {
-        let ctx = ctx.clone();
-        functions.set(name, lua.create_function(move |lua, args: MultiValue| ctx.finish(lua, f(lua, &ctx, &args)))?)?;
-    }
+    let budget_for_c = budget.clone();
+    // SAFETY: the closure only creates values on the stack; `exec_raw` runs it protected.
+    let functions: Table = unsafe {
+        lua.exec_raw((), move |l| {
+            ffi::lua_createtable(l, 0, 4);
+            push_budget(l, budget_for_c);
+            for (name, f) in [
+                (c"find", raw_find as ffi::lua_CFunction),
+                (c"match", raw_match),
+                (c"gmatch", raw_gmatch),
+                (c"gsub", raw_gsub),
+            ] {
+                ffi::lua_pushvalue(l, -1);
+                ffi::lua_pushcclosure(l, f, 1);
+                ffi::lua_setfield(l, -3, name.as_ptr());
+            }
+            ffi::lua_pop(l, 1);
+        })?
+    };
     let charge = lua.create_function(move |_, steps: f64| {
         // Saturating: a rep count of 1e300 is charged as "everything".
         let steps = if steps.is_finite() && steps > 0.0 {
@@ -108,240 +70,285 @@ pub fn install(lua: &Lua, budget: Arc<Budget>) -> mlua::Result<()> {
         if budget.charge(steps) {
             Ok(())
         } else {
-            Err(timeout())
+            crate::metrics::metrics().lua_limit_hit("library");
+            Err(mlua::Error::runtime(TIMEOUT_MESSAGE))
         }
     })?;
-    BOUNDED.chunk(lua).call((ctx.fail, functions, charge))
+    BOUNDED.chunk(lua).call((functions, charge))
 }
 
 // ------------------------------------------------------------------------------------------------
-// Arguments, as lauxlib checks them.
+// The budget as an upvalue: a userdata holding `Arc::into_raw`, released by its `__gc`.
 
-fn type_name(v: Option<&Value>) -> &'static str {
-    match v {
-        None => "no value",
-        Some(v) => v.type_name(),
+/// Pushes a userdata that keeps `budget` alive until the state collects it (at the latest when it
+/// closes: created before any script runs, it is finalized after every script-made finalizer).
+unsafe fn push_budget(l: *mut ffi::lua_State, budget: Arc<Budget>) {
+    let slot = ffi::lua_newuserdatauv(l, std::mem::size_of::<*const Budget>(), 0) as *mut *const Budget;
+    slot.write(Arc::into_raw(budget));
+    ffi::lua_createtable(l, 0, 1);
+    ffi::lua_pushcfunction(l, release_budget);
+    ffi::lua_setfield(l, -2, c"__gc".as_ptr());
+    ffi::lua_setmetatable(l, -2);
+}
+
+unsafe extern "C-unwind" fn release_budget(l: *mut ffi::lua_State) -> c_int {
+    let slot = ffi::lua_touserdata(l, 1) as *mut *const Budget;
+    if !slot.is_null() && !(*slot).is_null() {
+        drop(Arc::from_raw(*slot));
+        *slot = std::ptr::null();
+    }
+    0
+}
+
+/// The budget behind upvalue `index` of the running C function.
+unsafe fn budget<'a>(l: *mut ffi::lua_State, index: c_int) -> Option<&'a Budget> {
+    let slot = ffi::lua_touserdata(l, ffi::lua_upvalueindex(index)) as *const *const Budget;
+    if slot.is_null() || (*slot).is_null() {
+        None
+    } else {
+        Some(&**slot)
     }
 }
 
-/// `luaL_checklstring`: strings, and numbers converted the way Lua prints them.
-fn check_string(lua: &Lua, args: &MultiValue, i: usize, func: &'static str) -> Result<mlua::String, CallError> {
-    match args.get(i) {
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(v @ (Value::Integer(_) | Value::Number(_))) => {
-            Ok(lua.coerce_string(v.clone())?.expect("numbers convert to strings"))
+// ------------------------------------------------------------------------------------------------
+// Errors.
+
+/// A message formatted without the heap, so nothing is leaked when `lua_error` jumps away.
+struct Message {
+    bytes: [u8; 160],
+    len: usize,
+}
+
+impl std::fmt::Write for Message {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let n = s.len().min(self.bytes.len() - self.len);
+        self.bytes[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
+        self.len += n;
+        Ok(())
+    }
+}
+
+/// Raises `msg` with the caller's position, as `luaL_error` does.
+unsafe fn raise(l: *mut ffi::lua_State, msg: &dyn std::fmt::Display) -> ! {
+    let mut m = Message { bytes: [0; 160], len: 0 };
+    let _ = write!(m, "{msg}");
+    ffi::luaL_where(l, 1);
+    ffi::lua_pushlstring(l, m.bytes.as_ptr() as *const c_char, m.len);
+    ffi::lua_concat(l, 2);
+    ffi::lua_error(l)
+}
+
+unsafe fn raise_pattern(l: *mut ffi::lua_State, e: PatternError) -> ! {
+    if e == PatternError::Timeout {
+        crate::metrics::metrics().lua_limit_hit("library");
+    }
+    raise(l, &e)
+}
+
+/// Runs matcher code, turning its errors (and, defensively, a panic) into Lua errors.
+unsafe fn guarded<T>(l: *mut ffi::lua_State, f: impl FnOnce() -> Result<T, PatternError>) -> T {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => raise_pattern(l, e),
+        Err(payload) => {
+            drop(payload);
+            raise(l, &"internal error in the pattern matcher")
         }
-        other => Err(CallError::BadArgument { index: i + 1, func, expected: "string", got: type_name(other) }),
     }
 }
 
-/// `luaL_optinteger`.
-fn opt_integer(lua: &Lua, args: &MultiValue, i: usize, func: &'static str, default: i64) -> Result<i64, CallError> {
-    match args.get(i) {
-        None | Some(Value::Nil) => Ok(default),
-        Some(Value::Integer(n)) => Ok(*n),
-        Some(v) => match lua.coerce_integer(v.clone())? {
-            Some(n) => Ok(n),
-            None if lua.coerce_number(v.clone())?.is_some() => Err(CallError::NotInteger { index: i + 1, func }),
-            None => Err(CallError::BadArgument { index: i + 1, func, expected: "number", got: type_name(Some(v)) }),
-        },
+// ------------------------------------------------------------------------------------------------
+// Arguments and results.
+
+/// `luaL_checklstring` as a byte slice (valid while the value stays on the stack).
+unsafe fn check_bytes<'a>(l: *mut ffi::lua_State, arg: c_int) -> &'a [u8] {
+    let mut len = 0usize;
+    let p = ffi::luaL_checklstring(l, arg, &mut len);
+    std::slice::from_raw_parts(p as *const u8, len)
+}
+
+/// Bytes of a string value on the stack.
+unsafe fn bytes_at<'a>(l: *mut ffi::lua_State, idx: c_int) -> &'a [u8] {
+    let mut len = 0usize;
+    let p = ffi::lua_tolstring(l, idx, &mut len);
+    if p.is_null() {
+        &[]
+    } else {
+        std::slice::from_raw_parts(p as *const u8, len)
     }
 }
 
-fn truthy(v: Option<&Value>) -> bool {
-    !matches!(v, None | Some(Value::Nil) | Some(Value::Boolean(false)))
+/// The 0-based start offset from the `init` argument at `arg` (may be past the end).
+unsafe fn init_offset(l: *mut ffi::lua_State, arg: c_int, len: usize) -> usize {
+    pattern::start_position(ffi::luaL_optinteger(l, arg, 1), len) - 1
 }
 
-/// The 0-based start offset from an `init` argument (may be past the end).
-fn init_offset(lua: &Lua, args: &MultiValue, i: usize, func: &'static str, len: usize) -> Result<usize, CallError> {
-    Ok(pattern::start_position(opt_integer(lua, args, i, func, 1)?, len) - 1)
-}
-
-fn one(v: Value) -> MultiValue {
-    MultiValue::from_vec(vec![v])
-}
-
-fn capture_value(lua: &Lua, src: &[u8], c: Capture) -> mlua::Result<Value> {
-    Ok(match c {
-        Capture::Bytes(r) => Value::String(lua.create_string(&src[r])?),
-        Capture::Position(p) => Value::Integer(p as i64),
-    })
-}
-
-fn push_captures(lua: &Lua, out: &mut Vec<Value>, src: &[u8], caps: Vec<Capture>) -> mlua::Result<()> {
-    for c in caps {
-        out.push(capture_value(lua, src, c)?);
+unsafe fn push_capture(l: *mut ffi::lua_State, src: &[u8], c: Capture) {
+    match c {
+        Capture::Bytes(r) => {
+            let piece = &src[r];
+            ffi::lua_pushlstring(l, piece.as_ptr() as *const c_char, piece.len());
+        }
+        Capture::Position(p) => ffi::lua_pushinteger(l, p as ffi::lua_Integer),
     }
-    Ok(())
+}
+
+/// Pushes the values of a match `s..e` (Lua's `push_captures`); returns how many.
+unsafe fn push_captures(
+    l: *mut ffi::lua_State,
+    m: &Matcher<'_, '_, '_>,
+    src: &[u8],
+    s: usize,
+    e: usize,
+    whole: bool,
+) -> c_int {
+    let n = m.capture_count(whole);
+    ffi::luaL_checkstack(l, n as c_int, c"too many captures".as_ptr());
+    for i in 0..n {
+        let c = guarded(l, || m.capture(i, s, e));
+        push_capture(l, src, c);
+    }
+    n as c_int
 }
 
 // ------------------------------------------------------------------------------------------------
 // find, match, gmatch, gsub.
 
-fn find(lua: &Lua, ctx: &Ctx, args: &MultiValue) -> Result<MultiValue, CallError> {
-    find_or_match(lua, ctx, args, true)
+unsafe extern "C-unwind" fn raw_find(l: *mut ffi::lua_State) -> c_int {
+    find_aux(l, true)
 }
 
-fn str_match(lua: &Lua, ctx: &Ctx, args: &MultiValue) -> Result<MultiValue, CallError> {
-    find_or_match(lua, ctx, args, false)
+unsafe extern "C-unwind" fn raw_match(l: *mut ffi::lua_State) -> c_int {
+    find_aux(l, false)
 }
 
-/// `string.find` (`is_find`) or `string.match`: an `init` past the end finds nothing; `find` with
+/// `string.find` (`find`) or `string.match`: an `init` past the end finds nothing; `find` with
 /// `plain` or a pattern without special characters does a plain search.
-fn find_or_match(lua: &Lua, ctx: &Ctx, args: &MultiValue, is_find: bool) -> Result<MultiValue, CallError> {
-    let func = if is_find { "find" } else { "match" };
-    let s = check_string(lua, args, 0, func)?;
-    let p = check_string(lua, args, 1, func)?;
-    let (src, pat) = (s.as_bytes(), p.as_bytes());
-    let init = init_offset(lua, args, 2, func, src.len())?;
+unsafe fn find_aux(l: *mut ffi::lua_State, find: bool) -> c_int {
+    let src = check_bytes(l, 1);
+    let pat = check_bytes(l, 2);
+    let init = init_offset(l, 3, src.len());
     if init > src.len() {
-        return Ok(one(Value::Nil));
+        ffi::lua_pushnil(l);
+        return 1;
     }
-    let mut meter = ctx.meter();
-    if is_find && (truthy(args.get(3)) || !pattern::has_specials(&pat)) {
-        let found = pattern::plain_find(&src, &pat, init, &mut meter)?;
-        meter.flush()?;
-        return Ok(match found {
-            Some(i) => MultiValue::from_vec(vec![Value::Integer(i as i64 + 1), Value::Integer((i + pat.len()) as i64)]),
-            None => one(Value::Nil),
+    let mut meter = Meter::new(budget(l, 1));
+    if find && (ffi::lua_toboolean(l, 4) != 0 || !pattern::has_specials(pat)) {
+        let meter = &mut meter;
+        let found = guarded(l, move || {
+            let r = pattern::plain_find(src, pat, init, meter)?;
+            meter.flush()?;
+            Ok(r)
         });
-    }
-    let (found, m) = pattern::search(&src, &pat, init, &mut meter)?;
-    let mut out = Vec::new();
-    match found {
-        Some((start, end)) => {
-            if is_find {
-                out.push(Value::Integer(start as i64 + 1));
-                out.push(Value::Integer(end as i64));
+        return match found {
+            Some(i) => {
+                ffi::lua_pushinteger(l, i as ffi::lua_Integer + 1);
+                ffi::lua_pushinteger(l, (i + pat.len()) as ffi::lua_Integer);
+                2
             }
-            let caps = m.captures(start, end, !is_find)?;
-            push_captures(lua, &mut out, &src, caps)?;
-        }
-        None => out.push(Value::Nil),
+            None => {
+                ffi::lua_pushnil(l);
+                1
+            }
+        };
     }
-    meter.flush()?;
-    Ok(MultiValue::from_vec(out))
+    let meter = &mut meter;
+    let (found, mut m) = guarded(l, move || pattern::search(src, pat, init, meter));
+    guarded(l, || m.meter().flush());
+    match found {
+        Some((s, e)) if find => {
+            ffi::lua_pushinteger(l, s as ffi::lua_Integer + 1);
+            ffi::lua_pushinteger(l, e as ffi::lua_Integer);
+            push_captures(l, &m, src, s, e, false) + 2
+        }
+        Some((s, e)) => push_captures(l, &m, src, s, e, true),
+        None => {
+            ffi::lua_pushnil(l);
+            1
+        }
+    }
 }
 
 /// `string.gmatch(s, pattern [, init])`: an iterator over the matches; an empty match right where the
-/// previous match ended is skipped (Lua 5.4's rule), and `^` is an ordinary character here.
-fn gmatch(lua: &Lua, ctx: &Ctx, args: &MultiValue) -> Result<MultiValue, CallError> {
-    let s = check_string(lua, args, 0, "gmatch")?;
-    let p = check_string(lua, args, 1, "gmatch")?;
-    let len = s.as_bytes().len();
-    let mut pos = init_offset(lua, args, 2, "gmatch", len)?.min(len + 1);
-    let mut last: Option<usize> = None;
-    let ctx = ctx.clone();
-    let iter = lua.create_function_mut(move |lua, ()| {
-        let (src, pat) = (s.as_bytes(), p.as_bytes());
-        let mut meter = ctx.meter();
-        let mut m = Matcher::new(&src, &pat, &mut meter);
-        let r = (|| -> Result<MultiValue, CallError> {
-            let mut out = Vec::new();
-            let mut start = pos;
-            while start <= src.len() {
-                m.reset();
-                match m.do_match(start, 0)? {
-                    Some(e) if Some(e) != last => {
-                        pos = e;
-                        last = Some(e);
-                        push_captures(lua, &mut out, &src, m.captures(start, e, true)?)?;
-                        break;
-                    }
-                    _ => start += 1,
-                }
+/// previous match ended is skipped (Lua 5.4's rule), and `^` is an ordinary character here. The
+/// iterator's upvalues: subject, pattern, budget, next position, end of the last match (or -1).
+unsafe extern "C-unwind" fn raw_gmatch(l: *mut ffi::lua_State) -> c_int {
+    let len = check_bytes(l, 1).len();
+    check_bytes(l, 2);
+    let init = init_offset(l, 3, len).min(len + 1);
+    ffi::lua_settop(l, 2);
+    ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
+    ffi::lua_pushinteger(l, init as ffi::lua_Integer);
+    ffi::lua_pushinteger(l, -1);
+    ffi::lua_pushcclosure(l, gmatch_step, 5);
+    1
+}
+
+unsafe extern "C-unwind" fn gmatch_step(l: *mut ffi::lua_State) -> c_int {
+    let src = bytes_at(l, ffi::lua_upvalueindex(1));
+    let pat = bytes_at(l, ffi::lua_upvalueindex(2));
+    let pos = ffi::lua_tointeger(l, ffi::lua_upvalueindex(4)) as usize;
+    let last = usize::try_from(ffi::lua_tointeger(l, ffi::lua_upvalueindex(5))).ok();
+    let mut meter = Meter::new(budget(l, 3));
+    let mut m = Matcher::new(src, pat, &mut meter);
+    let found = guarded(l, || {
+        let mut start = pos;
+        while start <= src.len() {
+            m.reset();
+            match m.do_match(start, 0)? {
+                Some(e) if Some(e) != last => return Ok(Some((start, e))),
+                _ => start += 1,
             }
-            m.meter().flush()?;
-            Ok(MultiValue::from_vec(out))
-        })();
-        ctx.finish(lua, r)
-    })?;
-    Ok(one(Value::Function(iter)))
-}
-
-/// `gsub`'s output: bytes gathered in Rust and moved to the Lua heap every [`GSUB_PIECE`] bytes, so
-/// the heap limit stops an output that would not fit (stock Lua's buffer lives on that heap too).
-struct Output<'l> {
-    lua: &'l Lua,
-    buf: Vec<u8>,
-    pieces: Vec<mlua::String>,
-}
-
-impl<'l> Output<'l> {
-    fn push(&mut self, bytes: &[u8], meter: &mut Meter<'_>) -> Result<(), CallError> {
-        meter.step((bytes.len() / BYTES_PER_STEP) as u64)?;
-        self.buf.extend_from_slice(bytes);
-        if self.buf.len() >= GSUB_PIECE {
-            self.pieces.push(self.lua.create_string(&self.buf)?);
-            self.buf.clear();
         }
-        Ok(())
+        Ok(None)
+    });
+    guarded(l, || m.meter().flush());
+    match found {
+        Some((s, e)) => {
+            ffi::lua_pushinteger(l, e as ffi::lua_Integer);
+            ffi::lua_pushvalue(l, -1);
+            ffi::lua_replace(l, ffi::lua_upvalueindex(4));
+            ffi::lua_replace(l, ffi::lua_upvalueindex(5));
+            push_captures(l, &m, src, s, e, true)
+        }
+        None => 0,
     }
-
-    fn finish(mut self) -> mlua::Result<mlua::String> {
-        if self.pieces.is_empty() {
-            return self.lua.create_string(&self.buf);
-        }
-        let total = self.pieces.iter().map(|p| p.as_bytes().len()).sum::<usize>() + self.buf.len();
-        let mut all = Vec::with_capacity(total);
-        for p in self.pieces.drain(..) {
-            all.extend_from_slice(&p.as_bytes());
-        }
-        all.extend_from_slice(&self.buf);
-        self.lua.create_string(&all)
-    }
-}
-
-/// The third argument of `gsub`.
-enum Replacement {
-    Text(mlua::String),
-    Table(Table),
-    Function(mlua::Function),
 }
 
 /// `string.gsub(s, pattern, repl [, n])`: the new string (the original when nothing changed) and the
 /// number of matches replaced.
-fn gsub(lua: &Lua, ctx: &Ctx, args: &MultiValue) -> Result<MultiValue, CallError> {
-    let s = check_string(lua, args, 0, "gsub")?;
-    let p = check_string(lua, args, 1, "gsub")?;
-    let src = s.as_bytes();
-    let repl = match args.get(2) {
-        Some(Value::String(r)) => Replacement::Text(r.clone()),
-        Some(v @ (Value::Integer(_) | Value::Number(_))) => {
-            Replacement::Text(lua.coerce_string(v.clone())?.expect("numbers convert to strings"))
-        }
-        Some(Value::Table(t)) => Replacement::Table(t.clone()),
-        Some(Value::Function(f)) => Replacement::Function(f.clone()),
-        other => {
-            return Err(CallError::BadArgument {
-                index: 3,
-                func: "gsub",
-                expected: "string/function/table",
-                got: type_name(other),
-            })
-        }
-    };
-    let max = opt_integer(lua, args, 3, "gsub", src.len() as i64 + 1)?;
-    let pat = p.as_bytes();
+unsafe extern "C-unwind" fn raw_gsub(l: *mut ffi::lua_State) -> c_int {
+    let src = check_bytes(l, 1);
+    let pat = check_bytes(l, 2);
+    let tr = ffi::lua_type(l, 3);
+    let max = ffi::luaL_optinteger(l, 4, src.len() as ffi::lua_Integer + 1);
+    if !matches!(tr, ffi::LUA_TNUMBER | ffi::LUA_TSTRING | ffi::LUA_TFUNCTION | ffi::LUA_TTABLE) {
+        let got = std::ffi::CStr::from_ptr(ffi::luaL_typename(l, 3)).to_str().unwrap_or("?");
+        raise(l, &format_args!("bad argument #3 to 'gsub' (string/function/table expected, got {got})"));
+    }
     let (anchor, pat) = match pat.first() {
         Some(b'^') => (true, &pat[1..]),
-        _ => (false, &pat[..]),
+        _ => (false, pat),
     };
-    let mut meter = ctx.meter();
-    let mut out = Output { lua, buf: Vec::new(), pieces: Vec::new() };
-    let mut m = Matcher::new(&src, pat, &mut meter);
-    let (mut pos, mut last, mut n, mut changed) = (0usize, None, 0i64, false);
+    let mut meter = Meter::new(budget(l, 1));
+    let mut m = Matcher::new(src, pat, &mut meter);
+    // SAFETY: a luaL_Buffer is plain data that luaL_buffinit initializes; it is never moved after.
+    let mut b: ffi::luaL_Buffer = std::mem::zeroed();
+    let b = &mut b;
+    ffi::luaL_buffinit(l, b);
+    let (mut pos, mut last, mut n, mut changed) = (0usize, None, 0 as ffi::lua_Integer, false);
     while n < max {
         m.reset();
-        match m.do_match(pos, 0)? {
+        let e = guarded(l, || m.do_match(pos, 0));
+        match e {
             Some(e) if Some(e) != last => {
                 n += 1;
-                changed |= add_value(lua, &mut m, &mut out, &src, pos, e, &repl)?;
+                changed |= add_value(l, &mut m, b, src, pos, e, tr);
                 pos = e;
                 last = Some(e);
             }
             _ if pos < src.len() => {
-                out.push(&src[pos..pos + 1], m.meter())?;
+                ffi::luaL_addchar(b, src[pos] as c_char);
                 pos += 1;
             }
             _ => break,
@@ -350,92 +357,102 @@ fn gsub(lua: &Lua, ctx: &Ctx, args: &MultiValue) -> Result<MultiValue, CallError
             break;
         }
     }
-    let result = if changed {
-        out.push(&src[pos..], m.meter())?;
-        m.meter().flush()?;
-        out.finish()?
+    if changed {
+        add_bytes(l, &mut m, b, &src[pos..]);
+        guarded(l, || m.meter().flush());
+        ffi::luaL_pushresult(b);
     } else {
-        m.meter().flush()?;
-        s.clone()
-    };
-    Ok(MultiValue::from_vec(vec![Value::String(result), Value::Integer(n)]))
+        guarded(l, || m.meter().flush());
+        ffi::lua_pushvalue(l, 1);
+    }
+    ffi::lua_pushinteger(l, n);
+    2
+}
+
+/// Appends output bytes, one step per [`BYTES_PER_STEP`].
+unsafe fn add_bytes(l: *mut ffi::lua_State, m: &mut Matcher<'_, '_, '_>, b: &mut ffi::luaL_Buffer, bytes: &[u8]) {
+    guarded(l, || m.meter().step((bytes.len() / BYTES_PER_STEP) as u64));
+    ffi::luaL_addlstring(b, bytes.as_ptr() as *const c_char, bytes.len());
 }
 
 /// Appends the replacement of the match `s..e`; `false` when the original text was kept (a table or
 /// function gave `nil` or `false`).
-fn add_value(
-    lua: &Lua,
+#[allow(clippy::too_many_arguments)]
+unsafe fn add_value(
+    l: *mut ffi::lua_State,
     m: &mut Matcher<'_, '_, '_>,
-    out: &mut Output<'_>,
+    b: &mut ffi::luaL_Buffer,
     src: &[u8],
     s: usize,
     e: usize,
-    repl: &Replacement,
-) -> Result<bool, CallError> {
-    let value = match repl {
-        Replacement::Text(r) => {
-            add_text(m, out, src, s, e, &r.as_bytes())?;
-            return Ok(true);
+    tr: c_int,
+) -> bool {
+    match tr {
+        ffi::LUA_TFUNCTION => {
+            ffi::lua_pushvalue(l, 3);
+            let n = push_captures(l, m, src, s, e, true);
+            ffi::lua_call(l, n, 1);
         }
-        Replacement::Table(t) => {
-            let key = capture_value(lua, src, m.capture(0, s, e)?)?;
-            t.get::<Value>(key)?
+        ffi::LUA_TTABLE => {
+            let key = guarded(l, || m.capture(0, s, e));
+            push_capture(l, src, key);
+            ffi::lua_gettable(l, 3);
         }
-        Replacement::Function(f) => {
-            let mut caps = Vec::new();
-            push_captures(lua, &mut caps, src, m.captures(s, e, true)?)?;
-            f.call::<Value>(MultiValue::from_vec(caps))?
+        _ => {
+            add_text(l, m, b, src, s, e);
+            return true;
         }
-    };
-    match value {
-        Value::Nil | Value::Boolean(false) => {
-            out.push(&src[s..e], m.meter())?;
-            Ok(false)
-        }
-        Value::String(r) => {
-            out.push(&r.as_bytes(), m.meter())?;
-            Ok(true)
-        }
-        v @ (Value::Integer(_) | Value::Number(_)) => {
-            let r = lua.coerce_string(v)?.expect("numbers convert to strings");
-            out.push(&r.as_bytes(), m.meter())?;
-            Ok(true)
-        }
-        other => Err(CallError::ReplacementValue(other.type_name())),
+    }
+    if ffi::lua_toboolean(l, -1) == 0 {
+        ffi::lua_pop(l, 1);
+        add_bytes(l, m, b, &src[s..e]);
+        false
+    } else if ffi::lua_isstring(l, -1) == 0 {
+        let got = std::ffi::CStr::from_ptr(ffi::luaL_typename(l, -1)).to_str().unwrap_or("?");
+        raise(l, &format_args!("invalid replacement value (a {got})"))
+    } else {
+        let len = bytes_at(l, -1).len();
+        guarded(l, || m.meter().step((len / BYTES_PER_STEP) as u64));
+        ffi::luaL_addvalue(b);
+        true
     }
 }
 
-/// A replacement string: `%0` is the whole match, `%1`–`%9` a capture (`%1` is the whole match when
-/// the pattern has none), `%%` a percent sign.
-fn add_text(
+/// A replacement string (argument 3): `%0` is the whole match, `%1`–`%9` a capture (`%1` is the
+/// whole match when the pattern has none), `%%` a percent sign.
+unsafe fn add_text(
+    l: *mut ffi::lua_State,
     m: &mut Matcher<'_, '_, '_>,
-    out: &mut Output<'_>,
+    b: &mut ffi::luaL_Buffer,
     src: &[u8],
     s: usize,
     e: usize,
-    text: &[u8],
-) -> Result<(), CallError> {
-    let mut rest = text;
-    while let Some(i) = rest.iter().position(|&b| b == b'%') {
-        out.push(&rest[..i], m.meter())?;
+) {
+    let mut rest = bytes_at(l, 3);
+    while let Some(i) = rest.iter().position(|&c| c == b'%') {
+        add_bytes(l, m, b, &rest[..i]);
         match rest.get(i + 1).copied() {
-            Some(b'%') => out.push(b"%", m.meter())?,
-            Some(b'0') => out.push(&src[s..e], m.meter())?,
-            Some(d @ b'1'..=b'9') => match m.capture(usize::from(d - b'1'), s, e)? {
-                Capture::Bytes(r) => out.push(&src[r], m.meter())?,
-                Capture::Position(p) => out.push(p.to_string().as_bytes(), m.meter())?,
+            Some(b'%') => ffi::luaL_addchar(b, b'%' as c_char),
+            Some(b'0') => add_bytes(l, m, b, &src[s..e]),
+            Some(d @ b'1'..=b'9') => match guarded(l, || m.capture(usize::from(d - b'1'), s, e)) {
+                Capture::Bytes(r) => add_bytes(l, m, b, &src[r]),
+                Capture::Position(p) => {
+                    ffi::lua_pushinteger(l, p as ffi::lua_Integer);
+                    ffi::luaL_addvalue(b);
+                }
             },
-            _ => return Err(CallError::ReplacementEscape),
+            _ => raise(l, &"invalid use of '%' in replacement string"),
         }
         rest = &rest[i + 2..];
     }
-    out.push(rest, m.meter())
+    add_bytes(l, m, b, rest);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::lua::{limits, sandbox};
+    use mlua::MultiValue;
     use proptest::prelude::*;
     use proptest::test_runner::{Config, TestRunner};
 

@@ -522,11 +522,19 @@ impl<'s, 'm, 'b> Matcher<'s, 'm, 'b> {
         }
     }
 
-    /// All captures of a match `s..e`, or the whole match when the pattern has none and `whole` is
-    /// set (what `match`/`gmatch` return; `find` passes `false` and returns the bounds instead).
+    /// How many values a match returns: its captures, or the whole match when the pattern has none
+    /// and `whole` is set (`match`/`gmatch`; `find` passes `false` and returns the bounds instead).
+    pub fn capture_count(&self, whole: bool) -> usize {
+        if self.level == 0 && whole {
+            1
+        } else {
+            self.level
+        }
+    }
+
+    /// All captures of a match `s..e` (see [`Matcher::capture_count`]).
     pub fn captures(&self, s: usize, e: usize, whole: bool) -> Result<Vec<Capture>, PatternError> {
-        let n = if self.level == 0 && whole { 1 } else { self.level };
-        (0..n).map(|i| self.capture(i, s, e)).collect()
+        (0..self.capture_count(whole)).map(|i| self.capture(i, s, e)).collect()
     }
 }
 
