@@ -38,9 +38,6 @@ impl Builtin {
 pub static PRELUDE: Builtin = Builtin::new("=prelude", include_str!("../../lua/prelude.lua"), false);
 /// Lua 5.1 compatibility shims (`lua/compat.lua`).
 pub static COMPAT: Builtin = Builtin::new("=compat", include_str!("../../lua/compat.lua"), false);
-/// Wrappers that charge C library work to the budget (`lua/bounded.lua`, installed by `bounded.rs`).
-/// Stripped: every session loads it, and the stock functions it wraps raise their own errors.
-pub static BOUNDED: Builtin = Builtin::new("=bounded", include_str!("../../lua/bounded.lua"), false);
 /// `lua.ViewList` / `lua.ViewListItem` (`lua/viewlist.lua`), loaded on first use; it runs app callbacks
 /// (`itemWrapper`), so its errors keep their line numbers.
 pub static VIEWLIST: Builtin = Builtin::new("=lua/viewlist.lua", include_str!("../../lua/viewlist.lua"), true);
@@ -52,7 +49,7 @@ mod tests {
     #[test]
     fn every_builtin_compiles_and_loads_as_bytecode() {
         let lua = Lua::new();
-        for b in [&PRELUDE, &COMPAT, &BOUNDED, &VIEWLIST] {
+        for b in [&PRELUDE, &COMPAT, &VIEWLIST] {
             assert!(b.chunk(&lua).into_function().is_ok(), "{}", b.name);
         }
     }
