@@ -205,8 +205,11 @@ unsafe fn push_wrapper(l: *mut ffi::lua_State, ud: c_int, charge: Charge) {
 /// Pushes a userdata that keeps `budget` alive until the state collects it (at the latest when it
 /// closes: created before any script runs, it is finalized after every script-made finalizer).
 unsafe fn push_budget(l: *mut ffi::lua_State, budget: Arc<Budget>) {
+    // Into a raw pointer first: if the allocation below fails (it jumps), nothing with a destructor
+    // is skipped; the count just leaks.
+    let raw = Arc::into_raw(budget);
     let slot = ffi::lua_newuserdatauv(l, std::mem::size_of::<*const Budget>(), 0) as *mut *const Budget;
-    slot.write(Arc::into_raw(budget));
+    slot.write(raw);
     ffi::lua_createtable(l, 0, 1);
     ffi::lua_pushcfunction(l, release_budget);
     ffi::lua_setfield(l, -2, c"__gc".as_ptr());
@@ -478,8 +481,10 @@ unsafe extern "C-unwind" fn wrapped(l: *mut ffi::lua_State) -> c_int {
             _ => bytes(walk.1),
         },
         Charge::Codes => {
-            // (iterator, s, 0): the iterator gets a wrapper of its own.
+            // (iterator, s, 0): the iterator gets a wrapper of its own. After a call with
+            // LUA_MULTRET no free slot is guaranteed, hence the check.
             if nres >= 1 && ffi::lua_type(l, 1) == ffi::LUA_TFUNCTION {
+                ffi::luaL_checkstack(l, 4, c"utf8.codes".as_ptr());
                 ffi::lua_pushvalue(l, 1);
                 push_wrapper(l, ffi::lua_upvalueindex(1), Charge::CodesStep);
                 ffi::lua_replace(l, 1);
@@ -877,6 +882,26 @@ mod tests {
             eval::<i64>(&lua, r#"return string.unpack("i4", string.pack("i4", 7)) + string.packsize("i4")"#),
             11
         );
+    }
+
+    #[test]
+    fn charge_kinds_round_trip_through_their_upvalue() {
+        for (i, c) in CHARGES.iter().enumerate() {
+            assert_eq!(*c as usize, i, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn gsub_output_beyond_the_initial_buffer_and_the_heap() {
+        let (lua, _) = state(200_000_000);
+        let code = r#"local r, n = string.gsub(("ab"):rep(5000), "(a)", function(a) return a .. "xy" end)
+                      return #r .. ":" .. n .. ":" .. r:sub(1, 8) .. ":" .. (string.gsub(("ab"):rep(5000), "b", "%%%0"))"#;
+        let stock: String = eval(&Lua::new(), code);
+        assert_eq!(eval::<String>(&lua, code), stock);
+        assert!(stock.starts_with("20000:5000:axybaxyb:"), "{stock}");
+        lua.set_memory_limit(8 << 20).unwrap();
+        let err = lua.load(r#"string.gsub(("x"):rep(1e6), "x", ("y"):rep(100))"#).exec().unwrap_err();
+        assert!(err.to_string().contains("not enough memory"), "{err}");
     }
 
     #[test]
