@@ -199,7 +199,7 @@ impl Metrics {
         for owner in ["lua", "remote"] {
             let _ = m.variables.get_or_create(&labels(&[("owner", owner)]));
         }
-        for limit in ["memory", "instructions", "time"] {
+        for limit in ["memory", "instructions", "time", "library"] {
             let _ = m.lua_limit_hits.get_or_create(&labels(&[("limit", limit)]));
         }
         Metrics { registry: r, ..m }

@@ -6,10 +6,12 @@
 //! variable 1).
 
 mod api;
+mod bounded;
 mod builtin;
 pub mod json;
 pub mod limits;
 pub mod modules;
+pub mod pattern;
 pub mod resolver;
 pub mod sandbox;
 pub mod timers;
@@ -76,6 +78,7 @@ impl LuaBackend {
         let budget = Arc::new(Budget::with_times(config.instruction_budget, config.times));
         limits::install_budget(&lua, budget.clone())?;
         limits::install_sticky_protection(&lua, budget.clone())?;
+        bounded::install(&lua, budget.clone())?;
         let api = Arc::new(Mutex::new(ApiState { sources, ..ApiState::default() }));
         api::install(&lua, vended, api.clone())?;
         modules::install(&lua, api.clone())?;

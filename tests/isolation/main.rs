@@ -8,3 +8,4 @@ mod admission;
 #[path = "../common/mod.rs"]
 mod common;
 mod lua;
+mod patterns;
