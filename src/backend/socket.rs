@@ -129,7 +129,7 @@ async fn run(gw: Arc<Gateway>, hub: Arc<BackendHub>, socket: WebSocket, peer: So
             Some(Ok(Message::Binary(bytes))) => bytes.to_vec(),
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
             Some(Ok(Message::Close(_))) | None => break None,
-            Some(Err(e)) => break Some(crate::browser::error_close_code(&e)),
+            Some(Err(e)) => break Some(crate::browser::ReadFailure::of(&e)),
         };
         crate::metrics::metrics().frame_received("backend", bytes.len());
         match parse_backend_frame(&bytes, MAX_DEPTH) {
@@ -152,16 +152,17 @@ async fn run(gw: Arc<Gateway>, hub: Arc<BackendHub>, socket: WebSocket, peer: So
             }
         }
     };
-    if let Some(code) = close_code {
-        let _ = tx.send(Outgoing::Close(code, "frame too large")).await;
+    if let Some(code) = close_code.and_then(|f| f.close_code()) {
+        let _ = tx.send(Outgoing::Close(code, close_code.map_or("", |f| f.reason()))).await;
     }
     replay.abort();
     hub.release(generation);
     drop(tx);
     let _ = writer.await;
     let live = gw.sessions.vended_ids();
-    tracing::warn!(peer = %peer, code = close_code.unwrap_or(close::NORMAL), sessions = live.len(), "backend gone");
-    crate::metrics::metrics().connection_closed("backend", close_code.unwrap_or(close::NORMAL));
+    let code = close_code.map_or(close::NORMAL, |f| f.metric_code());
+    tracing::warn!(peer = %peer, code, sessions = live.len(), "backend gone");
+    crate::metrics::metrics().connection_closed("backend", code);
     for vended in live {
         if let Some(h) = gw.sessions.get_internal_id(vended).and_then(|id| gw.sessions.get_session(&id)) {
             h.backend_down(generation).await;

@@ -4,5 +4,6 @@
 //!
 //! One test binary, one module per concern, so the whole group links the crate once.
 
+mod bytes;
 #[path = "../common/mod.rs"]
 mod common;

@@ -1,0 +1,228 @@
+//! Bytes a client or backend can make the gateway hold are bounded, and protocol violations close with
+//! the right code (security review H5, M2, M3, L2, L3, L5). Each test drives the hostile input, asserts
+//! the typed outcome, and checks that `/healthz` and another session keep answering meanwhile.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
+use ui_gateway::gateway::RunningGateway;
+
+use crate::common::{args, connect, demo_counter, http, new_session, set, start, Mirror, RawWs, Ws};
+
+/// One client frame: `first` is the FIN/RSV/opcode byte; masked unless `masked` is false.
+fn frame(first: u8, payload: &[u8], masked: bool) -> Vec<u8> {
+    let mask = [0x11u8, 0x22, 0x33, 0x44];
+    let bit = if masked { 0x80 } else { 0 };
+    let mut out = vec![first];
+    match payload.len() {
+        n if n < 126 => out.push(bit | n as u8),
+        n if n < 65536 => {
+            out.push(bit | 126);
+            out.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            out.push(bit | 127);
+            out.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    if masked {
+        out.extend_from_slice(&mask);
+        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    } else {
+        out.extend_from_slice(payload);
+    }
+    out
+}
+
+/// Resident memory of this process (the gateway runs in it), for the log.
+fn rss_mb() -> f64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: f64 = statm.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    pages * 4096.0 / (1 << 20) as f64
+}
+
+/// A tab of its own session on the built-in demo, with the counter bootstrapped.
+struct Witness {
+    ws: Ws,
+    m: Mirror,
+    clicks: i64,
+}
+
+impl Witness {
+    async fn new(gw: &RunningGateway) -> Witness {
+        let id = new_session(gw).await;
+        let mut ws = connect(gw, &id, None).await.unwrap();
+        let m = demo_counter(&mut ws).await;
+        Witness { ws, m, clicks: 0 }
+    }
+
+    /// `/healthz` answers and this tab's session completes an action round trip; returns its latency.
+    async fn check(&mut self, gw: &RunningGateway) -> Duration {
+        let r = http().get(format!("http://{}/healthz", gw.addr)).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let sent = Instant::now();
+        self.clicks += 1;
+        self.ws.send(set(3, Value::Null, true)).await;
+        let want = json!(self.clicks);
+        self.ws.until(&mut self.m, |m| m.value(2) == want).await;
+        sent.elapsed()
+    }
+}
+
+/// Reads frames until the close frame; skips pongs and text.
+async fn close_code(raw: &mut RawWs) -> Option<u16> {
+    raw.until_close().await.0
+}
+
+/// H5, ping flood: a client that sends pings and never reads is closed with 1013 once the pongs it owes
+/// pass `--max-outbound` (they used to pile up in tungstenite's write buffer without bound).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_flood_never_read_is_closed_with_1013() {
+    let mut a = args();
+    a.max_outbound = 64 << 10;
+    let gw = start(a).await;
+    let mut witness = Witness::new(&gw).await;
+    let id = new_session(&gw).await;
+    let mut raw = RawWs::connect(gw.addr, &format!("/ws/{id}"), Some(4096)).await;
+    let before = rss_mb();
+    let ping = frame(0x89, &[b'p'; 125], true);
+    let batch: Vec<u8> = ping.iter().copied().cycle().take(ping.len() * 1000).collect();
+    // 40,000 pings (5 MB) of 125 bytes: far more pongs than 64 KiB plus the kernel's buffers.
+    let mut sent = 0;
+    for _ in 0..40 {
+        match tokio::time::timeout(Duration::from_secs(5), raw.stream.write_all(&batch)).await {
+            Ok(Ok(())) => sent += 1000,
+            _ => break,
+        }
+    }
+    let latency = witness.check(&gw).await;
+    let peak = rss_mb();
+    let code = close_code(&mut raw).await;
+    eprintln!(
+        "ping flood: {sent} pings sent unread; rss {before:.1} → {peak:.1} MiB; close {code:?}; \
+         other session's round trip {latency:?}"
+    );
+    assert_eq!(code, Some(1013));
+    witness.check(&gw).await;
+}
+
+/// A site whose app has the demo's `count` and `increment()` (so [`Witness`] works on it) and a
+/// writable field `v`.
+const COUNTER_APP: &str = r#"
+App = {type = "App"}
+App.__index = App
+function App:new() return setmetatable({count = 0, v = 0}, self) end
+function App:increment() self.count = self.count + 1 end
+session:createAppVariable(App:new())
+"#;
+
+/// A raw tab of a new session.
+async fn raw_tab(gw: &RunningGateway) -> RawWs {
+    let id = new_session(gw).await;
+    RawWs::connect(gw.addr, &format!("/ws/{id}"), None).await
+}
+
+/// L3: protocol violations close with 1002, a text frame that is not UTF-8 with 1007 (never 1000).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_errors_close_with_1002_and_bad_utf8_with_1007() {
+    let gw = start(args()).await;
+    let mut witness = Witness::new(&gw).await;
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        ("invalid UTF-8 text", frame(0x81, &[b'[', 0xff, 0xfe, b']'], true), 1007),
+        ("reserved data opcode", frame(0x83, b"[]", true), 1002),
+        ("reserved control opcode", frame(0x8b, b"", true), 1002),
+        ("RSV1", frame(0xc1, b"[]", true), 1002),
+        ("unmasked", frame(0x81, b"[]", false), 1002),
+        ("126-byte ping", frame(0x89, &[0u8; 126], true), 1002),
+        ("fragmented ping", frame(0x09, b"x", true), 1002),
+        ("continuation first", frame(0x80, b"[]", true), 1002),
+        ("interleaved fragments", [frame(0x01, b"[", true), frame(0x81, b"[]", true)].concat(), 1002),
+    ];
+    for (name, bytes, want) in cases {
+        let mut raw = raw_tab(&gw).await;
+        raw.stream.write_all(&bytes).await.unwrap();
+        let code = close_code(&mut raw).await;
+        assert_eq!(code, Some(want), "{name}");
+        witness.check(&gw).await;
+    }
+}
+
+/// L3: a single frame over `--max-frame` gets its 1009 close delivered, not a reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_oversized_frame_gets_1009() {
+    let gw = start(args()).await;
+    let mut witness = Witness::new(&gw).await;
+    // Default --max-frame (1 MiB): just over it, and the review's 16 MiB.
+    for size in [(1 << 20) + 1, 16 << 20] {
+        let mut raw = raw_tab(&gw).await;
+        let big = frame(0x81, &vec![b' '; size], true);
+        // The server stops reading mid-frame; the write may not complete.
+        let _ = tokio::time::timeout(Duration::from_secs(5), raw.stream.write_all(&big)).await;
+        let code = close_code(&mut raw).await;
+        assert_eq!(code, Some(1009), "frame of {size} bytes");
+        witness.check(&gw).await;
+    }
+}
+
+/// Sends one frame on a fresh tab (after watching 1) and returns the error code answered for `var`.
+async fn error_for(gw: &RunningGateway, frame_json: Value, var: i64) -> String {
+    let id = new_session(gw).await;
+    let mut ws = connect(gw, &id, None).await.unwrap();
+    let mut m = Mirror::default();
+    ws.send(frame_json).await;
+    ws.until(&mut m, |m| m.errors.contains_key(&var)).await;
+    m.errors[&var].clone()
+}
+
+/// L2: the most negative 64-bit id is refused like any other out-of-range id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_most_negative_id_is_refused() {
+    let gw = start(args()).await;
+    let mut witness = Witness::new(&gw).await;
+    for id in [i64::MIN, -9007199254740992] {
+        let f = json!({"userEvent":false,"messages":[{"type":"watch","data":{"varId":id}}]});
+        assert_eq!(error_for(&gw, f, 0).await, "bad-message", "{id}");
+        witness.check(&gw).await;
+    }
+}
+
+/// L5: 32 nested arrays are the value depth limit; 33 (even empty) are `limit-exceeded`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn value_depth_limit_is_exact() {
+    let mut a = args();
+    a.site = Some(crate::common::site(&[("lua/main.lua", COUNTER_APP)]));
+    let gw = start(a).await;
+    let nested = |n: usize| {
+        let mut v = json!([]);
+        for _ in 1..n {
+            v = json!([v]);
+        }
+        v
+    };
+    let id = new_session(&gw).await;
+    let mut ws = connect(&gw, &id, None).await.unwrap();
+    let mut m = Mirror::default();
+    ws.send(json!({"userEvent":false,"messages":[
+        {"type":"watch","data":{"varId":1}},
+        {"type":"create","data":{"id":2,"parentId":1,"properties":{"path":"v","access":"rw"}}},
+        {"type":"watch","data":{"varId":2}}]}))
+        .await;
+    ws.until(&mut m, |m| m.values.contains_key(&2)).await;
+    ws.send(set(2, nested(32), false)).await;
+    ws.send(set(2, nested(33), false)).await;
+    ws.until(&mut m, |m| m.errors.contains_key(&2)).await;
+    assert_eq!(m.errors[&2], "limit-exceeded");
+    // The 32-deep value was stored: a fresh tab reads it back.
+    let mut other = connect(&gw, &id, None).await.unwrap();
+    let mut m2 = Mirror::default();
+    other
+        .send(json!({"userEvent":false,"messages":[
+            {"type":"watch","data":{"varId":1}},
+            {"type":"create","data":{"id":2,"parentId":1,"properties":{"path":"v","access":"r"}}},
+            {"type":"watch","data":{"varId":2}}]}))
+        .await;
+    other.until(&mut m2, |m| m.values.contains_key(&2)).await;
+    assert_eq!(m2.value(2), nested(32));
+    Witness::new(&gw).await;
+}
