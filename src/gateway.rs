@@ -165,6 +165,12 @@ impl Gateway {
             lua: (mode != Mode::Connected).then(|| LuaConfig {
                 memory_limit: args.lua_memory_mb.saturating_mul(1 << 20),
                 instruction_budget: args.lua_instructions,
+                tracker: crate::tracker::TrackerLimits {
+                    max_properties: args.max_properties,
+                    max_property_bytes: args.max_property_bytes,
+                    max_session_bytes: args.max_session_bytes,
+                    max_variables: args.max_variables,
+                },
             }),
             max_connections: args.max_connections,
             flush_delay: args.flush_delay,

@@ -114,6 +114,19 @@ App = {type = "App"}
 App.__index = App
 function App:new() return setmetatable({count = 0, v = 0}, self) end
 function App:increment() self.count = self.count + 1 end
+-- M3: Lua-created variables until the limit; `result` = how many were made and the error.
+function App:fill()
+  local n = 0
+  local ok, err = pcall(function()
+    for i = 1, 1000 do session:createVariable(1, {i = i}); n = n + 1 end
+  end)
+  self.result = n .. " " .. tostring(err)
+end
+-- M3: a property over --max-property-bytes set from Lua.
+function App:bigprop()
+  local ok, err = pcall(function() session:getVariable(1):setProperty("huge", string.rep("x", 100000)) end)
+  self.result = tostring(err)
+end
 session:createAppVariable(App:new())
 "#;
 
@@ -225,4 +238,131 @@ async fn value_depth_limit_is_exact() {
     other.until(&mut m2, |m| m.values.contains_key(&2)).await;
     assert_eq!(m2.value(2), nested(32));
     Witness::new(&gw).await;
+}
+
+/// A frame setting properties on `var`.
+fn set_props(var: i64, props: Value) -> Value {
+    json!({"userEvent":false,"messages":[{"type":"update","data":{"varId":var,"properties":props}}]})
+}
+
+/// Receives until `var` has a new error (removing it first) and returns its code.
+async fn next_error(ws: &mut Ws, m: &mut Mirror, var: i64) -> String {
+    m.errors.remove(&var);
+    ws.until(m, |m| m.errors.contains_key(&var)).await;
+    m.errors[&var].clone()
+}
+
+/// H5, browser-set properties: one property over `--max-property-bytes` and the property past
+/// `--max-properties` are `limit-exceeded`; the tab and its session keep working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn property_caps_give_limit_exceeded_and_the_session_keeps_working() {
+    let mut a = args();
+    a.site = Some(crate::common::site(&[("lua/main.lua", COUNTER_APP)]));
+    a.max_properties = 8;
+    let gw = start(a).await;
+    let mut witness = Witness::new(&gw).await;
+    let id = new_session(&gw).await;
+    let mut ws = connect(&gw, &id, None).await.unwrap();
+    let mut m = demo_counter(&mut ws).await;
+    // One property of 100 KB (limit 64 KiB).
+    ws.send(set_props(2, json!({"big": "x".repeat(100_000)}))).await;
+    assert_eq!(next_error(&mut ws, &mut m, 2).await, "limit-exceeded");
+    // A path over the limit refuses the create.
+    let long_path = format!("count{}", "..count".repeat(10_000));
+    ws.send(crate::common::creates(&[(4, 1, json!({"path": long_path, "access": "r"}))])).await;
+    assert_eq!(next_error(&mut ws, &mut m, 4).await, "limit-exceeded");
+    // Names past the count cap, one per frame (variable 2 holds path and access already).
+    let mut refused = None;
+    for n in 0..20 {
+        m.errors.remove(&2);
+        ws.send(set_props(2, json!({ format!("p{n}"): "v" }))).await;
+        ws.send(set(3, Value::Null, true)).await;
+        let want = json!(n + 1);
+        ws.until(&mut m, |m| m.value(2) == want || m.errors.contains_key(&2)).await;
+        if m.errors.contains_key(&2) {
+            refused = Some(n);
+            break;
+        }
+    }
+    let refused = refused.expect("the property count cap never hit");
+    assert_eq!(m.errors[&2], "limit-exceeded");
+    eprintln!("property count cap: new name {} refused", refused + 1);
+    // 8 per variable, two of them path and access.
+    assert_eq!(refused, 6);
+    // The session keeps working: an action round trip on the same tab.
+    ws.until(&mut m, |m| m.value(2) != Value::Null).await;
+    let before = m.value(2).as_i64().unwrap();
+    ws.send(set(3, Value::Null, true)).await;
+    let want = json!(before + 1);
+    ws.until(&mut m, |m| m.value(2) == want).await;
+    witness.check(&gw).await;
+}
+
+/// H5, "bricking" through variable 1: properties browsers set on the shared variable 1 stay within the
+/// caps, so a new tab's `watch 1` reply stays far below `--max-outbound` and the session takes new tabs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn properties_on_variable_1_cannot_brick_the_session() {
+    let gw = start(args()).await;
+    let mut witness = Witness::new(&gw).await;
+    let id = new_session(&gw).await;
+    let mut ws = connect(&gw, &id, None).await.unwrap();
+    let mut m = demo_counter(&mut ws).await;
+    let mut refused = 0;
+    // 20 × 1 MB (the review's vector: 16 MiB of shared state) and 100 × 60 KB.
+    let sizes = std::iter::repeat_n(1_000_000, 20).chain(std::iter::repeat_n(60_000, 100));
+    for (n, size) in sizes.enumerate() {
+        m.errors.remove(&1);
+        ws.send(set_props(1, json!({ format!("b{n}"): "x".repeat(size) }))).await;
+        // A round trip orders the frames: the error (if any) comes before the click's answer.
+        ws.send(set(3, Value::Null, true)).await;
+        let want = json!(n as i64 + 1);
+        ws.until(&mut m, |m| m.value(2) == want).await;
+        if m.errors.get(&1).is_some_and(|c| c == "limit-exceeded") {
+            refused += 1;
+        }
+    }
+    eprintln!("variable 1: {refused} of 120 property writes refused");
+    assert!(refused >= 20 + 100 - 64);
+    // A new tab can still watch 1, and gets it.
+    let mut fresh = connect(&gw, &id, None).await.unwrap();
+    let mut fm = demo_counter(&mut fresh).await;
+    let bytes: usize = fm.props.get(&1).map_or(0, |p| p.values().map(|v| v.as_str().map_or(0, str::len)).sum());
+    eprintln!("variable 1: a new tab's watch reply carries {bytes} property bytes");
+    assert!(bytes < 16 << 20);
+    fresh.send(set(3, Value::Null, true)).await;
+    fresh.until(&mut fm, |m| m.value(2) == json!(121)).await;
+    witness.check(&gw).await;
+}
+
+/// M3: Lua's `createVariable` obeys `--max-variables` (limit-exceeded raised to Lua) and `setProperty`
+/// the property caps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lua_create_variable_and_set_property_obey_the_limits() {
+    let mut a = args();
+    a.site = Some(crate::common::site(&[("lua/main.lua", COUNTER_APP)]));
+    a.max_variables = 50;
+    let gw = start(a).await;
+    let mut witness = Witness::new(&gw).await;
+    let id = new_session(&gw).await;
+    let mut ws = connect(&gw, &id, None).await.unwrap();
+    let mut m = demo_counter(&mut ws).await;
+    ws.send(crate::common::creates(&[
+        (4, 1, json!({"path": "fill()", "access": "action"})),
+        (5, 1, json!({"path": "bigprop()", "access": "action"})),
+        (6, 1, json!({"path": "result", "access": "r"})),
+    ]))
+    .await;
+    ws.send(set(4, Value::Null, true)).await;
+    ws.until(&mut m, |m| m.value(6).is_string()).await;
+    let result = m.value(6).as_str().unwrap().to_string();
+    eprintln!("createVariable: {result}");
+    let made: usize = result.split(' ').next().unwrap().parse().unwrap();
+    assert!(made < 50, "{result}");
+    assert!(result.contains("limit-exceeded"), "{result}");
+    ws.send(set(5, Value::Null, true)).await;
+    ws.until(&mut m, |m| m.value(6).as_str().is_some_and(|r| !r.starts_with(char::is_numeric))).await;
+    let result = m.value(6).as_str().unwrap().to_string();
+    eprintln!("setProperty: {result}");
+    assert!(result.contains("limit-exceeded"), "{result}");
+    witness.check(&gw).await;
 }
