@@ -120,6 +120,15 @@ pub struct ServeArgs {
     #[arg(long, env = "UI_BACKEND_BUFFER_BYTES", default_value = "16MiB", value_parser = parse_bytes)]
     pub backend_buffer_bytes: usize,
 
+    /// Backend batches parked per session while its mailbox is full (so one busy session never stalls
+    /// the backend link); past this or --backend-overflow-bytes a batch is dropped with limit-exceeded.
+    #[arg(long, env = "UI_BACKEND_OVERFLOW", default_value_t = 256)]
+    pub backend_overflow: usize,
+
+    /// Frame bytes of those parked batches, per session (BYTES).
+    #[arg(long, env = "UI_BACKEND_OVERFLOW_BYTES", default_value = "4MiB", value_parser = parse_bytes)]
+    pub backend_overflow_bytes: usize,
+
     /// Bytes queued for the backend's writer before it counts as too slow (closed with 1013).
     #[arg(long, env = "UI_BACKEND_QUEUE_BYTES", default_value = "64MiB", value_parser = parse_bytes)]
     pub backend_queue_bytes: usize,

@@ -156,7 +156,13 @@ impl Gateway {
                     session_buffer: args.backend_buffer,
                     max_variables: args.max_variables,
                 };
-                Some(Arc::new(BackendHub::new(mode.as_str(), token, limits)))
+                let bytes = crate::backend::ByteLimits {
+                    queue_bytes: args.backend_queue_bytes,
+                    buffer_bytes: args.backend_buffer_bytes,
+                    overflow_batches: args.backend_overflow,
+                    overflow_bytes: args.backend_overflow_bytes,
+                };
+                Some(Arc::new(BackendHub::new(mode.as_str(), token, limits, bytes)))
             }
             _ => None,
         };

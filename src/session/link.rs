@@ -19,7 +19,7 @@ use crate::protocol::message::MIN_BACKEND_ID;
 use crate::protocol::{
     Create, ErrorCode, Message, Priority, Properties, PropertyWrite, ServerMessage, Update, UpdateOut,
 };
-use crate::tracker::{Owner, Writer};
+use crate::tracker::{json_bytes, Owner, Writer};
 
 /// The backend's origin for change detection (connection ids count from 1, so this never clashes).
 pub(super) const BACKEND_ORIGIN: u64 = u64::MAX;
@@ -31,13 +31,14 @@ pub(super) enum Link {
     None,
     /// Connected (connection `generation`); `opened` once this connection got a batch for the session.
     Live { generation: u64, opened: bool },
-    /// No backend: `update`s for it wait here (oldest dropped past the limit, counted).
-    Away { buffer: VecDeque<Json>, dropped: usize, notified: HashSet<ConnId>, warned: bool },
+    /// No backend: `update`s for it wait here (oldest dropped past the limits, counted). `bytes` is the
+    /// buffer's size by [`json_bytes`], bounded by `--backend-buffer-bytes` (review H5).
+    Away { buffer: VecDeque<Json>, bytes: usize, dropped: usize, notified: HashSet<ConnId>, warned: bool },
 }
 
 impl Link {
     pub(super) fn away() -> Link {
-        Link::Away { buffer: VecDeque::new(), dropped: 0, notified: HashSet::new(), warned: false }
+        Link::Away { buffer: VecDeque::new(), bytes: 0, dropped: 0, notified: HashSet::new(), warned: false }
     }
 }
 
@@ -94,15 +95,24 @@ impl Session {
     /// gets its one `backend-unavailable` of the outage.
     pub(super) fn update_to_backend(&mut self, conn: Option<ConnId>, msg: Json) {
         let limit = self.config.backend.as_ref().map_or(0, |h| h.limits.session_buffer);
+        let limit_bytes = self.config.backend.as_ref().map_or(0, |h| h.bytes.buffer_bytes);
         match &mut self.link {
             Link::None => {}
             Link::Live { .. } => self.outbox.messages.push(msg),
-            Link::Away { buffer, dropped, warned, .. } => {
+            Link::Away { buffer, bytes, dropped, warned, .. } => {
+                *bytes += json_bytes(&msg);
                 buffer.push_back(msg);
-                while buffer.len() > limit.max(1) {
-                    buffer.pop_front();
+                // By count, then by bytes; the newest message always stays (even one over the byte bound).
+                while buffer.len() > limit.max(1) || (*bytes > limit_bytes && buffer.len() > 1) {
+                    let over_bytes = buffer.len() <= limit.max(1);
+                    if let Some(old) = buffer.pop_front() {
+                        *bytes = bytes.saturating_sub(json_bytes(&old));
+                    }
                     *dropped += 1;
                     crate::metrics::metrics().backend_dropped.inc();
+                    if over_bytes {
+                        crate::metrics::metrics().limit_hit(crate::metrics::Limit::BackendBufferBytes);
+                    }
                     if !*warned {
                         *warned = true;
                         tracing::warn!(vended = %self.vended, "backend buffer full: dropping the oldest updates");
@@ -281,9 +291,10 @@ impl Session {
         let removed = self.remote.remove(global);
         // §10.4: updates buffered during an outage for a variable destroyed meanwhile are discarded
         // (uncounted); the replay no longer creates it, so the backend could not even address them.
-        if let Link::Away { buffer, .. } = &mut self.link {
+        if let Link::Away { buffer, bytes, .. } = &mut self.link {
             let gone: HashSet<i64> = removed.iter().map(|id| id.0).collect();
             buffer.retain(|msg| msg.pointer("/data/varId").and_then(Json::as_i64).is_none_or(|id| !gone.contains(&id)));
+            *bytes = buffer.iter().map(json_bytes).sum();
         }
         self.forget_variables(&removed);
         for id in removed {

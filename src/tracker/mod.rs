@@ -45,7 +45,7 @@ use serde_json::Value as Json;
 
 use crate::ids::VarId;
 use crate::protocol::{ErrorCode, Properties, PropertyWrite, ServerMessage};
-pub use budget::TrackerLimits;
+pub use budget::{json_bytes, TrackerLimits};
 pub use detect::{ChangeItem, Changes, PropOut, ValueOut};
 pub use json::{JValue, JsonResolver};
 pub use lifecycle::Created;
