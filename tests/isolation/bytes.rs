@@ -366,3 +366,223 @@ async fn lua_create_variable_and_set_property_obey_the_limits() {
     assert!(result.contains("limit-exceeded"), "{result}");
     witness.check(&gw).await;
 }
+
+// ----- the backend link -----
+
+/// The counter app plus what the backend tests drive: `spin()` keeps the session busy in one long
+/// Lua action (about 3 s of CPU), then sets `done`.
+const HYBRID_APP: &str = r#"
+App = {type = "App"}
+App.__index = App
+function App:new() return setmetatable({count = 0, v = 0, done = false}, self) end
+function App:increment() self.count = self.count + 1 end
+function App:spin()
+  local t = os.clock()
+  while os.clock() - t < 3 do end
+  self.done = true
+end
+session:createAppVariable(App:new())
+"#;
+
+fn hybrid_args() -> ui_gateway::config::ServeArgs {
+    let mut a = args();
+    a.site = Some(crate::common::site(&[("lua/main.lua", HYBRID_APP)]));
+    a.mode = ui_gateway::config::Mode::Hybrid;
+    a.lua_instructions = 4_000_000_000;
+    a
+}
+
+fn batch(session: &str, messages: Value) -> Value {
+    json!({"session": session, "messages": messages})
+}
+
+/// A backend connection, past its welcome.
+async fn backend(gw: &RunningGateway) -> Ws {
+    let mut k = crate::common::connect_backend(gw, &[]).await.unwrap();
+    assert!(k.recv_json().await.get("welcome").is_some());
+    k
+}
+
+/// Receives backend frames until one for `session` holds an `update` of `var` with `value`; returns
+/// every frame seen before it.
+async fn backend_until_update(k: &mut Ws, session: &str, var: i64, value: &Value) -> Vec<Value> {
+    let mut seen = Vec::new();
+    loop {
+        let f = k.recv_json().await;
+        let hit = f["session"] == session
+            && f["messages"].as_array().is_some_and(|ms| {
+                ms.iter().any(|m| m["type"] == "update" && m["data"]["varId"] == var && m["data"]["value"] == *value)
+            });
+        if hit {
+            return seen;
+        }
+        seen.push(f);
+    }
+}
+
+/// A hybrid session whose tab watches 1 and has `v` as variable 2 (rw); the backend has client
+/// variables on `v`: -1 (rw, to write it) and -2 (r, watched, so changes come back). Returns the
+/// session's vended id as the backend sees it.
+async fn hybrid_session(gw: &RunningGateway, k: &mut Ws) -> (String, Ws, Mirror) {
+    let id = new_session(gw).await;
+    let mut ws = connect(gw, &id, None).await.unwrap();
+    let mut m = Mirror::default();
+    ws.send(crate::common::watch(1)).await;
+    let open = k.recv_json().await;
+    let vended = open["session"].as_str().unwrap().to_string();
+    assert_eq!(open, batch(&vended, json!([])));
+    ws.until(&mut m, |m| m.values.contains_key(&1)).await;
+    ws.send(crate::common::creates(&[(2, 1, json!({"path": "v", "access": "rw"}))])).await;
+    ws.until(&mut m, |m| m.values.contains_key(&2)).await;
+    k.send(batch(
+        &vended,
+        json!([
+            {"type":"create","data":{"id":-1,"parentId":1,"properties":{"path":"v","access":"rw"},"nowatch":true}},
+            {"type":"create","data":{"id":-2,"parentId":1,"properties":{"path":"v","access":"r"}}}
+        ]),
+    ))
+    .await;
+    backend_until_update(k, &vended, -2, &json!(0)).await;
+    (vended, ws, m)
+}
+
+/// H5, backend send queue: a backend that never reads is closed with 1013 once more than
+/// `--backend-queue-bytes` are queued for it (the bound used to be 4,096 frames of any size); the
+/// gateway and Lua sessions keep answering.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_that_never_reads_hits_the_queue_byte_bound() {
+    let mut a = hybrid_args();
+    a.backend_queue_bytes = 256 << 10;
+    let gw = start(a).await;
+    let mut k = backend(&gw).await;
+    let (_, mut ws, _) = hybrid_session(&gw, &mut k).await;
+    let mut witness = Witness::new(&gw).await;
+    let before = rss_mb();
+    // 300 × 100 KB values written by the browser, each reported to the backend (-2 watches v).
+    for n in 0..300 {
+        ws.send(set(2, json!(format!("{n:05}{}", "x".repeat(100_000))), false)).await;
+    }
+    let latency = witness.check(&gw).await;
+    let peak = rss_mb();
+    // The backend reads now: what was in flight, then the close.
+    let code = k.closed().await;
+    eprintln!("backend queue: rss {before:.1} → {peak:.1} MiB; close {code}; other session's round trip {latency:?}");
+    assert_eq!(code, 1013);
+    witness.check(&gw).await;
+}
+
+/// M2: a session whose mailbox is jammed (`--mailbox 1`, busy in a long Lua action) does not stop
+/// backend round trips to another session; its own batches park in its overflow, and past
+/// `--backend-overflow` they are dropped with a `limit-exceeded` error batch back to the backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jammed_session_does_not_stall_the_backend_for_others() {
+    let mut a = hybrid_args();
+    a.mailbox = 1;
+    a.backend_overflow = 3;
+    let gw = start(a).await;
+    let mut k = backend(&gw).await;
+    let (busy, mut busy_ws, mut busy_m) = hybrid_session(&gw, &mut k).await;
+    let (other, _other_ws, _) = hybrid_session(&gw, &mut k).await;
+    busy_ws.send(crate::common::creates(&[(3, 1, json!({"path": "spin()", "access": "action"}))])).await;
+    busy_ws.send(crate::common::creates(&[(4, 1, json!({"path": "done", "access": "r"}))])).await;
+    busy_ws.until(&mut busy_m, |m| m.value(4) == json!(false)).await;
+    // The busy session starts its long action; then the backend writes to it ten times.
+    busy_ws.send(set(3, Value::Null, true)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for n in 0..10 {
+        k.send(batch(&busy, json!([{"type":"update","data":{"varId":-1,"value":1000 + n}}]))).await;
+    }
+    // A round trip to the other session: the backend writes its v, and hears it back through -2.
+    let started = Instant::now();
+    k.send(batch(&other, json!([{"type":"update","data":{"varId":-1,"value":42}}]))).await;
+    let seen = backend_until_update(&mut k, &other, -2, &json!(42)).await;
+    let round_trip = started.elapsed();
+    // Behaviour, not time: the busy session has not finished its action yet.
+    assert!(busy_m.value(4) == json!(false));
+    busy_ws.quiet(Duration::from_millis(1)).await;
+    let dropped = seen
+        .iter()
+        .filter(|f| f["session"] == busy.as_str() && f["messages"][0]["data"]["code"] == "limit-exceeded")
+        .count();
+    eprintln!("jammed session: other session's backend round trip {round_trip:?}; {dropped} batches dropped");
+    // Mailbox 1 + overflow 3 hold four of the ten; the rest are refused.
+    assert!(dropped >= 5, "{seen:?}");
+    busy_ws.until(&mut busy_m, |m| m.value(4) == json!(true)).await;
+    // Afterwards the busy session takes the four kept writes in order: v ends at the fourth (1003),
+    // which the backend hears through -2.
+    backend_until_update(&mut k, &busy, -2, &json!(1003)).await;
+    Witness::new(&gw).await.check(&gw).await;
+}
+
+/// H5, outage buffer: during a backend outage a session buffers at most `--backend-buffer-bytes` of
+/// updates (it used to be 1,000 messages of any size); the oldest go first and the replay reports them
+/// with `limit-exceeded`. Another session completes a backend round trip afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outage_buffer_is_bounded_in_bytes() {
+    let mut a = args();
+    a.mode = ui_gateway::config::Mode::Connected;
+    a.backend_buffer_bytes = 1 << 20;
+    let gw = start(a).await;
+    let mut k = backend(&gw).await;
+    let id = new_session(&gw).await;
+    let mut ws = connect(&gw, &id, None).await.unwrap();
+    let mut m = Mirror::default();
+    ws.send(crate::common::watch(1)).await;
+    assert_eq!(k.recv_json().await, batch("1", json!([{"type":"watch","data":{"varId":1}}])));
+    k.send(batch("1", json!([{"type":"create","data":{"id":1,"value":0}}]))).await;
+    ws.until(&mut m, |m| m.values.contains_key(&1)).await;
+    ws.send(crate::common::creates(&[(2, 1, json!({"path": "x", "access": "rw"}))])).await;
+    k.recv_json().await;
+    drop(k);
+    ws.until(&mut m, |m| m.errors.get(&1).is_some_and(|c| c == "backend-unavailable")).await;
+    let before = rss_mb();
+    for n in 0..30 {
+        ws.send(set(2, json!(format!("{n:05}{}", "x".repeat(100_000))), false)).await;
+    }
+    // A message the session answers (a watch of an unknown variable), after the writes on the same
+    // tab: once its error is back, every write is in the buffer.
+    ws.send(crate::common::watch(999)).await;
+    ws.until(&mut m, |m| m.errors.contains_key(&999)).await;
+    let peak = rss_mb();
+    let mut k = backend(&gw).await;
+    let replay = k.recv_json().await;
+    assert_eq!(replay["session"], "1");
+    let messages = replay["messages"].as_array().unwrap();
+    let dropped = messages.iter().find(|m| m["type"] == "error").expect("a limit-exceeded error in the replay");
+    assert_eq!(dropped["data"]["code"], "limit-exceeded");
+    let kept: usize = messages
+        .iter()
+        .filter(|m| m["type"] == "update" && m["data"]["varId"] == 2)
+        .map(|m| m["data"]["value"].as_str().map_or(0, str::len))
+        .sum();
+    eprintln!(
+        "outage buffer: rss {before:.1} → {peak:.1} MiB; replay kept {kept} bytes of updates; {}",
+        dropped["data"]["description"]
+    );
+    assert!(kept <= (1 << 20) + 100_100, "{kept}");
+    assert!(kept > 0);
+    // The newest update survives; the oldest went.
+    let last = messages.iter().rev().find(|m| m["type"] == "update").unwrap();
+    assert!(last["data"]["value"].as_str().unwrap().starts_with("00029"));
+    // Another session: a backend round trip, and /healthz.
+    let other = new_session(&gw).await;
+    let mut c = connect(&gw, &other, None).await.unwrap();
+    let mut cm = Mirror::default();
+    c.send(crate::common::watch(1)).await;
+    let open = backend_until_watch(&mut k).await;
+    k.send(batch(&open, json!([{"type":"create","data":{"id":1,"value":7}}]))).await;
+    c.until(&mut cm, |m| m.value(1) == json!(7)).await;
+    let r = http().get(format!("http://{}/healthz", gw.addr)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+/// Receives backend frames until a `watch` of variable 1; returns that batch's session.
+async fn backend_until_watch(k: &mut Ws) -> String {
+    loop {
+        let f = k.recv_json().await;
+        if f["messages"].as_array().is_some_and(|ms| ms.iter().any(|m| m["type"] == "watch" && m["data"]["varId"] == 1))
+        {
+            return f["session"].as_str().unwrap().to_string();
+        }
+    }
+}
