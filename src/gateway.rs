@@ -148,6 +148,12 @@ impl Gateway {
         }
         let site: Arc<LiveSite> = Arc::new(site.into());
         crate::metrics::metrics().set_build_info(mode.as_str());
+        let tracker_limits = crate::tracker::TrackerLimits {
+            max_properties: args.max_properties,
+            max_property_bytes: args.max_property_bytes,
+            max_session_bytes: args.max_session_bytes,
+            max_variables: args.max_variables,
+        };
         let backend = match mode {
             Mode::Connected | Mode::Hybrid => {
                 let token = args.backend_token().map_err(StartError::Config)?;
@@ -161,6 +167,7 @@ impl Gateway {
                     buffer_bytes: args.backend_buffer_bytes,
                     overflow_batches: args.backend_overflow,
                     overflow_bytes: args.backend_overflow_bytes,
+                    mirror: tracker_limits,
                 };
                 Some(Arc::new(BackendHub::new(mode.as_str(), token, limits, bytes)))
             }
@@ -171,12 +178,7 @@ impl Gateway {
             lua: (mode != Mode::Connected).then(|| LuaConfig {
                 memory_limit: args.lua_memory_mb.saturating_mul(1 << 20),
                 instruction_budget: args.lua_instructions,
-                tracker: crate::tracker::TrackerLimits {
-                    max_properties: args.max_properties,
-                    max_property_bytes: args.max_property_bytes,
-                    max_session_bytes: args.max_session_bytes,
-                    max_variables: args.max_variables,
-                },
+                tracker: tracker_limits,
             }),
             max_connections: args.max_connections,
             flush_delay: args.flush_delay,

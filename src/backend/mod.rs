@@ -46,11 +46,20 @@ pub struct ByteLimits {
     pub overflow_batches: usize,
     /// `--backend-overflow-bytes`: the same, in frame bytes.
     pub overflow_bytes: usize,
+    /// `--max-properties` and `--max-property-bytes` for what browsers set on remote variables (the
+    /// mirror lives outside the tracker; connected mode has no tracker at all).
+    pub mirror: crate::tracker::TrackerLimits,
 }
 
 impl Default for ByteLimits {
     fn default() -> Self {
-        ByteLimits { queue_bytes: 64 << 20, buffer_bytes: 16 << 20, overflow_batches: 256, overflow_bytes: 4 << 20 }
+        ByteLimits {
+            queue_bytes: 64 << 20,
+            buffer_bytes: 16 << 20,
+            overflow_batches: 256,
+            overflow_bytes: 4 << 20,
+            mirror: crate::tracker::TrackerLimits::default(),
+        }
     }
 }
 

@@ -53,6 +53,18 @@ fn wire_error(var: VarId, code: ErrorCode, description: &str) -> Json {
     json!({"type":"error","data":{"varId":var.0,"code":code.as_str(),"description":description}})
 }
 
+/// Whether a browser may set `name` to `value` on a remote variable under `--max-properties` and
+/// `--max-property-bytes` (deletes always pass; refused properties are neither stored nor forwarded).
+fn mirror_admits(var: Option<&RemoteVar>, limits: &crate::tracker::TrackerLimits, name: &str, value: &str) -> bool {
+    if value.is_empty() {
+        return true;
+    }
+    if name.len() + value.len() > limits.max_property_bytes {
+        return false;
+    }
+    var.is_none_or(|v| v.props.0.iter().any(|(n, _)| n == name) || v.props.0.len() < limits.max_properties)
+}
+
 fn wire_props(props: &[PropertyWrite]) -> Map<String, Json> {
     props.iter().map(|p| (p.name.clone(), Json::String(p.value.clone()))).collect()
 }
@@ -249,11 +261,14 @@ impl Session {
     pub(super) fn update_remote(&mut self, conn: ConnId, update: Update, global: VarId) {
         let mut forwarded = Vec::new();
         let mut denied = Vec::new();
+        let mut over = Vec::new();
         let mut changed = Vec::new();
+        let limits = self.config.backend.as_ref().map_or_else(Default::default, |h| h.bytes.mirror);
         for p in update.properties.as_deref().unwrap_or(&[]) {
             match p.name.as_str() {
                 "path" | "access" | "create" | "wrapper" | "lua" => denied.push(p.name.clone()),
                 "type" | "viewdefs" => {}
+                _ if !mirror_admits(self.remote.get(global), &limits, &p.name, &p.value) => over.push(p.name.clone()),
                 _ => {
                     if let Some(var) = self.remote.get_mut(global) {
                         let a = set_prop(&mut var.props, &p.name, &p.value);
@@ -269,6 +284,11 @@ impl Session {
         }
         if !denied.is_empty() {
             self.error(conn, update.var_id, ErrorCode::AccessDenied, format!("may not set {}", denied.join(", ")));
+        }
+        if !over.is_empty() {
+            crate::metrics::metrics().limit_hit(crate::metrics::Limit::Properties);
+            let text = format!("over the property limits: {}", over.join(", "));
+            self.error(conn, update.var_id, ErrorCode::LimitExceeded, text);
         }
         self.push_change(global, None, changed, Some(conn));
         if update.value.is_none() && forwarded.is_empty() {

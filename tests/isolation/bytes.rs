@@ -533,6 +533,9 @@ async fn the_outage_buffer_is_bounded_in_bytes() {
     ws.until(&mut m, |m| m.values.contains_key(&1)).await;
     ws.send(crate::common::creates(&[(2, 1, json!({"path": "x", "access": "rw"}))])).await;
     k.recv_json().await;
+    // Browser-set properties on a remote variable obey the same caps (the mirror is outside the tracker).
+    ws.send(set_props(2, json!({"big": "x".repeat(100_000)}))).await;
+    assert_eq!(next_error(&mut ws, &mut m, 2).await, "limit-exceeded");
     drop(k);
     ws.until(&mut m, |m| m.errors.get(&1).is_some_and(|c| c == "backend-unavailable")).await;
     let before = rss_mb();
