@@ -589,3 +589,19 @@ async fn backend_until_watch(k: &mut Ws) -> String {
         }
     }
 }
+
+/// L3 on the backend link: a text frame that is not UTF-8 closes it with 1007 (it used to be 1000).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backend_invalid_utf8_closes_with_1007() {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::Message;
+    let gw = start(hybrid_args()).await;
+    let mut witness = Witness::new(&gw).await;
+    let mut k = backend(&gw).await;
+    let bad = Frame::message(vec![b'{', 0xff, 0xfe, b'}'], OpCode::Data(Data::Text), true);
+    k.stream.send(Message::Frame(bad)).await.unwrap();
+    assert_eq!(k.closed().await, 1007);
+    witness.check(&gw).await;
+}
