@@ -33,6 +33,11 @@ pub fn upgrade(
         .max_frame_size(cfg.max_frame)
         .read_buffer_size(4096)
         .write_buffer_size(0)
+        // A hard cap on what tungstenite itself buffers for a peer that does not read: auto-replies
+        // (pongs) are otherwise unbounded there (review H5). The soft limit is `--max-outbound`, which
+        // counts pongs too (see `Outbound::Pong`) and closes with 1013 long before this is reached;
+        // room for one frame of that size plus the pongs queued meanwhile.
+        .max_write_buffer_size(write_buffer_cap(cfg.max_outbound))
         .on_upgrade(move |socket| async move {
             let _open = gw.live_sockets.enter();
             match session {
@@ -43,6 +48,16 @@ pub fn upgrade(
                 }
             }
         })
+}
+
+/// The most tungstenite may buffer for one browser socket (see [`upgrade`]).
+fn write_buffer_cap(max_outbound: usize) -> usize {
+    max_outbound.saturating_mul(2).saturating_add(64 << 10)
+}
+
+/// Wire size of a pong answering a ping with `payload` bytes (≤ 125, so a 2-byte header).
+fn pong_cost(payload: usize) -> usize {
+    payload + 2
 }
 
 async fn close_now(mut socket: WebSocket, code: u16, reason: &'static str) {
@@ -75,14 +90,18 @@ async fn run(gw: Arc<Gateway>, socket: WebSocket, session: SessionHandle, peer: 
     let (ws_tx, mut ws_rx) = socket.split();
     let (heard_tx, heard_rx) = tokio::sync::watch::channel(Instant::now());
     let (done_tx, mut done_rx) = oneshot::channel::<()>();
-    let writer = tokio::spawn(write_loop(ws_tx, out_rx, unsent, gw.sockets.clone(), heard_rx, done_tx));
+    let writer = tokio::spawn(write_loop(ws_tx, out_rx, unsent.clone(), gw.sockets.clone(), heard_rx, done_tx));
 
     let limits = gw.sockets.frame_limits;
+    let max_outbound = gw.sockets.max_outbound;
+    // Set once the pongs owed pass `--max-outbound`: the close is asked for once.
+    let mut slow = false;
     // A session ended from outside its task (watchdog, failure) closes its connections itself: the
     // task may be stuck and never send the close.
     let ended = session.activity.ended();
     tokio::pin!(ended);
-    let close_with: Option<(u16, &'static str)> = loop {
+    let mut ended_by = None;
+    let close_code = loop {
         tokio::select! {
             _ = &mut done_rx => {
                 // We sent a close: give the peer a moment to answer it so the code reaches it intact.
@@ -94,15 +113,33 @@ async fn run(gw: Arc<Gateway>, socket: WebSocket, session: SessionHandle, peer: 
                 .await;
                 break None;
             }
-            signal = &mut ended => break Some((signal.code, signal.reason)),
+            signal = &mut ended => {
+                ended_by = Some(signal);
+                break None;
+            }
             msg = ws_rx.next() => {
                 let _ = heard_tx.send(Instant::now());
                 let (bytes, frame) = match msg {
                     Some(Ok(Message::Text(text))) => (text.len(), parse_client_frame(text.as_bytes(), &limits)),
                     Some(Ok(Message::Binary(bytes))) => (bytes.len(), parse_client_frame(&bytes, &limits)),
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Ping(payload))) => {
+                        // tungstenite has queued the pong; it counts as unsent until the writer's flush.
+                        let cost = pong_cost(payload.len());
+                        let before = unsent.fetch_add(cost, Ordering::AcqRel);
+                        if before + cost > max_outbound {
+                            if !slow {
+                                slow = true;
+                                crate::metrics::metrics().limit_hit(crate::metrics::Limit::OutboundPongs);
+                                let _ = out_tx.send(Outbound::Close(close::SLOW_READER, "slow reader"));
+                            }
+                        } else {
+                            let _ = out_tx.send(Outbound::Pong(cost));
+                        }
+                        continue;
+                    }
+                    Some(Ok(Message::Pong(_))) => continue,
                     Some(Ok(Message::Close(_))) | None => break None,
-                    Some(Err(e)) => break Some((error_close_code(&e), "frame too large")),
+                    Some(Err(e)) => break Some(ReadFailure::of(&e)),
                 };
                 session.activity.touch();
                 claim_on_success(&session, &frame);
@@ -110,14 +147,21 @@ async fn run(gw: Arc<Gateway>, socket: WebSocket, session: SessionHandle, peer: 
                 // A full mailbox makes this wait (TCP back-pressure), but never past the session's end.
                 tokio::select! {
                     sent = session.frame(conn, frame) => if sent.is_err() { break None },
-                    signal = &mut ended => break Some((signal.code, signal.reason)),
+                    signal = &mut ended => {
+                        ended_by = Some(signal);
+                        break None;
+                    }
                 }
             }
         }
     };
-    let close_code = close_with.map(|(code, _)| code);
-    if let Some((code, reason)) = close_with {
-        let _ = out_tx.send(Outbound::Close(code, reason));
+    if let Some(failure) = close_code {
+        if let Some(code) = failure.close_code() {
+            let _ = out_tx.send(Outbound::Close(code, failure.reason()));
+        }
+    }
+    if let Some(signal) = ended_by {
+        let _ = out_tx.send(Outbound::Close(signal.code, signal.reason));
     }
     // A stuck session's mailbox may never have room again: its end stops the wait.
     tokio::select! {
@@ -128,7 +172,7 @@ async fn run(gw: Arc<Gateway>, socket: WebSocket, session: SessionHandle, peer: 
     drop(out_tx);
     // The code the server sent (1013, 4404, 1001, 4408, 1009), else a normal close by the peer.
     let sent = writer.await.unwrap_or(close::NORMAL);
-    let code = close_code.unwrap_or(sent);
+    let code = close_code.map_or(sent, |f| f.metric_code());
     crate::metrics::metrics().connection_closed("browser", code);
     tracing::debug!(vended = %session.vended, conn = %conn, code, "browser disconnected");
 }
@@ -155,20 +199,68 @@ fn count_received(bytes: usize, frame: &Result<crate::protocol::ClientFrame, cra
     }
 }
 
-/// 1009 for an oversized message; any other read error just ends the connection.
-pub(crate) fn error_close_code(e: &axum::Error) -> u16 {
-    use std::error::Error;
-    let mut source: Option<&(dyn Error + 'static)> = e.source();
-    while let Some(s) = source {
-        if let Some(tungstenite::Error::Capacity(_)) = s.downcast_ref::<tungstenite::Error>() {
-            return close::TOO_BIG;
+/// Why reading a WebSocket failed, and the close code that says so (RFC 6455 §7.4.1; review L3). The
+/// browser and backend sockets both map their read errors through this; a read error never closes
+/// with 1000.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum ReadFailure {
+    /// A message or frame over the frame limit: 1009.
+    TooBig,
+    /// A text frame that is not UTF-8: 1007.
+    BadUtf8,
+    /// A framing violation (reserved opcode or RSV bits, unmasked client frame, oversized or fragmented
+    /// control frame, a continuation out of place, interleaved fragments): 1002.
+    Protocol,
+    /// The transport failed (reset, EOF mid-frame): no close frame can be delivered.
+    Transport,
+}
+
+impl ReadFailure {
+    /// Classifies a read error from axum's WebSocket (the tungstenite error is in its source chain).
+    pub(crate) fn of(e: &axum::Error) -> ReadFailure {
+        use std::error::Error;
+        let mut source: Option<&(dyn Error + 'static)> = e.source();
+        while let Some(s) = source {
+            if let Some(t) = s.downcast_ref::<tungstenite::Error>() {
+                return ReadFailure::of_tungstenite(t);
+            }
+            source = s.source();
         }
-        source = s.source();
+        ReadFailure::Transport
     }
-    if e.to_string().to_ascii_lowercase().contains("too long") || e.to_string().contains("Space limit") {
-        return close::TOO_BIG;
+
+    pub(crate) fn of_tungstenite(e: &tungstenite::Error) -> ReadFailure {
+        match e {
+            tungstenite::Error::Capacity(_) => ReadFailure::TooBig,
+            tungstenite::Error::Utf8(_) => ReadFailure::BadUtf8,
+            tungstenite::Error::Protocol(_) => ReadFailure::Protocol,
+            _ => ReadFailure::Transport,
+        }
     }
-    close::NORMAL
+
+    /// The close code to send, if a close frame can still be sent.
+    pub(crate) fn close_code(self) -> Option<u16> {
+        match self {
+            ReadFailure::TooBig => Some(close::TOO_BIG),
+            ReadFailure::BadUtf8 => Some(close::INVALID_PAYLOAD),
+            ReadFailure::Protocol => Some(close::PROTOCOL_ERROR),
+            ReadFailure::Transport => None,
+        }
+    }
+
+    /// The code the connection is counted under: the one sent, or 1006 (abnormal, never on the wire).
+    pub(crate) fn metric_code(self) -> u16 {
+        self.close_code().unwrap_or(close::ABNORMAL)
+    }
+
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            ReadFailure::TooBig => "frame too large",
+            ReadFailure::BadUtf8 => "invalid UTF-8",
+            ReadFailure::Protocol => "protocol error",
+            ReadFailure::Transport => "",
+        }
+    }
 }
 
 /// How long a close may wait for a frame the peer is not reading (at most; `--idle-close` if shorter).
@@ -198,18 +290,20 @@ async fn write_loop(
     // Frames that arrived while a send was blocked, in order.
     let mut queued: std::collections::VecDeque<String> = std::collections::VecDeque::new();
     let code = 'serve: loop {
-        // The next thing to write: a queued or new frame (with its unsent bytes), a ping, or a close.
+        // The next thing to write: a queued or new frame (with its unsent bytes), a flush for pongs, a
+        // ping, or a close. `None` = flush only.
         let (message, len) = match queued.pop_front() {
             Some(text) => {
                 let len = text.len();
-                (Message::Text(text.into()), len)
+                (Some(Message::Text(text.into())), len)
             }
             None => tokio::select! {
                 out = out_rx.recv() => match out {
                     Some(Outbound::Frame(text)) => {
                         let len = text.len();
-                        (Message::Text(text.into()), len)
+                        (Some(Message::Text(text.into())), len)
                     }
+                    Some(Outbound::Pong(cost)) => (None, cost),
                     Some(Outbound::Close(code, reason)) => {
                         let frame = CloseFrame { code, reason: reason.into() };
                         let _ = tokio::time::timeout(grace, ws_tx.send(Message::Close(Some(frame)))).await;
@@ -223,45 +317,56 @@ async fn write_loop(
                         let _ = tokio::time::timeout(grace, ws_tx.send(Message::Close(Some(frame)))).await;
                         break close::SILENT_PEER;
                     }
-                    (Message::Ping(Default::default()), 0)
+                    (Some(Message::Ping(Default::default())), 0)
                 }
             },
         };
-        let send = ws_tx.send(message);
-        tokio::pin!(send);
+        // Pongs tungstenite queued while this write is pending: any completed send or flush also wrote
+        // them, so their bytes come off together with this write's.
+        let mut pongs = 0usize;
         // A close requested while the send is blocked, and when to stop waiting for it.
         let mut closing: Option<(u16, &'static str, Instant)> = None;
         let mut channel_open = true;
-        let sent = loop {
-            let give_up = closing.map(|(_, _, at)| at);
-            tokio::select! {
-                sent = &mut send => break sent.is_ok(),
-                out = out_rx.recv(), if channel_open && closing.is_none() => match out {
-                    Some(Outbound::Frame(text)) => queued.push_back(text),
-                    Some(Outbound::Close(code, reason)) => {
-                        let dropped: usize = queued.drain(..).map(|t| t.len()).sum();
-                        unsent.fetch_sub(dropped, Ordering::AcqRel);
-                        closing = Some((code, reason, Instant::now() + grace));
-                    }
-                    None => {
-                        channel_open = false;
-                        closing = Some((close::NORMAL, "", Instant::now() + grace));
-                    }
-                },
-                // A peer silent past --idle-close while we wait on it is closed too (no ping can go out).
-                _ = ping.tick(), if closing.is_none() && !cfg.ping_interval.is_zero() && !cfg.idle_close.is_zero() => {
-                    if heard.borrow().elapsed() >= cfg.idle_close {
-                        closing = Some((close::SILENT_PEER, "idle", Instant::now() + grace));
-                    }
+        // In its own block: the pending write borrows the socket until it is dropped.
+        let sent = {
+            let mut send = std::pin::pin!(async {
+                match message {
+                    Some(message) => ws_tx.send(message).await,
+                    None => ws_tx.flush().await,
                 }
-                _ = tokio::time::sleep_until(give_up.unwrap_or_else(Instant::now)), if give_up.is_some() => {
-                    // The peer has read nothing for the whole grace: drop the socket.
-                    unsent.fetch_sub(len, Ordering::AcqRel);
-                    break 'serve closing.map_or(close::NORMAL, |(code, _, _)| code);
+            });
+            loop {
+                let give_up = closing.map(|(_, _, at)| at);
+                tokio::select! {
+                    sent = &mut send => break sent.is_ok(),
+                    out = out_rx.recv(), if channel_open && closing.is_none() => match out {
+                        Some(Outbound::Frame(text)) => queued.push_back(text),
+                        Some(Outbound::Pong(cost)) => pongs += cost,
+                        Some(Outbound::Close(code, reason)) => {
+                            let dropped: usize = queued.drain(..).map(|t| t.len()).sum();
+                            unsent.fetch_sub(dropped, Ordering::AcqRel);
+                            closing = Some((code, reason, Instant::now() + grace));
+                        }
+                        None => {
+                            channel_open = false;
+                            closing = Some((close::NORMAL, "", Instant::now() + grace));
+                        }
+                    },
+                    // A peer silent past --idle-close while we wait on it is closed too (no ping can go out).
+                    _ = ping.tick(), if closing.is_none() && !cfg.ping_interval.is_zero() && !cfg.idle_close.is_zero() => {
+                        if heard.borrow().elapsed() >= cfg.idle_close {
+                            closing = Some((close::SILENT_PEER, "idle", Instant::now() + grace));
+                        }
+                    }
+                    _ = tokio::time::sleep_until(give_up.unwrap_or_else(Instant::now)), if give_up.is_some() => {
+                        // The peer has read nothing for the whole grace: drop the socket.
+                        unsent.fetch_sub(len + pongs, Ordering::AcqRel);
+                        break 'serve closing.map_or(close::NORMAL, |(code, _, _)| code);
+                    }
                 }
             }
         };
-        unsent.fetch_sub(len, Ordering::AcqRel);
+        unsent.fetch_sub(len + pongs, Ordering::AcqRel);
         if !sent {
             break close::NORMAL;
         }

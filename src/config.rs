@@ -118,6 +118,23 @@ pub struct ServeArgs {
     #[arg(long, env = "UI_BACKEND_BUFFER", default_value_t = 1000)]
     pub backend_buffer: usize,
 
+    /// Per-session bytes of that buffer (BYTES); the oldest messages go first, as with --backend-buffer.
+    #[arg(long, env = "UI_BACKEND_BUFFER_BYTES", default_value = "16MiB", value_parser = parse_bytes)]
+    pub backend_buffer_bytes: usize,
+
+    /// Backend batches parked per session while its mailbox is full (so one busy session never stalls
+    /// the backend link); past this or --backend-overflow-bytes a batch is dropped with limit-exceeded.
+    #[arg(long, env = "UI_BACKEND_OVERFLOW", default_value_t = 256)]
+    pub backend_overflow: usize,
+
+    /// Frame bytes of those parked batches, per session (BYTES).
+    #[arg(long, env = "UI_BACKEND_OVERFLOW_BYTES", default_value = "4MiB", value_parser = parse_bytes)]
+    pub backend_overflow_bytes: usize,
+
+    /// Bytes queued for the backend's writer before it counts as too slow (closed with 1013).
+    #[arg(long, env = "UI_BACKEND_QUEUE_BYTES", default_value = "64MiB", value_parser = parse_bytes)]
+    pub backend_queue_bytes: usize,
+
     /// Extra origins accepted on /ws/, exact scheme://host[:port] (repeatable; env: comma-separated).
     #[arg(long = "allowed-origin", env = "UI_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
@@ -164,6 +181,19 @@ pub struct ServeArgs {
     /// Variables per session, all owners.
     #[arg(long, env = "UI_MAX_VARIABLES", default_value_t = 100_000)]
     pub max_variables: usize,
+
+    /// Properties per variable (all writers); more is limit-exceeded.
+    #[arg(long, env = "UI_MAX_PROPERTIES", default_value_t = 64)]
+    pub max_properties: usize,
+
+    /// Bytes of one property, name plus value (paths included); more is limit-exceeded.
+    #[arg(long, env = "UI_MAX_PROPERTY_BYTES", default_value = "64KiB", value_parser = parse_bytes)]
+    pub max_property_bytes: usize,
+
+    /// Per-session budget of property bytes plus the tracker's value snapshots; a write past it is
+    /// limit-exceeded.
+    #[arg(long, env = "UI_MAX_SESSION_BYTES", default_value = "32MiB", value_parser = parse_bytes)]
+    pub max_session_bytes: usize,
 
     /// WebSocket connections per session.
     #[arg(long, env = "UI_MAX_CONNECTIONS", default_value_t = 32)]
@@ -457,6 +487,11 @@ mod tests {
         assert_eq!(d.max_memory, None);
         let resolved = d.admission().max_memory;
         assert!(resolved > 0, "the default ceiling is a fraction of the machine's memory");
+        assert_eq!(d.max_properties, 64);
+        assert_eq!(d.max_property_bytes, 64 << 10);
+        assert_eq!(d.max_session_bytes, 32 << 20);
+        assert_eq!(d.backend_queue_bytes, 64 << 20);
+        assert_eq!(d.backend_buffer_bytes, 16 << 20);
     }
 
     #[test]

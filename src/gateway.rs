@@ -159,6 +159,12 @@ impl Gateway {
         }
         let site: Arc<LiveSite> = Arc::new(site.into());
         crate::metrics::metrics().set_build_info(mode.as_str());
+        let tracker_limits = crate::tracker::TrackerLimits {
+            max_properties: args.max_properties,
+            max_property_bytes: args.max_property_bytes,
+            max_session_bytes: args.max_session_bytes,
+            max_variables: args.max_variables,
+        };
         let backend = match mode {
             Mode::Connected | Mode::Hybrid => {
                 let token = args.backend_token().map_err(StartError::Config)?;
@@ -167,7 +173,14 @@ impl Gateway {
                     session_buffer: args.backend_buffer,
                     max_variables: args.max_variables,
                 };
-                Some(Arc::new(BackendHub::new(mode.as_str(), token, limits)))
+                let bytes = crate::backend::ByteLimits {
+                    queue_bytes: args.backend_queue_bytes,
+                    buffer_bytes: args.backend_buffer_bytes,
+                    overflow_batches: args.backend_overflow,
+                    overflow_bytes: args.backend_overflow_bytes,
+                    mirror: tracker_limits,
+                };
+                Some(Arc::new(BackendHub::new(mode.as_str(), token, limits, bytes)))
             }
             _ => None,
         };
@@ -177,6 +190,7 @@ impl Gateway {
                 memory_limit: args.lua_memory_mb.saturating_mul(1 << 20),
                 instruction_budget: args.lua_instructions,
                 times: TimeLimits { phase: args.lua_phase_time, item: args.lua_item_time },
+                tracker: tracker_limits,
             }),
             max_connections: args.max_connections,
             flush_delay: args.flush_delay,

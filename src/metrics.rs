@@ -22,6 +22,53 @@ fn labels(pairs: &[(&'static str, &str)]) -> Labels {
     pairs.iter().map(|(k, v)| (*k, (*v).to_string())).collect()
 }
 
+/// The byte and count limits counted by `ui_limit_hits_total{limit=…}` (review H5, M2, M3).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Limit {
+    /// Pongs owed to a browser that does not read passed `--max-outbound` (closed with 1013).
+    OutboundPongs,
+    /// `--max-properties` refused a new property.
+    Properties,
+    /// `--max-property-bytes` refused a property (or a path).
+    PropertyBytes,
+    /// `--max-session-bytes` refused a property or value write.
+    SessionBytes,
+    /// `--max-variables` refused a Lua `createVariable`.
+    Variables,
+    /// `--backend-queue-bytes` closed a backend that reads too slowly (1013).
+    BackendQueueBytes,
+    /// `--backend-buffer-bytes` dropped a buffered outage message.
+    BackendBufferBytes,
+    /// A session's backend overflow was full: a backend batch for it was dropped.
+    BackendOverflow,
+}
+
+impl Limit {
+    pub const ALL: [Limit; 8] = [
+        Limit::OutboundPongs,
+        Limit::Properties,
+        Limit::PropertyBytes,
+        Limit::SessionBytes,
+        Limit::Variables,
+        Limit::BackendQueueBytes,
+        Limit::BackendBufferBytes,
+        Limit::BackendOverflow,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Limit::OutboundPongs => "outbound-pongs",
+            Limit::Properties => "properties",
+            Limit::PropertyBytes => "property-bytes",
+            Limit::SessionBytes => "session-bytes",
+            Limit::Variables => "variables",
+            Limit::BackendQueueBytes => "backend-queue-bytes",
+            Limit::BackendBufferBytes => "backend-buffer-bytes",
+            Limit::BackendOverflow => "backend-overflow",
+        }
+    }
+}
+
 /// Every metric of the gateway.
 pub struct Metrics {
     registry: Registry,
@@ -56,6 +103,7 @@ pub struct Metrics {
     pub lua_watchdog: Counter,
     lua_worker_busy: Family<Labels, Gauge<f64, AtomicU64>>,
     lua_queue_depth: Gauge,
+    limit_hits: Family<Labels, Counter>,
     resident_memory: Gauge,
     open_fds: Gauge,
     start_time: Gauge<f64, AtomicU64>,
@@ -101,6 +149,7 @@ impl Metrics {
             lua_watchdog: Default::default(),
             lua_worker_busy: Default::default(),
             lua_queue_depth: Default::default(),
+            limit_hits: Default::default(),
             resident_memory: Default::default(),
             open_fds: Default::default(),
             start_time: Default::default(),
@@ -167,6 +216,11 @@ impl Metrics {
             "Session tasks ready to run but waiting for a session-runtime worker",
             m.lua_queue_depth.clone(),
         );
+        r.register(
+            "ui_limit_hits",
+            "Byte and count limits that refused, dropped or closed something, by limit",
+            m.limit_hits.clone(),
+        );
         r.register("process_resident_memory_bytes", "Resident memory", m.resident_memory.clone());
         r.register("process_open_fds", "Open file descriptors", m.open_fds.clone());
         r.register("process_start_time_seconds", "Start time since the epoch", m.start_time.clone());
@@ -202,6 +256,9 @@ impl Metrics {
         for limit in ["memory", "instructions", "time", "library"] {
             let _ = m.lua_limit_hits.get_or_create(&labels(&[("limit", limit)]));
         }
+        for limit in Limit::ALL {
+            let _ = m.limit_hits.get_or_create(&labels(&[("limit", limit.as_str())]));
+        }
         Metrics { registry: r, ..m }
     }
 
@@ -230,7 +287,7 @@ impl Metrics {
     /// A connection of `kind` closed with `code` (known codes by number, else `other`).
     pub fn connection_closed(&self, kind: &str, code: u16) {
         self.connections.get_or_create(&labels(&[("kind", kind)])).dec();
-        let known = matches!(code, 1000 | 1001 | 1002 | 1009 | 1011 | 1013 | 4404 | 4408 | 4409 | 4429);
+        let known = matches!(code, 1000 | 1001 | 1002 | 1006 | 1007 | 1009 | 1011 | 1013 | 4404 | 4408 | 4409 | 4429);
         let code = if known { code.to_string() } else { "other".to_string() };
         self.connections_closed.get_or_create(&vec![("kind", kind.to_string()), ("code", code)]).inc();
     }
@@ -269,6 +326,10 @@ impl Metrics {
         if delta != 0 {
             self.variables.get_or_create(&labels(&[("owner", owner)])).inc_by(delta);
         }
+    }
+
+    pub fn limit_hit(&self, limit: Limit) {
+        self.limit_hits.get_or_create(&labels(&[("limit", limit.as_str())])).inc();
     }
 
     pub fn lua_limit_hit(&self, limit: &str) {
@@ -343,6 +404,7 @@ mod tests {
             "process_resident_memory_bytes",
             "process_open_fds",
             "process_cpu_seconds",
+            "ui_limit_hits_total{limit=\"session-bytes\"}",
         ] {
             assert!(text.contains(name), "{name} missing in\n{text}");
         }

@@ -11,7 +11,8 @@
 pub mod auth;
 pub mod socket;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 use parking_lot::Mutex;
 use tokio::sync::mpsc;
@@ -25,8 +26,41 @@ pub const SEND_QUEUE: usize = 4096;
 /// What the writer task of the backend socket is told to do.
 #[derive(Debug)]
 pub enum Outgoing {
+    /// A frame of the socket task itself (welcome, frame errors, `closed`): small, not counted.
     Frame(String),
+    /// A frame queued through [`BackendHub::send`]: its bytes are in the connection's queued count
+    /// until the writer has sent it.
+    Counted(String),
     Close(u16, &'static str),
+}
+
+/// Byte bounds of the backend link (review H5): the gateway→backend send queue, and each session's
+/// outage buffer (which the session keeps; the bound lives here with the message bound's siblings).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ByteLimits {
+    /// `--backend-queue-bytes`: past it the backend reads too slowly (close 1013).
+    pub queue_bytes: usize,
+    /// `--backend-buffer-bytes`: per session during an outage; the oldest messages go first.
+    pub buffer_bytes: usize,
+    /// `--backend-overflow`: inbound batches parked for a session whose mailbox is full (review M2).
+    pub overflow_batches: usize,
+    /// `--backend-overflow-bytes`: the same, in frame bytes.
+    pub overflow_bytes: usize,
+    /// `--max-properties` and `--max-property-bytes` for what browsers set on remote variables (the
+    /// mirror lives outside the tracker; connected mode has no tracker at all).
+    pub mirror: crate::tracker::TrackerLimits,
+}
+
+impl Default for ByteLimits {
+    fn default() -> Self {
+        ByteLimits {
+            queue_bytes: 64 << 20,
+            buffer_bytes: 16 << 20,
+            overflow_batches: 256,
+            overflow_bytes: 4 << 20,
+            mirror: crate::tracker::TrackerLimits::default(),
+        }
+    }
 }
 
 /// The connected backend, as sessions see it.
@@ -34,6 +68,8 @@ pub enum Outgoing {
 struct Slot {
     generation: u64,
     tx: mpsc::Sender<Outgoing>,
+    /// Bytes of `Counted` frames not yet sent by the writer.
+    queued: Arc<AtomicUsize>,
 }
 
 /// Whether the frame reached the backend's queue.
@@ -52,16 +88,17 @@ pub struct BackendHub {
     pub mode: &'static str,
     pub token: Option<String>,
     pub limits: BackendLimits,
+    pub bytes: ByteLimits,
     current: Mutex<Option<Slot>>,
     next_generation: AtomicU64,
 }
 
 impl BackendHub {
-    pub fn new(mode: &'static str, token: Option<String>, limits: BackendLimits) -> Self {
-        let mut bytes = [0u8; 16];
-        getrandom::fill(&mut bytes).expect("the OS random source works");
-        let epoch = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        BackendHub { epoch, mode, token, limits, current: Mutex::new(None), next_generation: AtomicU64::new(1) }
+    pub fn new(mode: &'static str, token: Option<String>, limits: BackendLimits, bytes: ByteLimits) -> Self {
+        let mut random = [0u8; 16];
+        getrandom::fill(&mut random).expect("the OS random source works");
+        let epoch = random.iter().map(|b| format!("{b:02x}")).collect();
+        BackendHub { epoch, mode, token, limits, bytes, current: Mutex::new(None), next_generation: AtomicU64::new(1) }
     }
 
     /// The generation of the connected backend, if one is connected.
@@ -73,14 +110,15 @@ impl BackendHub {
         self.current.lock().is_some()
     }
 
-    /// Claims the link for a new connection; `None` if another backend holds it (4409).
-    pub(crate) fn claim(&self, tx: mpsc::Sender<Outgoing>) -> Option<u64> {
+    /// Claims the link for a new connection; `None` if another backend holds it (4409). `queued` is the
+    /// connection's count of unsent `Counted` bytes, which its writer decrements.
+    pub(crate) fn claim(&self, tx: mpsc::Sender<Outgoing>, queued: Arc<AtomicUsize>) -> Option<u64> {
         let mut cur = self.current.lock();
         if cur.is_some() {
             return None;
         }
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
-        *cur = Some(Slot { generation, tx });
+        *cur = Some(Slot { generation, tx, queued });
         crate::metrics::metrics().backend_connected.set(1);
         Some(generation)
     }
@@ -94,14 +132,26 @@ impl BackendHub {
         }
     }
 
-    /// Queues a frame for connection `generation`. A full queue means the backend reads too slowly: the
-    /// connection is closed with 1013 and the frame counts as not sent.
+    /// Queues a frame for connection `generation`. A full queue (`SEND_QUEUE` frames, or more than
+    /// `--backend-queue-bytes` unsent) means the backend reads too slowly: the connection is closed with
+    /// 1013 and the frame counts as not sent.
     pub fn send(&self, generation: u64, text: String) -> Sent {
-        let tx = match &*self.current.lock() {
-            Some(slot) if slot.generation == generation => slot.tx.clone(),
+        let (tx, queued) = match &*self.current.lock() {
+            Some(slot) if slot.generation == generation => (slot.tx.clone(), slot.queued.clone()),
             _ => return Sent::NotConnected,
         };
-        match tx.try_send(Outgoing::Frame(text)) {
+        let len = text.len();
+        let before = queued.fetch_add(len, Ordering::AcqRel);
+        let result = if before + len > self.bytes.queue_bytes {
+            crate::metrics::metrics().limit_hit(crate::metrics::Limit::BackendQueueBytes);
+            Err(mpsc::error::TrySendError::Full(Outgoing::Counted(text)))
+        } else {
+            tx.try_send(Outgoing::Counted(text))
+        };
+        if result.is_err() {
+            queued.fetch_sub(len, Ordering::AcqRel);
+        }
+        match result {
             Ok(()) => Sent::Queued,
             Err(mpsc::error::TrySendError::Full(_)) => {
                 tracing::warn!("backend reads too slowly; closing it with 1013");

@@ -15,10 +15,19 @@ use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use std::collections::{HashMap, VecDeque};
+
+use parking_lot::Mutex;
+
 use super::{auth, BackendHub, Outgoing, SEND_QUEUE};
 use crate::gateway::Gateway;
+use crate::ids::VendedId;
+use crate::protocol::backend::{encode_batch, BackendBatch};
 use crate::protocol::backend::{encode_closed, encode_frame_error, encode_welcome, parse_backend_frame};
 use crate::protocol::close;
+use crate::protocol::message::{ErrorReport, Message as ProtocolMessage};
+use crate::protocol::ErrorCode;
+use crate::session::{BatchRefused, SessionHandle};
 
 /// JSON nesting accepted in backend frames (values nest at most 32 deep inside a few envelope levels).
 const MAX_DEPTH: usize = 128;
@@ -68,12 +77,13 @@ pub async fn endpoint(
 async fn run(gw: Arc<Gateway>, hub: Arc<BackendHub>, socket: WebSocket, peer: SocketAddr) {
     let _open = gw.live_sockets.enter();
     let (tx, rx) = mpsc::channel::<Outgoing>(SEND_QUEUE);
+    let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     // The welcome is queued before the link is published, so nothing can overtake it.
     let mut sessions = gw.sessions.vended_ids();
     sessions.sort();
     let welcome = encode_welcome(&hub.epoch, hub.mode, &sessions, &hub.limits);
     let _ = tx.try_send(Outgoing::Frame(welcome));
-    let Some(generation) = hub.claim(tx.clone()) else {
+    let Some(generation) = hub.claim(tx.clone(), queued.clone()) else {
         tracing::warn!(peer = %peer, reason = "busy", "backend refused");
         crate::metrics::metrics().connection_refused("backend", "busy");
         let mut socket = socket;
@@ -89,7 +99,7 @@ async fn run(gw: Arc<Gateway>, hub: Arc<BackendHub>, socket: WebSocket, peer: So
     let sockets = gw.sockets.clone();
     let (done_tx, mut done_rx) = tokio::sync::oneshot::channel::<()>();
     let writer = tokio::spawn(async move {
-        write_loop(ws_tx, rx, sockets.ping_interval, sockets.idle_close, heard_rx).await;
+        write_loop(ws_tx, rx, queued, sockets.ping_interval, sockets.idle_close, heard_rx).await;
         let _ = done_tx.send(());
     });
 
@@ -108,6 +118,7 @@ async fn run(gw: Arc<Gateway>, hub: Arc<BackendHub>, socket: WebSocket, peer: So
         })
     };
 
+    let router = Router::new(generation, tx.clone(), hub.bytes);
     let close_code = loop {
         let msg = tokio::select! {
             msg = ws_rx.next() => msg,
@@ -129,7 +140,7 @@ async fn run(gw: Arc<Gateway>, hub: Arc<BackendHub>, socket: WebSocket, peer: So
             Some(Ok(Message::Binary(bytes))) => bytes.to_vec(),
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
             Some(Ok(Message::Close(_))) | None => break None,
-            Some(Err(e)) => break Some(crate::browser::error_close_code(&e)),
+            Some(Err(e)) => break Some(crate::browser::ReadFailure::of(&e)),
         };
         crate::metrics::metrics().frame_received("backend", bytes.len());
         match parse_backend_frame(&bytes, MAX_DEPTH) {
@@ -142,26 +153,27 @@ async fn run(gw: Arc<Gateway>, hub: Arc<BackendHub>, socket: WebSocket, peer: So
                 }
                 let vended = batch.session;
                 let handle = gw.sessions.get_internal_id(vended).and_then(|id| gw.sessions.get_session(&id));
-                let delivered = match handle {
-                    Some(h) => h.backend_batch(generation, batch).await.is_ok(),
-                    None => false,
-                };
-                if !delivered {
-                    let _ = tx.send(Outgoing::Frame(encode_closed(vended))).await;
+                match handle {
+                    Some(h) => router.route(h, batch, bytes.len()),
+                    None => {
+                        let _ = tx.send(Outgoing::Frame(encode_closed(vended))).await;
+                    }
                 }
             }
         }
     };
-    if let Some(code) = close_code {
-        let _ = tx.send(Outgoing::Close(code, "frame too large")).await;
+    if let Some(code) = close_code.and_then(|f| f.close_code()) {
+        let _ = tx.send(Outgoing::Close(code, close_code.map_or("", |f| f.reason()))).await;
     }
     replay.abort();
+    router.stop();
     hub.release(generation);
     drop(tx);
     let _ = writer.await;
     let live = gw.sessions.vended_ids();
-    tracing::warn!(peer = %peer, code = close_code.unwrap_or(close::NORMAL), sessions = live.len(), "backend gone");
-    crate::metrics::metrics().connection_closed("backend", close_code.unwrap_or(close::NORMAL));
+    let code = close_code.map_or(close::NORMAL, |f| f.metric_code());
+    tracing::warn!(peer = %peer, code, sessions = live.len(), "backend gone");
+    crate::metrics::metrics().connection_closed("backend", code);
     for vended in live {
         if let Some(h) = gw.sessions.get_internal_id(vended).and_then(|id| gw.sessions.get_session(&id)) {
             h.backend_down(generation).await;
@@ -169,9 +181,123 @@ async fn run(gw: Arc<Gateway>, hub: Arc<BackendHub>, socket: WebSocket, peer: So
     }
 }
 
+/// Routes inbound batches to session mailboxes without ever waiting on one (review M2). A full mailbox
+/// parks the session's batches in a small overflow (bounded by `--backend-overflow` batches and
+/// `--backend-overflow-bytes`) that a forwarder task of that session drains in order; while it exists,
+/// later batches for the session queue behind it, so per-session order is kept. When the overflow is
+/// full too, the batch is dropped and the backend gets a `limit-exceeded` error batch for that session.
+struct Router {
+    generation: u64,
+    tx: mpsc::Sender<Outgoing>,
+    limits: super::ByteLimits,
+    parked: Arc<Mutex<HashMap<VendedId, Parked>>>,
+}
+
+/// One session's overflow: batches with their frame sizes, and the forwarder draining them.
+struct Parked {
+    batches: VecDeque<(BackendBatch, usize)>,
+    bytes: usize,
+    forwarder: Option<tokio::task::AbortHandle>,
+}
+
+impl Router {
+    fn new(generation: u64, tx: mpsc::Sender<Outgoing>, limits: super::ByteLimits) -> Router {
+        Router { generation, tx, limits, parked: Arc::default() }
+    }
+
+    /// Delivers `batch` (its frame was `size` bytes) to the session, parks it, or drops it.
+    fn route(&self, handle: SessionHandle, batch: BackendBatch, size: usize) {
+        let vended = batch.session;
+        let mut parked = self.parked.lock();
+        if let Some(p) = parked.get_mut(&vended) {
+            if p.batches.len() >= self.limits.overflow_batches || p.bytes + size > self.limits.overflow_bytes {
+                drop(parked);
+                self.drop_batch(vended);
+            } else {
+                p.bytes += size;
+                p.batches.push_back((batch, size));
+            }
+            return;
+        }
+        match handle.try_backend_batch(self.generation, batch) {
+            Ok(()) => {}
+            Err(BatchRefused::Gone) => {
+                drop(parked);
+                let _ = self.tx.try_send(Outgoing::Frame(encode_closed(vended)));
+            }
+            Err(BatchRefused::Full(batch)) => {
+                if self.limits.overflow_batches == 0 || size > self.limits.overflow_bytes {
+                    drop(parked);
+                    return self.drop_batch(vended);
+                }
+                let mut p = Parked { batches: VecDeque::new(), bytes: size, forwarder: None };
+                p.batches.push_back((batch, size));
+                let task = tokio::spawn(forward(self.generation, handle, vended, self.parked.clone(), self.tx.clone()));
+                p.forwarder = Some(task.abort_handle());
+                parked.insert(vended, p);
+            }
+        }
+    }
+
+    /// The session's overflow is full: the batch is lost; the backend is told in the session's name.
+    fn drop_batch(&self, vended: VendedId) {
+        crate::metrics::metrics().limit_hit(crate::metrics::Limit::BackendOverflow);
+        tracing::warn!(vended = %vended, "session mailbox and overflow full: dropping a backend batch");
+        let error = ProtocolMessage::Error(ErrorReport {
+            var_id: crate::ids::VarId::NONE,
+            code: ErrorCode::LimitExceeded,
+            description: "session busy: batch dropped".into(),
+        });
+        // A backend that does not read its own errors fills its queue; that is its back-pressure.
+        let _ = self.tx.try_send(Outgoing::Frame(encode_batch(vended, false, &[error])));
+    }
+
+    /// The connection ended: forwarders stop (their batches belong to a dead generation).
+    fn stop(&self) {
+        for (_, p) in self.parked.lock().drain() {
+            if let Some(f) = p.forwarder {
+                f.abort();
+            }
+        }
+    }
+}
+
+/// Drains one session's overflow into its mailbox, in order, waiting for space; ends when it is empty.
+async fn forward(
+    generation: u64,
+    handle: SessionHandle,
+    vended: VendedId,
+    parked: Arc<Mutex<HashMap<VendedId, Parked>>>,
+    tx: mpsc::Sender<Outgoing>,
+) {
+    loop {
+        let next = {
+            let mut map = parked.lock();
+            let Some(p) = map.get_mut(&vended) else { return };
+            match p.batches.pop_front() {
+                Some((batch, size)) => {
+                    p.bytes -= size;
+                    batch
+                }
+                None => {
+                    // Under the lock: the reader sees no overflow from now on and delivers directly.
+                    map.remove(&vended);
+                    return;
+                }
+            }
+        };
+        if handle.backend_batch(generation, next).await.is_err() {
+            parked.lock().remove(&vended);
+            let _ = tx.try_send(Outgoing::Frame(encode_closed(vended)));
+            return;
+        }
+    }
+}
+
 async fn write_loop(
     mut ws_tx: futures::stream::SplitSink<WebSocket, Message>,
     mut rx: mpsc::Receiver<Outgoing>,
+    queued: Arc<std::sync::atomic::AtomicUsize>,
     ping_interval: Duration,
     idle_close: Duration,
     heard: tokio::sync::watch::Receiver<Instant>,
@@ -184,6 +310,13 @@ async fn write_loop(
                 Some(Outgoing::Frame(text)) => {
                     crate::metrics::metrics().frame_sent("backend", text.len());
                     if ws_tx.send(Message::Text(text.into())).await.is_err() { break; }
+                }
+                Some(Outgoing::Counted(text)) => {
+                    let len = text.len();
+                    crate::metrics::metrics().frame_sent("backend", len);
+                    let sent = ws_tx.send(Message::Text(text.into())).await;
+                    queued.fetch_sub(len, std::sync::atomic::Ordering::AcqRel);
+                    if sent.is_err() { break; }
                 }
                 Some(Outgoing::Close(code, reason)) => {
                     let _ = ws_tx.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;

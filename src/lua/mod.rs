@@ -43,11 +43,18 @@ pub struct LuaConfig {
     pub instruction_budget: u64,
     /// Wall time per phase and per mailbox item.
     pub times: TimeLimits,
+    /// What the session's tracker may hold (properties, tracked bytes, variables).
+    pub tracker: crate::tracker::TrackerLimits,
 }
 
 impl Default for LuaConfig {
     fn default() -> Self {
-        LuaConfig { memory_limit: 64 << 20, instruction_budget: 200_000_000, times: TimeLimits::default() }
+        LuaConfig {
+            memory_limit: 64 << 20,
+            instruction_budget: 200_000_000,
+            times: TimeLimits::default(),
+            tracker: crate::tracker::TrackerLimits::default(),
+        }
     }
 }
 
@@ -88,6 +95,7 @@ impl LuaBackend {
         lua.set_named_registry_value(INTERNALS_KEY, internals)?;
         let resolver = LuaResolver::new(&lua, budget.clone())?;
         let tracker = Tracker::new(resolver);
+        tracker.shared().set_limits(config.tracker);
         let session: mlua::Table = lua.globals().get("session")?;
         variables::install(&lua, &session, tracker.shared().downgrade(), api.clone(), budget.clone())?;
         // The limit goes on last so the fixed setup cost never counts against a script.

@@ -16,7 +16,7 @@ use super::resolver::LuaResolver;
 use crate::ids::VarId;
 use crate::protocol::message::split_path_query;
 use crate::protocol::priority::split_suffix;
-use crate::protocol::PropertyWrite;
+use crate::protocol::{ErrorCode, PropertyWrite};
 use crate::tracker::{Shared, VarError, WeakShared, Writer};
 
 /// The registry slot of the handle factory the resolver uses for wrapper constructors.
@@ -131,6 +131,15 @@ pub fn install(
                 ),
                 _ => return Err(mlua::Error::runtime("bad-message: parent must be an id or a table")),
             };
+            // `--max-variables` counts all owners (operations.md §2); Lua used to be exempt (review M3).
+            let max = shared.limits().max_variables;
+            if shared.len() >= max {
+                crate::metrics::metrics().limit_hit(crate::metrics::Limit::Variables);
+                return Err(mlua::Error::runtime(format!(
+                    "{}: session variable limit ({max}) reached",
+                    ErrorCode::LimitExceeded
+                )));
+            }
             let id = {
                 let mut st = c.state.lock();
                 if st.next_lua_id == 0 {

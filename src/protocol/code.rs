@@ -75,6 +75,12 @@ pub mod close {
     pub const NORMAL: u16 = 1000;
     /// Gateway shutting down.
     pub const GOING_AWAY: u16 = 1001;
+    /// A WebSocket framing violation by the peer.
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// Counted, never sent: the connection ended without a close frame (RFC 6455 §7.1.5).
+    pub const ABNORMAL: u16 = 1006;
+    /// A text frame that is not UTF-8.
+    pub const INVALID_PAYLOAD: u16 = 1007;
     /// Inbound frame over the size limit.
     pub const TOO_BIG: u16 = 1009;
     /// Internal error (backend link).

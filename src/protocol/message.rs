@@ -235,7 +235,8 @@ fn bad(var_id: VarId, description: impl Into<String>) -> MessageError {
 /// A JSON integer within ±(2^53 − 1).
 fn as_id(v: &Value) -> Option<i64> {
     let n = v.as_i64()?;
-    (n.abs() <= MAX_ID).then_some(n)
+    // `unsigned_abs`: `i64::MIN.abs()` overflows (a panic in debug builds, accepted in release).
+    (n.unsigned_abs() <= MAX_ID.unsigned_abs()).then_some(n)
 }
 
 fn required_id(data: &Map<String, Value>, key: &str) -> Result<VarId, MessageError> {
@@ -444,6 +445,11 @@ mod tests {
             code_of(browser(json!({"type":"watch","data":{"varId":9007199254740992_i64}}))),
             (0, ErrorCode::BadMessage)
         );
+        // Review L2: the most negative i64 has no `abs()`; it is out of range like any other.
+        for id in [i64::MIN, i64::MIN + 1, -9007199254740992_i64] {
+            assert_eq!(code_of(browser(json!({"type":"watch","data":{"varId":id}}))), (0, ErrorCode::BadMessage));
+        }
+        assert!(browser(json!({"type":"watch","data":{"varId":-9007199254740991_i64}})).is_ok());
     }
 
     #[test]

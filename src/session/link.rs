@@ -19,7 +19,7 @@ use crate::protocol::message::MIN_BACKEND_ID;
 use crate::protocol::{
     Create, ErrorCode, Message, Priority, Properties, PropertyWrite, ServerMessage, Update, UpdateOut,
 };
-use crate::tracker::{Owner, Writer};
+use crate::tracker::{json_bytes, Owner, Writer};
 
 /// The backend's origin for change detection (connection ids count from 1, so this never clashes).
 pub(super) const BACKEND_ORIGIN: u64 = u64::MAX;
@@ -31,13 +31,14 @@ pub(super) enum Link {
     None,
     /// Connected (connection `generation`); `opened` once this connection got a batch for the session.
     Live { generation: u64, opened: bool },
-    /// No backend: `update`s for it wait here (oldest dropped past the limit, counted).
-    Away { buffer: VecDeque<Json>, dropped: usize, notified: HashSet<ConnId>, warned: bool },
+    /// No backend: `update`s for it wait here (oldest dropped past the limits, counted). `bytes` is the
+    /// buffer's size by [`json_bytes`], bounded by `--backend-buffer-bytes` (review H5).
+    Away { buffer: VecDeque<Json>, bytes: usize, dropped: usize, notified: HashSet<ConnId>, warned: bool },
 }
 
 impl Link {
     pub(super) fn away() -> Link {
-        Link::Away { buffer: VecDeque::new(), dropped: 0, notified: HashSet::new(), warned: false }
+        Link::Away { buffer: VecDeque::new(), bytes: 0, dropped: 0, notified: HashSet::new(), warned: false }
     }
 }
 
@@ -50,6 +51,18 @@ pub(super) struct Outbox {
 
 fn wire_error(var: VarId, code: ErrorCode, description: &str) -> Json {
     json!({"type":"error","data":{"varId":var.0,"code":code.as_str(),"description":description}})
+}
+
+/// Whether a browser may set `name` to `value` on a remote variable under `--max-properties` and
+/// `--max-property-bytes` (deletes always pass; refused properties are neither stored nor forwarded).
+fn mirror_admits(var: Option<&RemoteVar>, limits: &crate::tracker::TrackerLimits, name: &str, value: &str) -> bool {
+    if value.is_empty() {
+        return true;
+    }
+    if name.len() + value.len() > limits.max_property_bytes {
+        return false;
+    }
+    var.is_none_or(|v| v.props.0.iter().any(|(n, _)| n == name) || v.props.0.len() < limits.max_properties)
 }
 
 fn wire_props(props: &[PropertyWrite]) -> Map<String, Json> {
@@ -94,15 +107,24 @@ impl Session {
     /// gets its one `backend-unavailable` of the outage.
     pub(super) fn update_to_backend(&mut self, conn: Option<ConnId>, msg: Json) {
         let limit = self.config.backend.as_ref().map_or(0, |h| h.limits.session_buffer);
+        let limit_bytes = self.config.backend.as_ref().map_or(0, |h| h.bytes.buffer_bytes);
         match &mut self.link {
             Link::None => {}
             Link::Live { .. } => self.outbox.messages.push(msg),
-            Link::Away { buffer, dropped, warned, .. } => {
+            Link::Away { buffer, bytes, dropped, warned, .. } => {
+                *bytes += json_bytes(&msg);
                 buffer.push_back(msg);
-                while buffer.len() > limit.max(1) {
-                    buffer.pop_front();
+                // By count, then by bytes; the newest message always stays (even one over the byte bound).
+                while buffer.len() > limit.max(1) || (*bytes > limit_bytes && buffer.len() > 1) {
+                    let over_bytes = buffer.len() <= limit.max(1);
+                    if let Some(old) = buffer.pop_front() {
+                        *bytes = bytes.saturating_sub(json_bytes(&old));
+                    }
                     *dropped += 1;
                     crate::metrics::metrics().backend_dropped.inc();
+                    if over_bytes {
+                        crate::metrics::metrics().limit_hit(crate::metrics::Limit::BackendBufferBytes);
+                    }
                     if !*warned {
                         *warned = true;
                         tracing::warn!(vended = %self.vended, "backend buffer full: dropping the oldest updates");
@@ -239,11 +261,14 @@ impl Session {
     pub(super) fn update_remote(&mut self, conn: ConnId, update: Update, global: VarId) {
         let mut forwarded = Vec::new();
         let mut denied = Vec::new();
+        let mut over = Vec::new();
         let mut changed = Vec::new();
+        let limits = self.config.backend.as_ref().map_or_else(Default::default, |h| h.bytes.mirror);
         for p in update.properties.as_deref().unwrap_or(&[]) {
             match p.name.as_str() {
                 "path" | "access" | "create" | "wrapper" | "lua" => denied.push(p.name.clone()),
                 "type" | "viewdefs" => {}
+                _ if !mirror_admits(self.remote.get(global), &limits, &p.name, &p.value) => over.push(p.name.clone()),
                 _ => {
                     if let Some(var) = self.remote.get_mut(global) {
                         let a = set_prop(&mut var.props, &p.name, &p.value);
@@ -259,6 +284,11 @@ impl Session {
         }
         if !denied.is_empty() {
             self.error(conn, update.var_id, ErrorCode::AccessDenied, format!("may not set {}", denied.join(", ")));
+        }
+        if !over.is_empty() {
+            crate::metrics::metrics().limit_hit(crate::metrics::Limit::Properties);
+            let text = format!("over the property limits: {}", over.join(", "));
+            self.error(conn, update.var_id, ErrorCode::LimitExceeded, text);
         }
         self.push_change(global, None, changed, Some(conn));
         if update.value.is_none() && forwarded.is_empty() {
@@ -281,9 +311,10 @@ impl Session {
         let removed = self.remote.remove(global);
         // §10.4: updates buffered during an outage for a variable destroyed meanwhile are discarded
         // (uncounted); the replay no longer creates it, so the backend could not even address them.
-        if let Link::Away { buffer, .. } = &mut self.link {
+        if let Link::Away { buffer, bytes, .. } = &mut self.link {
             let gone: HashSet<i64> = removed.iter().map(|id| id.0).collect();
             buffer.retain(|msg| msg.pointer("/data/varId").and_then(Json::as_i64).is_none_or(|id| !gone.contains(&id)));
+            *bytes = buffer.iter().map(json_bytes).sum();
         }
         self.forget_variables(&removed);
         for id in removed {

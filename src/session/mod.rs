@@ -97,6 +97,14 @@ pub struct SessionHandle {
 #[error("session ended")]
 pub struct SessionGone;
 
+/// Why [`SessionHandle::try_backend_batch`] did not deliver.
+#[derive(Debug)]
+pub enum BatchRefused {
+    /// The mailbox is full: the batch, back.
+    Full(BackendBatch),
+    Gone,
+}
+
 impl SessionHandle {
     /// Registers a connection; `Ok(false)` when the session is at its connection limit.
     pub async fn connect(&self, conn: ConnId, sink: ConnSink) -> Result<bool, SessionGone> {
@@ -117,6 +125,15 @@ impl SessionHandle {
     /// Hands over a backend batch. Waits while the mailbox is full (back-pressure on the backend).
     pub async fn backend_batch(&self, generation: u64, batch: BackendBatch) -> Result<(), SessionGone> {
         self.tx.send(SessionMsg::Backend { generation, batch }).await.map_err(|_| SessionGone)
+    }
+
+    /// Hands over a backend batch without waiting: a full mailbox gives the batch back, so the backend
+    /// reader can park it instead of stalling every other session (review M2).
+    pub fn try_backend_batch(&self, generation: u64, batch: BackendBatch) -> Result<(), BatchRefused> {
+        self.tx.try_send(SessionMsg::Backend { generation, batch }).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(SessionMsg::Backend { batch, .. }) => BatchRefused::Full(batch),
+            _ => BatchRefused::Gone,
+        })
     }
 
     /// Tells the session backend connection `generation` is up; returns once its replay batch is queued.

@@ -16,6 +16,11 @@ pub enum Outbound {
     Frame(String),
     /// Send a close frame with this code and reason, then stop.
     Close(u16, &'static str),
+    /// The reader answered a ping: tungstenite queued a pong of this many bytes, already counted in the
+    /// connection's unsent bytes. The writer flushes the socket and, once that completes (so the pong
+    /// is out), takes the bytes off again. Pongs to a peer that never reads thus count toward
+    /// `--max-outbound` like frames do (review H5, ping flood).
+    Pong(usize),
 }
 
 /// Sender half, owned by the session.

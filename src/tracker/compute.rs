@@ -158,6 +158,7 @@ impl<R: Resolver> Shared<R> {
             let st = &mut *st;
             let Some(var) = st.vars.get_mut(&at.id).filter(|v| v.seq == at.seq) else { return Ok(None) };
             let snap = Arc::new(fresh.commit(&mut st.registry));
+            st.bytes.book_snap(var.raw_snap.as_deref(), Some(&snap));
             if let Some(old) = var.raw_snap.replace(snap) {
                 st.registry.release_snap(&old);
             }
@@ -207,6 +208,7 @@ impl<R: Resolver> Shared<R> {
                     let old = std::mem::replace(&mut var.wrapper, state);
                     if matches!(var.wrapper, WrapState::None) {
                         if let Some(s) = var.wrap_snap.take() {
+                            st.bytes.book_snap(Some(&s), None);
                             st.registry.release_snap(&s);
                         }
                     }
@@ -236,6 +238,7 @@ impl<R: Resolver> Shared<R> {
                 let st = &mut *st;
                 let Some(var) = st.vars.get_mut(&at.id).filter(|v| v.seq == at.seq) else { return Ok(None) };
                 let snap = Arc::new(fresh.commit(&mut st.registry));
+                st.bytes.book_snap(var.wrap_snap.as_deref(), Some(&snap));
                 if let Some(old) = var.wrap_snap.replace(snap) {
                     st.registry.release_snap(&old);
                 }
@@ -290,10 +293,15 @@ impl<R: Resolver> Shared<R> {
             Source::Nothing => String::new(),
         };
         let mut st = self.lock();
-        let Some(var) = st.live_mut(at) else { return };
+        let st = &mut *st;
+        let Some(var) = st.vars.get_mut(&at.id).filter(|v| v.seq == at.seq) else { return };
         var.derived_type = derived;
         let shown = var.effective_type().to_string();
-        if let Some(priority) = var.set_prop("type", &shown, None) {
+        // Derived from the host's value, so never refused; its bytes are booked like any property's.
+        let old = var.prop("type").map_or(0, |v| super::budget::prop_bytes("type", v));
+        let changed = var.set_prop("type", &shown, None);
+        st.bytes.book_prop(old, var.prop("type").map_or(0, |v| super::budget::prop_bytes("type", v)));
+        if let Some(priority) = changed {
             st.note_prop(at, "type", priority, None);
         }
     }

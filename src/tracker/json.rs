@@ -318,6 +318,10 @@ impl JsonResolver {
                 None => JValue::Float(n.as_f64().unwrap_or(f64::NAN)),
             },
             Json::String(s) => JValue::Str(s.as_str().into()),
+            // An empty container one level past the limit is refused too (review L5).
+            Json::Array(_) | Json::Object(_) if depth >= MAX_VALUE_DEPTH => {
+                return Err(VarError::new(ErrorCode::LimitExceeded, "value nested deeper than 32"));
+            }
             Json::Array(items) => {
                 let items: Result<Vec<_>, _> =
                     items.iter().map(|i| self.json_to_value(i, registry, depth + 1)).collect();

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::path::{parse_path, split_query, Segment};
-use super::props::{apply, decide, denied, Decision};
+use super::props::{apply, decide, denied, held, Decision};
 use super::shared::{At, Shared};
 use super::variable::{LocalPath, Seg, ValueNote, Var, WrapState};
 use super::{Access, Owner, Resolver, VarError, Writer};
@@ -185,7 +185,9 @@ impl<R: Resolver> Shared<R> {
                     var.fixed = Some(value.clone());
                     let mut changes = Vec::new();
                     for p in props {
-                        if let Some((name, priority)) = apply(var, decide(&p.name, Writer::Lua, true), p) {
+                        if let Some((name, priority)) =
+                            apply(var, &mut st.bytes, decide(&p.name, Writer::Lua, true), p)?
+                        {
                             changes.push((name, priority));
                         }
                     }
@@ -264,14 +266,18 @@ impl<R: Resolver> Shared<R> {
         if let Some(p) = parent.filter(|p| !st.vars.contains_key(p)) {
             return Err(VarError::new(ErrorCode::NotFound, format!("parent {p} not found")));
         }
-        let seq = st.next_seq;
-        st.next_seq += 1;
-        let mut var = Var::new(id, seq, parent, owner, spec.access);
+        let mut var = Var::new(id, st.next_seq, parent, owner, spec.access);
         var.path = spec.path;
         var.fixed = fixed;
         for (p, decision) in spec.props.iter().zip(spec.decisions) {
-            apply(&mut var, decision, p);
+            // A property over the limits (a huge path, too many properties) refuses the whole create.
+            if let Err(e) = apply(&mut var, &mut st.bytes, decision, p) {
+                st.bytes.book_prop(held(&var), 0);
+                return Err(e);
+            }
         }
+        let seq = st.next_seq;
+        st.next_seq += 1;
         // Only a wrapper change after create rewraps; the first computation wraps anyway.
         var.rewrap = false;
         var.slot = match parent {
@@ -333,6 +339,9 @@ impl<R: Resolver> Shared<R> {
             let mut removed = Vec::with_capacity(order.len());
             for vid in &order {
                 let mut var = st.vars.remove(vid).expect("collected from the live tree");
+                st.bytes.book_prop(held(&var), 0);
+                st.bytes.book_snap(var.raw_snap.as_deref(), None);
+                st.bytes.book_snap(var.wrap_snap.as_deref(), None);
                 for snap in [var.raw_snap.take(), var.wrap_snap.take(), var.sent_snap.take()].into_iter().flatten() {
                     st.registry.release_snap(&snap);
                 }

@@ -24,6 +24,7 @@
 //! (Lua references and `Rc`s do not; a peek reads raw fields only). In debug builds a lock that stays
 //! taken for 10 s panics with a message instead of hanging, so a re-entrancy bug shows up in tests.
 
+mod budget;
 mod children;
 mod compute;
 mod detect;
@@ -44,6 +45,7 @@ use serde_json::Value as Json;
 
 use crate::ids::VarId;
 use crate::protocol::{ErrorCode, Properties, PropertyWrite, ServerMessage};
+pub use budget::{json_bytes, TrackerLimits};
 pub use detect::{ChangeItem, Changes, PropOut, ValueOut};
 pub use json::{JValue, JsonResolver};
 pub use lifecycle::Created;

@@ -8,6 +8,7 @@ use std::sync::{Arc, Weak};
 use parking_lot::{Mutex, MutexGuard};
 use serde_json::Value as Json;
 
+use super::budget::{Bytes, TrackerLimits};
 use super::children::Children;
 use super::idmap::IdMap;
 use super::registry::{ObjId, ObjectRegistry};
@@ -37,6 +38,8 @@ pub(crate) struct State<R: Resolver> {
     pub dirty: Vec<(VarId, u64)>,
     /// A pass is running (a nested `detect` from host code returns nothing).
     pub in_pass: bool,
+    /// Stored property and snapshot bytes, and the limits on them.
+    pub bytes: Bytes,
 }
 
 impl<R: Resolver> State<R> {
@@ -144,6 +147,7 @@ impl<R: Resolver> Shared<R> {
                 next_seq: 0,
                 dirty: Vec::new(),
                 in_pass: false,
+                bytes: Bytes::default(),
             })),
         }
     }
@@ -174,6 +178,20 @@ impl<R: Resolver> Shared<R> {
 
     pub fn exists(&self, id: VarId) -> bool {
         self.lock().vars.contains_key(&id)
+    }
+
+    /// Sets the limits on properties, tracked bytes and variables (defaults: [`TrackerLimits::default`]).
+    pub fn set_limits(&self, limits: TrackerLimits) {
+        self.lock().bytes.limits = limits;
+    }
+
+    pub fn limits(&self) -> TrackerLimits {
+        self.lock().bytes.limits
+    }
+
+    /// Stored property bytes plus snapshot bytes: what `--max-session-bytes` bounds.
+    pub fn tracked_bytes(&self) -> usize {
+        self.lock().bytes.total()
     }
 
     pub fn len(&self) -> usize {

@@ -1152,3 +1152,73 @@ fn p5_one_field_change_among_10k_variables() {
     }
     println!("P5 no change, 9,900 m() paths: median {:?}", median(samples));
 }
+
+// ----- byte and count limits (review H5, M3) -----
+
+#[test]
+fn property_limits_refuse_with_limit_exceeded_and_the_rest_applies() {
+    let mut t = tracker(JValue::typed("App", [("a", s("x")), ("b", i(0))]));
+    let limits =
+        TrackerLimits { max_properties: 4, max_property_bytes: 32, max_session_bytes: 4096, max_variables: 10 };
+    t.shared().set_limits(limits);
+    make(&mut t, 2, APP, &path("b"));
+    detect(&mut t);
+    // One property too large: refused, the others in the message still apply.
+    let big = "x".repeat(40);
+    let e = t.set_properties(v(2), &[p("big", &big), p("small", "1")], Writer::Browser, Some(1)).unwrap_err();
+    assert_eq!(e.code, ErrorCode::LimitExceeded);
+    assert_eq!(t.shared().property(v(2), "small").as_deref(), Some("1"));
+    assert_eq!(t.shared().property(v(2), "big"), None);
+    // Count: four names per variable.
+    let mut n = 0;
+    while t.set_properties(v(2), &[p(&format!("p{n}"), "v")], Writer::Browser, Some(1)).is_ok() {
+        n += 1;
+        assert!(n < 10, "the count cap never hit");
+    }
+    // path and small are held, so two more names fit.
+    assert_eq!(n, 2);
+    // Replacing or deleting an existing one still works at the cap.
+    t.set_properties(v(2), &[p("small", "2")], Writer::Browser, Some(1)).unwrap();
+    t.set_properties(v(2), &[p("small", "")], Writer::Browser, Some(1)).unwrap();
+    t.set_properties(v(2), &[p("again", "ok")], Writer::Browser, Some(1)).unwrap();
+    // A create whose path is over the size cap does not exist afterwards.
+    let e = t.create(v(3), APP, &path(&format!("a{}", ".a".repeat(20))), Writer::Browser).unwrap_err();
+    assert_eq!(e.code, ErrorCode::LimitExceeded);
+    assert!(!t.exists(v(3)));
+    // Destroying gives every byte back.
+    t.destroy(v(2));
+    let base = t.shared().tracked_bytes();
+    make(&mut t, 4, APP, &path("b"));
+    t.set_properties(v(4), &[p("k", "12345")], Writer::Browser, Some(1)).unwrap();
+    assert!(t.shared().tracked_bytes() > base);
+    t.destroy(v(4));
+    assert_eq!(t.shared().tracked_bytes(), base);
+}
+
+#[test]
+fn session_bytes_count_properties_and_snapshots() {
+    let mut t = tracker(JValue::typed("App", [("a", s("")), ("b", i(0))]));
+    t.shared().set_limits(TrackerLimits {
+        max_properties: 64,
+        max_property_bytes: 1 << 20,
+        max_session_bytes: 10_000,
+        max_variables: 10,
+    });
+    make(&mut t, 2, APP, &access("a", "rw"));
+    detect(&mut t);
+    // A value write past the budget is refused before it happens; one within it is stored and counted.
+    let e = t.write(v(2), &json!("y".repeat(20_000)), Some(1)).unwrap_err();
+    assert_eq!(e.code, ErrorCode::LimitExceeded);
+    let before = t.shared().tracked_bytes();
+    t.write(v(2), &json!("y".repeat(6_000)), Some(1)).unwrap();
+    let after = t.shared().tracked_bytes();
+    assert!(after >= before + 6_000, "{before} → {after}");
+    // The same value again fits (the old snapshot counts as freed), but a property that would pass the
+    // budget alongside it does not.
+    t.write(v(2), &json!("z".repeat(6_000)), Some(1)).unwrap();
+    let e = t.set_properties(v(2), &[p("note", &"n".repeat(5_000))], Writer::Browser, Some(1)).unwrap_err();
+    assert_eq!(e.code, ErrorCode::LimitExceeded);
+    // Writing a small value frees the room again.
+    t.write(v(2), &json!("small"), Some(1)).unwrap();
+    t.set_properties(v(2), &[p("note", &"n".repeat(5_000))], Writer::Browser, Some(1)).unwrap();
+}

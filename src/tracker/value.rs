@@ -12,7 +12,8 @@ use super::registry::{ObjId, ObjectRegistry};
 use super::{Resolver, VarError};
 use crate::protocol::ErrorCode;
 
-/// Values nested deeper than this are refused with `limit-exceeded` (the top value is depth 0).
+/// Values nested deeper than this are refused with `limit-exceeded`: at most this many arrays or objects
+/// inside each other (an empty one counts like a full one), so `[[1]]` and `[[]]` both have depth 2.
 pub const MAX_VALUE_DEPTH: usize = 32;
 
 /// The shape of a host value, as a resolver reports it.
@@ -139,7 +140,7 @@ fn matches_at<R: Resolver + ?Sized>(resolver: &R, v: &R::Value, snap: &Snap, dep
         (Kind::Int(a), Snap::Int(b)) => a == *b,
         (Kind::Float(f), s) => Snap::float(f) == *s,
         (Kind::Str(a), Snap::Str(b)) => a[..] == b[..],
-        (Kind::EmptyPlain, Snap::Arr(items)) => items.is_empty(),
+        (Kind::EmptyPlain, Snap::Arr(items)) => items.is_empty() && depth < MAX_VALUE_DEPTH,
         (Kind::Seq(n), Snap::Arr(items)) => {
             n == items.len()
                 && items.iter().enumerate().all(|(i, s)| matches_at(resolver, &resolver.elem(v, i), s, depth + 1))
@@ -198,6 +199,8 @@ fn build_at<R: Resolver + ?Sized>(
         Kind::Int(i) => Snap::Int(i),
         Kind::Float(f) => Snap::float(f),
         Kind::Str(s) => Snap::Str(s.into_boxed_slice()),
+        // A container one level past the limit is refused even when empty (review L5).
+        Kind::EmptyPlain | Kind::Seq(_) if depth >= MAX_VALUE_DEPTH => return Err(too_deep()),
         Kind::EmptyPlain => Snap::Arr(Box::new([])),
         Kind::Object(identity) => {
             handles.push(v.clone());
@@ -222,15 +225,14 @@ pub fn snapshot<R: Resolver + ?Sized>(
     build(resolver, v).map(|f| f.commit(registry))
 }
 
-/// Nesting depth of written JSON, with the same convention as snapshots (a scalar at the top is 0).
+/// Whether written JSON nests more than [`MAX_VALUE_DEPTH`] arrays or objects, with the same convention
+/// as snapshots: `outer` is the number of containers around `j`, and an empty container counts.
 pub fn json_too_deep(json: &Json) -> bool {
-    fn walk(j: &Json, depth: usize) -> bool {
-        if depth > MAX_VALUE_DEPTH {
-            return true;
-        }
+    fn walk(j: &Json, outer: usize) -> bool {
         match j {
-            Json::Array(items) => items.iter().any(|i| walk(i, depth + 1)),
-            Json::Object(map) => map.values().any(|i| walk(i, depth + 1)),
+            Json::Array(_) | Json::Object(_) if outer >= MAX_VALUE_DEPTH => true,
+            Json::Array(items) => items.iter().any(|i| walk(i, outer + 1)),
+            Json::Object(map) => map.values().any(|i| walk(i, outer + 1)),
             _ => false,
         }
     }
@@ -286,6 +288,14 @@ mod tests {
         }
         assert!(!json_too_deep(&deep));
         assert!(json_too_deep(&json!([deep])));
+        // Review L5: 32 empty arrays inside each other are the limit, 33 are over it.
+        let mut empty = json!([]);
+        for _ in 0..31 {
+            empty = json!([empty]);
+        }
+        assert!(!json_too_deep(&empty));
+        assert!(json_too_deep(&json!([empty.clone()])));
+        assert!(json_too_deep(&json!({"a": [empty]})));
         let mut refs = Vec::new();
         json_obj_refs(&json!([{"obj": 4}, {"a": {"obj": 5}}, {"obj": 6, "x": 1}]), &mut refs);
         assert_eq!(refs, vec![ObjId(4), ObjId(5)]);

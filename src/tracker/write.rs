@@ -2,6 +2,7 @@
 
 use serde_json::Value as Json;
 
+use super::budget::{json_bytes, snap_bytes};
 use super::compute::Target;
 use super::shared::{At, Shared};
 use super::value::{json_obj_refs, json_too_deep};
@@ -48,7 +49,9 @@ impl<R: Resolver> Shared<R> {
     /// inside an `inactive` subtree. The JSON is converted (`{"obj":N}` is the registered object itself,
     /// unknown → `not-found`; deeper than 32 → `limit-exceeded`), all but the last segment are walked
     /// (nil → `path-failure`) and the last one is applied per the §2.3 table. Host effects before an
-    /// error persist. After an `rw` success the written value becomes the cache and, if the sent value
+    /// error persist. A value that would take the session's tracked bytes (`--max-session-bytes`, with
+    /// the variable's current snapshot counted as freed) over budget is `limit-exceeded` before anything
+    /// runs. After an `rw` success the written value becomes the cache and, if the sent value
     /// changed, a value change is recorded with `origin` (so it is not echoed to the writer; the next
     /// pass replaces that with an everyone-change if the value read back differs).
     ///
@@ -76,6 +79,11 @@ impl<R: Resolver> Shared<R> {
         };
         if json_too_deep(json) {
             return Err(VarError::new(ErrorCode::LimitExceeded, "value nested deeper than 32"));
+        }
+        {
+            let st = self.lock();
+            let old = st.live(at).and_then(|v| v.raw_snap.as_deref()).map_or(0, snap_bytes);
+            st.bytes.check_growth(old, json_bytes(json))?;
         }
         let mut refs = Vec::new();
         json_obj_refs(json, &mut refs);

@@ -5,6 +5,7 @@
 //! One test binary, one module per concern, so the whole group links the crate once.
 
 mod admission;
+mod bytes;
 #[path = "../common/mod.rs"]
 mod common;
 mod lua;
