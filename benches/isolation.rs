@@ -51,6 +51,8 @@ fn start_gateway(bin: &str, site: &std::path::Path) -> Gateway {
         .spawn()
         .expect("the gateway binary starts");
     let stdout = child.stdout.take().unwrap();
+    // From here the child is owned by the guard, which kills and reaps it on every path.
+    let mut gateway = Gateway { child, addr: String::new() };
     let mut line = String::new();
     let mut reader = BufReader::new(stdout);
     loop {
@@ -59,8 +61,8 @@ fn start_gateway(bin: &str, site: &std::path::Path) -> Gateway {
             panic!("the gateway exited before listening");
         }
         if let Some(at) = line.find("http://") {
-            let addr = line[at + 7..].trim().trim_end_matches('/').to_string();
-            return Gateway { child, addr };
+            gateway.addr = line[at + 7..].trim().trim_end_matches('/').to_string();
+            return gateway;
         }
     }
 }
@@ -95,7 +97,11 @@ async fn wait_for(ws: &mut Socket, var: i64, kind: &str) -> Option<Value> {
 }
 
 fn click() -> Message {
-    Message::Text(json!({"userEvent": true, "messages": [{"type": "update", "data": {"varId": 3, "value": null}}]}).to_string().into())
+    Message::Text(
+        json!({"userEvent": true, "messages": [{"type": "update", "data": {"varId": 3, "value": null}}]})
+            .to_string()
+            .into(),
+    )
 }
 
 fn percentile(samples: &mut [Duration], p: f64) -> Duration {

@@ -209,9 +209,15 @@ impl Gateway {
             tracing::warn!("cannot read the machine's memory size: --max-memory is off");
         }
         let sessions = Arc::new(
-            SessionManager::with_runtime(Arc::new(session_config), timeouts, args.max_sessions, runtime, args.lua_watchdog)
-                .with_admission(Admission::new(admission))
-                .with_redacted_ids(args.redact_ids),
+            SessionManager::with_runtime(
+                Arc::new(session_config),
+                timeouts,
+                args.max_sessions,
+                runtime,
+                args.lua_watchdog,
+            )
+            .with_admission(Admission::new(admission))
+            .with_redacted_ids(args.redact_ids),
         );
         Ok(Gateway {
             mode,

@@ -51,11 +51,8 @@ pub struct SessionRuntime {
 
 impl SessionRuntime {
     pub fn new(size: RuntimeSize) -> std::io::Result<SessionRuntime> {
-        let workers = if size.workers == 0 {
-            std::thread::available_parallelism().map_or(2, |n| n.get())
-        } else {
-            size.workers
-        };
+        let workers =
+            if size.workers == 0 { std::thread::available_parallelism().map_or(2, |n| n.get()) } else { size.workers };
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(workers)
             .max_blocking_threads(size.busy_threads.max(1))

@@ -315,9 +315,7 @@ mod tests {
     #[test]
     fn pcall_cannot_swallow_exhaustion_and_nothing_after_it_runs() {
         let (lua, budget) = limited(1_000_000);
-        let r = lua
-            .load("done = 0 while true do pcall(function() while true do end end) done = done + 1 end")
-            .exec();
+        let r = lua.load("done = 0 while true do pcall(function() while true do end end) done = done + 1 end").exec();
         assert!(r.is_err());
         assert!(budget.exhausted());
         assert_eq!(lua.globals().get::<i64>("done").unwrap(), 0);
@@ -328,7 +326,8 @@ mod tests {
         assert!(r.is_err());
         assert_eq!(lua.globals().get::<i64>("x").unwrap(), 0);
         budget.begin_phase();
-        let r = lua.load("local co = coroutine.create(function() while true do end end) coroutine.resume(co) y = 1").exec();
+        let r =
+            lua.load("local co = coroutine.create(function() while true do end end) coroutine.resume(co) y = 1").exec();
         assert!(r.is_err());
         assert!(lua.globals().get::<Option<i64>>("y").unwrap().is_none());
     }

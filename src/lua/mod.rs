@@ -12,12 +12,12 @@ pub mod json;
 pub mod limits;
 pub mod modules;
 pub mod pattern;
+#[cfg(test)]
+mod program_tests;
 pub mod resolver;
 pub mod sandbox;
 pub mod timers;
 pub mod variables;
-#[cfg(test)]
-mod program_tests;
 #[cfg(test)]
 mod wrapper_tests;
 

@@ -19,6 +19,7 @@ fn backend() -> LuaBackend {
         memory_limit: 16 << 20,
         instruction_budget: 20_000_000,
         times: TimeLimits { phase: PHASE, item: PHASE * 2 },
+        ..LuaConfig::default()
     };
     LuaBackend::new(VendedId(1), &config, Default::default()).unwrap()
 }
@@ -49,10 +50,15 @@ fn call() -> impl Strategy<Value = String> {
         (s(), s()).prop_map(|(a, p)| format!("string.gsub({a}, {p}, '%0%0')")),
         (s(), 0i64..1_000_000).prop_map(|(a, n)| format!("string.rep({a}, {n})")),
         (1i64..4_000_000_000).prop_map(|n| format!("table.move({{}}, 1, {n}, 1, {{}})")),
-        (1u32..200_000).prop_map(|n| format!("local t = {{}} for i = 1, {n} do t[i] = i end table.sort(t, function(a, b) return a > b end)")),
+        (1u32..200_000).prop_map(|n| format!(
+            "local t = {{}} for i = 1, {n} do t[i] = i end table.sort(t, function(a, b) return a > b end)"
+        )),
         (1u32..200_000).prop_map(|n| format!("local t = {{}} for i = 1, {n} do t[i] = 'x' end table.concat(t, ',')")),
         Just("string.format('%99d %-99s', 1, 'x')".to_string()),
-        Just("utf8.char(table.unpack((function() local t = {} for i = 1, 200 do t[i] = 0x10FFFF end return t end)()))".to_string()),
+        Just(
+            "utf8.char(table.unpack((function() local t = {} for i = 1, 200 do t[i] = 0x10FFFF end return t end)()))"
+                .to_string()
+        ),
         Just("ui.json_encode({[2^40] = 1, [math.maxinteger] = 2})".to_string()),
         (1u32..5_000).prop_map(|n| format!("ui.json_decode(('[' ):rep({n}) .. (']'):rep({n}))")),
         Just("setmetatable({}, {__gc = function() while true do end end})".to_string()),

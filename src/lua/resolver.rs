@@ -231,10 +231,12 @@ impl Resolver for LuaResolver {
         // A callable table is called through its `__call`, with itself first.
         let (callee, callable_table) = match &f {
             Value::Function(func) => (func.clone(), None),
-            Value::Table(t) => match t.metatable().and_then(|mt| mt.get::<Option<mlua::Function>>("__call").ok().flatten()) {
-                Some(call) => (call, Some(f.clone())),
-                None => return Err(VarError::new(ErrorCode::PathFailure, format!("{name} is not callable"))),
-            },
+            Value::Table(t) => {
+                match t.metatable().and_then(|mt| mt.get::<Option<mlua::Function>>("__call").ok().flatten()) {
+                    Some(call) => (call, Some(f.clone())),
+                    None => return Err(VarError::new(ErrorCode::PathFailure, format!("{name} is not callable"))),
+                }
+            }
             _ => return Err(VarError::new(ErrorCode::PathFailure, format!("{name} is not a function"))),
         };
         Self::app_function(&name, &callee)?;

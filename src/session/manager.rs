@@ -443,7 +443,10 @@ impl SessionManager {
         for (id, reason) in &ended {
             if *reason == EndReason::Watchdog {
                 crate::metrics::metrics().lua_watchdog.inc();
-                tracing::warn!(watchdog_s = self.watchdog.as_secs_f64(), "session event overran the watchdog; ending the session");
+                tracing::warn!(
+                    watchdog_s = self.watchdog.as_secs_f64(),
+                    "session event overran the watchdog; ending the session"
+                );
             }
             self.destroy_session(id, *reason);
         }

@@ -185,7 +185,7 @@ async fn the_one_frame_freeze_is_a_path_failure_on_the_demo() {
         {"type":"update","data":{"varId":20,"value":"aaaaaaaaaaaaaaaaaaaa"}},
         {"type":"create","data":{"id":21,"parentId":1,"properties":{"path":"zz.find(_)","access":"action"}}},
         {"type":"update","data":{"varId":21,"value":pattern}}]}))
-    .await;
+        .await;
     evil.until(&mut em, |m| m.errors.contains_key(&21)).await;
     assert_eq!(em.errors[&21], "path-failure");
     let before = vm.value(2).as_i64().unwrap();
