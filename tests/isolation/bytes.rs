@@ -479,6 +479,9 @@ async fn a_jammed_session_does_not_stall_the_backend_for_others() {
     let mut a = hybrid_args();
     a.mailbox = 1;
     a.backend_overflow = 3;
+    // `spin()` is a legitimately long action here: the Lua time limits must let it finish.
+    a.lua_phase_time = Duration::from_secs(8);
+    a.lua_item_time = Duration::from_secs(8);
     let gw = start(a).await;
     let mut k = backend(&gw).await;
     let (busy, mut busy_ws, mut busy_m) = hybrid_session(&gw, &mut k).await;

@@ -80,13 +80,15 @@ async fn catastrophic_patterns_end_in_lua_timeout_and_nothing_else_stalls() {
     ws_a.until(&mut m_a, |m| m.errors.contains_key(&6)).await;
     assert_eq!(m_a.errors[&6], "lua-timeout");
 
-    // C1's frame: write a string field, then call `find` on it through the path.
+    // C1's frame: write a string field, then call `find` on it through the path. Paths may not call
+    // library functions at all, so this is a path failure before any pattern runs (the bound above is
+    // the second line, for app code that matches browser input itself).
     ws_a.send(json!({"userEvent": true, "messages": [
         {"type": "update", "data": {"varId": 7, "value": "aaaaaaaaaaaaaaaaaaaa"}},
         {"type": "update", "data": {"varId": 8, "value": catastrophic()}}]}))
         .await;
     ws_a.until(&mut m_a, |m| m.errors.contains_key(&8)).await;
-    assert_eq!(m_a.errors[&8], "lua-timeout");
+    assert_eq!(m_a.errors[&8], "path-failure");
     increment(&mut ws_b, &mut m_b).await;
     increment(&mut ws_a, &mut m_a).await;
     assert_eq!(healthz(&gw).await, 200);
@@ -98,5 +100,5 @@ async fn catastrophic_patterns_end_in_lua_timeout_and_nothing_else_stalls() {
         .find(|l| l.starts_with("ui_lua_limit_hits_total{limit=\"library\"}"))
         .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .unwrap_or_else(|| panic!("no library limit series in\n{metrics}"));
-    assert!(hits >= 4, "{hits}");
+    assert!(hits >= 3, "{hits}");
 }
