@@ -745,7 +745,13 @@ mod tests {
     /// A sandboxed state as sessions get it, with a budget of `limit` steps.
     fn state(limit: u64) -> (Lua, Arc<Budget>) {
         let lua = sandbox::new_state().unwrap();
-        let budget = Arc::new(Budget::new(limit));
+        // Counted work only: the wall-clock limits are set out of reach, so a busy test machine cannot
+        // turn a cost measurement into a timeout.
+        let times = limits::TimeLimits {
+            phase: std::time::Duration::from_secs(600),
+            item: std::time::Duration::from_secs(600),
+        };
+        let budget = Arc::new(Budget::with_times(limit, times));
         limits::install_budget(&lua, budget.clone()).unwrap();
         install(&lua, budget.clone()).unwrap();
         (lua, budget)
