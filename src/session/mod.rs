@@ -826,4 +826,22 @@ mod tests {
         assert_eq!(activity.busy_for(), None, "the item is over");
         assert!(session.run_item(|_| {}).is_ok(), "items after it run normally until the task ends");
     }
+
+    /// Review L6: every item reports the session's share of the summed gauges, whatever the item was
+    /// (a tab closing changes the variable count without any frame).
+    #[tokio::test]
+    async fn every_item_reports_the_gauges() {
+        let activity = Arc::new(Activity::new(Clock::new()));
+        let mut session =
+            Session::new(SessionId::generate(), VendedId(1), Arc::new(SessionConfig::default()), activity);
+        assert_eq!(session.reported, [0; 4]);
+        session.run_item(|_| {}).unwrap();
+        let lua = session.lua().unwrap();
+        assert_eq!(session.reported[0], lua.tracker().len() as i64);
+        assert_eq!(session.reported[2], lua.used_memory() as i64);
+        assert!(session.reported[2] > 0);
+        let vars_before = session.reported[0];
+        session.run_item(|s| s.lua().unwrap().eval::<()>("session:createVariable(1, {x = 1})").unwrap()).unwrap();
+        assert_eq!(session.reported[0], vars_before + 1);
+    }
 }

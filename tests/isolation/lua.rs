@@ -241,3 +241,47 @@ async fn eight_spinning_sessions_do_not_stall_a_ninth() {
     trips.sort();
     eprintln!("victim round trips with 8 spinning sessions: p50 {:?}, max {:?}", trips[5], trips[9]);
 }
+
+/// Reads one sample of `/metrics` (the first series whose line starts with `prefix`).
+async fn metric(gw: &ui_gateway::gateway::RunningGateway, prefix: &str) -> f64 {
+    let text = http().get(format!("http://{}/metrics", gw.addr)).send().await.unwrap().text().await.unwrap();
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {prefix} in /metrics"))
+}
+
+/// L6: the summed gauges are current: a session counts its Lua heap from its creation, before any
+/// frame, and a closed tab's variables leave `ui_variables` without another frame arriving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gauges_are_current_without_another_frame() {
+    let gw = start(evil_args()).await;
+    let before = metric(&gw, "ui_lua_memory_bytes").await;
+    let _idle = new_session(&gw).await;
+    let mut grew = false;
+    for _ in 0..100 {
+        if metric(&gw, "ui_lua_memory_bytes").await > before {
+            grew = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(grew, "a session that never had a frame counts its Lua heap");
+    // The gauge is process-wide and other tests run alongside: the tab's share is made large (300
+    // variables) so its departure shows whatever else happens meanwhile.
+    let (mut ws, mut m) = tab(&gw, "increment()").await;
+    let many: Vec<(i64, i64, Value)> = (10..310).map(|id| (id, 1, json!({"path": "count", "access": "r"}))).collect();
+    ws.send(creates(&many)).await;
+    ws.until(&mut m, |m| m.values.contains_key(&309)).await;
+    let with_tab = metric(&gw, "ui_variables{owner=\"lua\"}").await;
+    drop(ws);
+    let mut fell = false;
+    for _ in 0..100 {
+        if metric(&gw, "ui_variables{owner=\"lua\"}").await <= with_tab - 250.0 {
+            fell = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(fell, "a closed tab's variables leave the gauge ({with_tab} before)");
+}
