@@ -257,6 +257,10 @@ impl std::fmt::Write for Message {
 unsafe fn raise(l: *mut ffi::lua_State, msg: &dyn std::fmt::Display) -> ! {
     let mut m = Message { bytes: [0; 160], len: 0 };
     let _ = write!(m, "{msg}");
+    // The error unwinds this call anyway; dropping its stack first leaves room for the two values
+    // pushed below even when a wrapped function filled it with results (e.g. `table.unpack` charged
+    // after the call).
+    ffi::lua_settop(l, 0);
     ffi::luaL_where(l, 1);
     ffi::lua_pushlstring(l, m.bytes.as_ptr() as *const c_char, m.len);
     ffi::lua_concat(l, 2);
@@ -950,6 +954,20 @@ mod tests {
         assert!(err("table.unpack({}, 1, 1e7)").contains("too many results"));
         assert!(err(r#"string.byte(("x"):rep(2000000), 1, -1)"#).contains("string slice too long"));
         assert!(err("utf8.codepoint(('x'):rep(2000000), 1, -1)").contains("string slice too long"));
+    }
+
+    /// A budget spent by a charge after the call (one step per result) raises from a stack the
+    /// results filled: the error still has room (Lua's API check would abort otherwise).
+    #[test]
+    fn a_spent_budget_raises_even_from_a_full_stack() {
+        let (lua, budget) = state(2_000);
+        lua.globals().set("t", lua.create_sequence_from(1..=50_000).unwrap()).unwrap();
+        budget.begin_phase();
+        let err = lua.load("return select('#', table.unpack(t))").exec().unwrap_err();
+        assert!(err.to_string().contains("lua-timeout"), "{err}");
+        budget.begin_phase();
+        let err = lua.load("return string.byte(('x'):rep(50000), 1, -1)").exec().unwrap_err();
+        assert!(err.to_string().contains("lua-timeout"), "{err}");
     }
 
     #[test]
