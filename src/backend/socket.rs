@@ -166,7 +166,10 @@ async fn run(gw: Arc<Gateway>, hub: Arc<BackendHub>, socket: WebSocket, peer: So
         let _ = tx.send(Outgoing::Close(code, close_code.map_or("", |f| f.reason()))).await;
     }
     replay.abort();
+    // The router holds a sender of the writer's queue: it goes before the writer is awaited, or the
+    // writer would wait for more frames forever.
     router.stop();
+    drop(router);
     hub.release(generation);
     drop(tx);
     let _ = writer.await;
