@@ -232,28 +232,23 @@ pub fn install_budget(lua: &Lua, budget: Arc<Budget>) -> mlua::Result<()> {
 pub fn install_sticky_protection(lua: &Lua, budget: Arc<Budget>) -> mlua::Result<()> {
     let g = lua.globals();
     for name in ["pcall", "xpcall"] {
-        let raw: mlua::Function = g.get(name)?;
-        let budget = budget.clone();
-        let wrapped = lua.create_function(move |_, args: mlua::MultiValue| {
-            let result = raw.call::<mlua::MultiValue>(args)?;
-            if budget.exhausted() {
-                return Err(Budget::timeout_error());
-            }
-            Ok(result)
-        })?;
+        let wrapped = rethrowing(lua, g.get(name)?, budget.clone())?;
         g.set(name, wrapped)?;
     }
     let coroutine: mlua::Table = g.get("coroutine")?;
-    let raw: mlua::Function = coroutine.get("resume")?;
-    let resume = lua.create_function(move |_, args: mlua::MultiValue| {
+    coroutine.set("resume", rethrowing(lua, coroutine.get("resume")?, budget)?)?;
+    Ok(())
+}
+
+/// `raw` as a function that raises [`TIMEOUT_MESSAGE`] instead of returning once the budget is spent.
+fn rethrowing(lua: &Lua, raw: mlua::Function, budget: Arc<Budget>) -> mlua::Result<mlua::Function> {
+    lua.create_function(move |_, args: mlua::MultiValue| {
         let result = raw.call::<mlua::MultiValue>(args)?;
         if budget.exhausted() {
             return Err(Budget::timeout_error());
         }
         Ok(result)
-    })?;
-    coroutine.set("resume", resume)?;
-    Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -464,6 +464,21 @@ impl SessionManager {
     /// watchdog period (at least every second, so failed sessions go quickly).
     pub fn spawn_watchdog(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let period = (self.watchdog / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        self.spawn_periodic(period, |m| {
+            m.end_stuck_and_failed_sessions();
+        })
+    }
+
+    /// The periodic task that runs [`SessionManager::cleanup_inactive_sessions`].
+    pub fn spawn_sweeper(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        let period = self.timeouts.sweep_period()?;
+        Some(self.spawn_periodic(period, |m| {
+            m.cleanup_inactive_sessions();
+        }))
+    }
+
+    /// Runs `f` every `period` (a late tick is not made up) until the manager is dropped.
+    fn spawn_periodic(self: &Arc<Self>, period: Duration, f: fn(&SessionManager)) -> tokio::task::JoinHandle<()> {
         let weak = Arc::downgrade(self);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(period);
@@ -471,24 +486,9 @@ impl SessionManager {
             loop {
                 tick.tick().await;
                 let Some(manager) = weak.upgrade() else { break };
-                manager.end_stuck_and_failed_sessions();
+                f(&manager);
             }
         })
-    }
-
-    /// The periodic task that runs [`SessionManager::cleanup_inactive_sessions`].
-    pub fn spawn_sweeper(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
-        let period = self.timeouts.sweep_period()?;
-        let weak = Arc::downgrade(self);
-        Some(tokio::spawn(async move {
-            let mut tick = tokio::time::interval(period);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tick.tick().await;
-                let Some(manager) = weak.upgrade() else { break };
-                manager.cleanup_inactive_sessions();
-            }
-        }))
     }
 }
 
