@@ -25,10 +25,10 @@ use futures::{SinkExt, StreamExt};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
-use ui_gateway::client::{Client, ClientConfig};
 use ui_gateway::config::{Mode, ServeArgs};
 use ui_gateway::gateway::RunningGateway;
 use ui_gateway::loadtest::scenario::{Scenario, WATCH_APP};
+use ui_gateway_client::{Client, ClientConfig};
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 

@@ -7,10 +7,17 @@
 //!
 //! ## Layout
 //!
+//! The gateway is this crate (`src/`, the `ui-gateway` binary). The libraries it is built from are
+//! workspace members under `crates/`, re-exported here under the names the gateway's code uses:
+//!
+//! | crate | re-exported as | concept |
+//! |---|---|---|
+//! | `ui-gateway-wire` (`crates/wire`) | [`protocol`], [`ids`] | wire types for the browser and backend protocols, parsing, error codes; typed ids |
+//! | `ui-gateway-tracker` (`crates/tracker`) | [`tracker`] | variables, paths, value snapshots, object registry, change detection |
+//! | `ui-gateway-client` (`crates/client`) | — | the Rust backend client library (a separate dependency for backend authors) |
+//!
 //! | module | concept |
 //! |---|---|
-//! | [`protocol`] | wire types for the browser and backend protocols, parsing, error codes |
-//! | [`ids`] | typed ids: [`ids::SessionId`], [`ids::VendedId`], [`ids::VarId`], [`ids::ConnId`] |
 //! | [`config`] | command line and `UI_*` environment |
 //! | [`site`] | the served site: built-in demo or `--site DIR`, viewdefs |
 //! | [`gateway`] | startup: mode decision, shared state, the running server |
@@ -21,44 +28,27 @@
 //! | [`metrics`] | Prometheus metrics at `/metrics` |
 //! | [`runtime`] | the session runtime: the `ui-lua` threads session actors (and all session Lua) run on |
 //! | [`lua`] | the per-session sandboxed Lua state and the `session` API |
-//! | [`tracker`] | variables, paths, value snapshots, object registry, change detection |
-//! | `client` | the Rust backend client library (cargo feature `backend-client`) |
 //! | [`loadtest`] | `ui-gateway loadtest`: the load generator (browser protocol client, scenarios, report) |
 //!
 //! A frame's path: socket → [`browser`] reader (parse) → session mailbox → [`session::Session`]
 //! (apply messages, Lua via [`lua::LuaBackend`] and its [`tracker::Tracker`]) → per-connection queue →
 //! flush (timer or user event) → writer → socket. See `ARCHITECTURE.md`.
 
-#[cfg(feature = "server")]
-pub mod backend;
-#[cfg(feature = "server")]
-pub mod browser;
-#[cfg(feature = "backend-client")]
-pub mod client;
-#[cfg(feature = "server")]
-pub mod config;
+pub use ui_gateway_tracker as tracker;
 #[doc(hidden)]
-pub mod fuzzing;
-#[cfg(feature = "server")]
+pub use ui_gateway_tracker::fuzzing;
+pub use ui_gateway_wire::{ids, protocol};
+
+pub mod backend;
+pub mod browser;
+pub mod config;
 pub mod gateway;
-#[cfg(feature = "server")]
 pub mod http;
-pub mod ids;
-#[cfg(feature = "server")]
 pub mod loadtest;
-#[cfg(feature = "server")]
 pub mod logging;
-#[cfg(feature = "server")]
 pub mod lua;
-#[cfg(feature = "server")]
 pub mod metrics;
-pub mod protocol;
-#[cfg(feature = "server")]
 pub mod runtime;
-#[cfg(feature = "server")]
 pub mod session;
-#[cfg(feature = "server")]
 pub mod site;
-pub mod tracker;
-#[cfg(feature = "server")]
 pub mod watch;

@@ -104,6 +104,8 @@ pub struct Metrics {
     lua_worker_busy: Family<Labels, Gauge<f64, AtomicU64>>,
     lua_queue_depth: Gauge,
     limit_hits: Family<Labels, Counter>,
+    /// The tracker's refusal counts as of the last scrape, by `TrackerLimit` order.
+    tracker_limits_seen: [AtomicU64; 3],
     resident_memory: Gauge,
     open_fds: Gauge,
     start_time: Gauge<f64, AtomicU64>,
@@ -150,6 +152,7 @@ impl Metrics {
             lua_worker_busy: Default::default(),
             lua_queue_depth: Default::default(),
             limit_hits: Default::default(),
+            tracker_limits_seen: Default::default(),
             resident_memory: Default::default(),
             open_fds: Default::default(),
             start_time: Default::default(),
@@ -349,9 +352,28 @@ impl Metrics {
     pub fn render(&self, live_sessions: usize) -> String {
         self.sessions.set(live_sessions as i64);
         self.refresh_process();
+        self.refresh_tracker_limits();
         let mut out = String::new();
         encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out
+    }
+
+    /// Adds the tracker's refusals since the last scrape (the tracker crate counts them itself; it has
+    /// no metrics of its own).
+    fn refresh_tracker_limits(&self) {
+        use ui_gateway_tracker::TrackerLimit;
+        for (i, limit) in TrackerLimit::ALL.into_iter().enumerate() {
+            let total = ui_gateway_tracker::limit_hits(limit);
+            let seen = self.tracker_limits_seen[i].swap(total, std::sync::atomic::Ordering::Relaxed);
+            let ours = match limit {
+                TrackerLimit::Properties => Limit::Properties,
+                TrackerLimit::PropertyBytes => Limit::PropertyBytes,
+                TrackerLimit::SessionBytes => Limit::SessionBytes,
+            };
+            if total > seen {
+                self.limit_hits.get_or_create(&labels(&[("limit", ours.as_str())])).inc_by(total - seen);
+            }
+        }
     }
 
     fn refresh_process(&self) {

@@ -19,7 +19,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
-use ui_gateway::client::{Client, ClientConfig, RunningClient};
+use ui_gateway_client::{Client, ClientConfig, RunningClient};
 
 /// How long a `connect-backend` waits for the client (it may be in its reconnect backoff).
 const CONNECT_WAIT: Duration = Duration::from_secs(10);

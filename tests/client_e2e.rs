@@ -18,9 +18,9 @@ use std::path::PathBuf;
 
 use common::*;
 use serde_json::{json, Value};
-use ui_gateway::client::{Client, ClientConfig, ClientError, RunningClient};
 use ui_gateway::config::{Mode, ServeArgs};
 use ui_gateway::gateway::RunningGateway;
+use ui_gateway_client::{Client, ClientConfig, ClientError, RunningClient};
 
 const TOKEN: &str = "e2e-backend-token-0123456789";
 

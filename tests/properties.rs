@@ -1,5 +1,5 @@
 //! Property tests (issue 7): the browser frame parser, the path grammar and value JSON, on generated
-//! input. The checks themselves live in `ui_gateway::fuzzing`, shared with the cargo-fuzz targets in
+//! input. The checks themselves live in `ui_gateway_tracker::fuzzing` (re-exported as `ui_gateway::fuzzing`), shared with the cargo-fuzz targets in
 //! `tests/fuzz/`. Case counts are kept small so the whole file runs in a few seconds.
 
 use proptest::prelude::*;

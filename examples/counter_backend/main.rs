@@ -2,14 +2,14 @@
 //!
 //! ```text
 //! ui-gateway --mode connected --site examples/counter_backend/site
-//! cargo run --example counter_backend --features backend-client
+//! cargo run -p ui-gateway-client --example counter
 //! ```
 //!
 //! `UI_BACKEND_URL` (default `ws://127.0.0.1:8000/backend`) and `UI_BACKEND_TOKEN` say where to
 //! connect. This is the §16 `counter` fixture: `Counter{count=0, increment()}`.
 
-use ui_gateway::client::{Client, ClientError, Obj, Session};
-use ui_gateway::ui_object;
+use ui_gateway_client::ui_object;
+use ui_gateway_client::{Client, ClientError, Obj, Session};
 
 pub struct Counter {
     pub count: i64,
@@ -33,6 +33,6 @@ pub fn app(_session: &mut Session) -> Obj<Counter> {
 
 #[tokio::main]
 async fn main() -> Result<(), ClientError> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    tracing_subscriber::fmt::init();
     Client::from_env().connected(app).run().await
 }

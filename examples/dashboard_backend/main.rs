@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! ui-gateway --mode hybrid --site examples/dashboard_backend/site
-//! cargo run --example dashboard_backend --features backend-client
+//! cargo run -p ui-gateway-client --example dashboard
 //! ```
 
 use std::cell::Cell;
@@ -11,7 +11,7 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use serde_json::Value;
-use ui_gateway::client::{Access, Client, ClientError, Root, Session, VarId};
+use ui_gateway_client::{Access, Client, ClientError, Root, Session, VarId};
 
 /// One session's feed: the client variables it writes and the pause flag it watches.
 pub struct Dashboard {
@@ -111,6 +111,6 @@ pub fn app(session: &mut Session) -> Dashboard {
 
 #[tokio::main]
 async fn main() -> Result<(), ClientError> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    tracing_subscriber::fmt::init();
     Client::from_env().hybrid(app).run().await
 }

@@ -2,14 +2,14 @@
 //!
 //! ```text
 //! ui-gateway --mode connected --site examples/todo_backend/site
-//! cargo run --example todo_backend --features backend-client
+//! cargo run -p ui-gateway-client --example todo
 //! ```
 //!
 //! This is the §16 `todo` fixture: `TodoApp{items=[milk (not done), eggs (done)], newText="", add(),
 //! clearDone(), remaining()}` with `TodoItem{text, done, toggle()}`.
 
-use ui_gateway::client::{Client, ClientError, Obj, Session};
-use ui_gateway::ui_object;
+use ui_gateway_client::ui_object;
+use ui_gateway_client::{Client, ClientError, Obj, Session};
 
 pub struct TodoItem {
     pub text: String,
@@ -71,6 +71,6 @@ pub fn app(_session: &mut Session) -> Obj<TodoApp> {
 
 #[tokio::main]
 async fn main() -> Result<(), ClientError> {
-    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    tracing_subscriber::fmt::init();
     Client::from_env().connected(app).run().await
 }

@@ -2,4 +2,4 @@
 
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| ui_gateway::fuzzing::fuzz_browser_frame(data));
+fuzz_target!(|data: &[u8]| ui_gateway_tracker::fuzzing::fuzz_browser_frame(data));

@@ -171,7 +171,7 @@ impl<T: Object> UiValue for Obj<T> {
 /// Implements [`Object`] for a struct from a list of its fields and methods.
 ///
 /// ```
-/// use ui_gateway::ui_object;
+/// use ui_gateway_client::ui_object;
 ///
 /// struct Todo { text: String, done: bool, new_text: String }
 /// impl Todo {
@@ -190,14 +190,14 @@ impl<T: Object> UiValue for Obj<T> {
 ///   renames it.
 /// - `m()` calls `self.m()`; `m(_)` calls `self.m(arg)` with the written value converted to the
 ///   parameter's type. The return value may be any [`UiValue`] (`()` is nil) or a `Result` (see
-///   [`IntoReturn`](crate::client::IntoReturn)). `m() as "wire"` renames.
+///   [`IntoReturn`](crate::IntoReturn)). `m() as "wire"` renames.
 #[macro_export]
 macro_rules! ui_object {
     ($ty:ident $(as $tname:literal)? {
         $(fields { $($field:ident $(as $fname:literal)?),* $(,)? })?
         $(methods { $($method:ident ( $($arg:tt)? ) $(as $mname:literal)?),* $(,)? })?
     }) => {
-        impl $crate::client::Object for $ty {
+        impl $crate::Object for $ty {
             fn type_name(&self) -> &str {
                 $crate::__ui_pick!(stringify!($ty) $(, $tname)?)
             }
@@ -205,7 +205,7 @@ macro_rules! ui_object {
             fn get(&self, name: &str) -> Option<$crate::tracker::JValue> {
                 $($(
                     if name == $crate::__ui_pick!(stringify!($field) $(, $fname)?) {
-                        return Some($crate::client::UiValue::to_ui(&self.$field));
+                        return Some($crate::UiValue::to_ui(&self.$field));
                     }
                 )*)?
                 None
@@ -218,7 +218,7 @@ macro_rules! ui_object {
             ) -> Option<Result<(), $crate::tracker::VarError>> {
                 $($(
                     if name == $crate::__ui_pick!(stringify!($field) $(, $fname)?) {
-                        return Some($crate::client::UiValue::from_ui(value).map(|v| self.$field = v));
+                        return Some($crate::UiValue::from_ui(value).map(|v| self.$field = v));
                     }
                 )*)?
                 None
@@ -256,7 +256,7 @@ macro_rules! __ui_pick {
 macro_rules! __ui_call {
     ($this:ident, $m:ident, [], $arg:ident) => {
         match $arg {
-            None => $crate::client::IntoReturn::into_return($this.$m()),
+            None => $crate::IntoReturn::into_return($this.$m()),
             Some(_) => Err($crate::tracker::VarError::new(
                 $crate::protocol::ErrorCode::PathFailure,
                 concat!(stringify!($m), "() takes no value"),
@@ -264,8 +264,8 @@ macro_rules! __ui_call {
         }
     };
     ($this:ident, $m:ident, [_], $arg:ident) => {
-        match $arg.map($crate::client::UiValue::from_ui) {
-            Some(Ok(v)) => $crate::client::IntoReturn::into_return($this.$m(v)),
+        match $arg.map($crate::UiValue::from_ui) {
+            Some(Ok(v)) => $crate::IntoReturn::into_return($this.$m(v)),
             Some(Err(e)) => Err(e),
             None => Err($crate::tracker::VarError::new(
                 $crate::protocol::ErrorCode::PathFailure,
@@ -278,7 +278,7 @@ macro_rules! __ui_call {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::client::IntoReturn;
+    use crate::IntoReturn;
 
     struct Item {
         text: String,

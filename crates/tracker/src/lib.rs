@@ -1,3 +1,5 @@
+//! # ui-gateway-tracker
+//!
 //! The change tracker: one per session, generic over a [`Resolver`] that knows the host language.
 //!
 //! The tracker owns the variable tree (ids, parents, paths, properties, access, priorities), turns
@@ -24,10 +26,15 @@
 //! (Lua references and `Rc`s do not; a peek reads raw fields only). In debug builds a lock that stays
 //! taken for 10 s panics with a message instead of hanging, so a re-entrancy bug shows up in tests.
 
+// The wire vocabulary under the names the tracker's files use (`crate::ids`, `crate::protocol`).
+use ui_gateway_wire::{ids, protocol};
+
 mod budget;
 mod children;
 mod compute;
 mod detect;
+#[doc(hidden)]
+pub mod fuzzing;
 mod idmap;
 pub mod json;
 mod lifecycle;
@@ -45,7 +52,7 @@ use serde_json::Value as Json;
 
 use crate::ids::VarId;
 use crate::protocol::{ErrorCode, Properties, PropertyWrite, ServerMessage};
-pub use budget::{json_bytes, TrackerLimits};
+pub use budget::{json_bytes, limit_hits, TrackerLimit, TrackerLimits};
 pub use detect::{ChangeItem, Changes, PropOut, ValueOut};
 pub use json::{JValue, JsonResolver};
 pub use lifecycle::Created;

@@ -5,12 +5,13 @@
 //! The accounting is kept as running totals updated where properties and snapshots are stored or
 //! dropped, so checking a write costs O(1) (plus the size of what is being written).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use serde_json::Value as Json;
 
 use super::value::Snap;
 use super::variable::Prop;
 use super::VarError;
-use crate::metrics::{metrics, Limit};
 use crate::protocol::ErrorCode;
 
 /// The limits (flags `--max-properties`, `--max-property-bytes`, `--max-session-bytes`,
@@ -54,8 +55,30 @@ pub(crate) fn prop_bytes(name: &str, value: &str) -> usize {
     name.len() + value.len()
 }
 
-fn refuse(limit: Limit, description: String) -> VarError {
-    metrics().limit_hit(limit);
+/// Which of the tracker's limits refused a write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TrackerLimit {
+    Properties,
+    PropertyBytes,
+    SessionBytes,
+}
+
+impl TrackerLimit {
+    pub const ALL: [TrackerLimit; 3] =
+        [TrackerLimit::Properties, TrackerLimit::PropertyBytes, TrackerLimit::SessionBytes];
+}
+
+/// Refusals per limit, process-wide. The tracker has no metrics of its own (it is a library); the
+/// gateway reads these at scrape time.
+static HITS: [AtomicU64; 3] = [AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)];
+
+/// How many writes `limit` refused in this process so far.
+pub fn limit_hits(limit: TrackerLimit) -> u64 {
+    HITS[limit as usize].load(Ordering::Relaxed)
+}
+
+fn refuse(limit: TrackerLimit, description: String) -> VarError {
+    HITS[limit as usize].fetch_add(1, Ordering::Relaxed);
     VarError::new(ErrorCode::LimitExceeded, description)
 }
 
@@ -73,14 +96,14 @@ impl Bytes {
         let new = prop_bytes(name, value);
         if new > self.limits.max_property_bytes {
             return Err(refuse(
-                Limit::PropertyBytes,
+                TrackerLimit::PropertyBytes,
                 format!("property {name} is {new} bytes, over the {} limit", self.limits.max_property_bytes),
             ));
         }
         let old = props.iter().find(|(n, _)| n == name).map(|(n, p)| prop_bytes(n, &p.value));
         if old.is_none() && props.len() >= self.limits.max_properties {
             return Err(refuse(
-                Limit::Properties,
+                TrackerLimit::Properties,
                 format!("a variable holds at most {} properties", self.limits.max_properties),
             ));
         }
@@ -92,7 +115,7 @@ impl Bytes {
     pub fn check_growth(&self, old: usize, new: usize) -> Result<(), VarError> {
         if new > old && self.total().saturating_sub(old) + new > self.limits.max_session_bytes {
             return Err(refuse(
-                Limit::SessionBytes,
+                TrackerLimit::SessionBytes,
                 format!("the session's tracked bytes would pass the {} budget", self.limits.max_session_bytes),
             ));
         }

@@ -299,7 +299,7 @@ pub fn split_query(full: &str) -> (&str, Vec<PropertyWrite>) {
 }
 
 /// Splits the `path` property's `?query` into properties (which override the map).
-pub(crate) fn split_path_query(props: &mut Vec<PropertyWrite>) {
+pub fn split_path_query(props: &mut Vec<PropertyWrite>) {
     let Some(idx) = props.iter().position(|p| p.name == "path") else { return };
     let full = props[idx].value.clone();
     let (path, query) = split_query(&full);

@@ -46,8 +46,8 @@ impl Peek<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tracker::registry::ObjId;
-    use crate::tracker::value::ObjRef;
+    use crate::registry::ObjId;
+    use crate::value::ObjRef;
 
     #[test]
     fn peeks_match_snapshots_like_values_do() {
@@ -69,7 +69,7 @@ mod tests {
 
     #[test]
     fn the_json_resolver_peeks_own_fields_and_elements() {
-        use crate::tracker::{JValue, JsonResolver, Resolver};
+        use crate::{JValue, JsonResolver, Resolver};
         let res = JsonResolver::new();
         let proto = JValue::object([("inherited", JValue::Int(1))]);
         let obj =

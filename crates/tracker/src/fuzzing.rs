@@ -7,11 +7,11 @@
 
 use serde_json::{Map, Value};
 
+use crate::path::parse_path;
 use crate::protocol::{parse_client_frame, ClientFrame, ErrorCode, FrameLimits, Message};
-use crate::tracker::path::parse_path;
-use crate::tracker::registry::ObjectRegistry;
-use crate::tracker::value::snapshot;
-use crate::tracker::{JValue, JsonResolver, Resolver};
+use crate::registry::ObjectRegistry;
+use crate::value::snapshot;
+use crate::{JValue, JsonResolver, Resolver};
 
 /// Browser frames: parsing never panics, refusals are typed, accepted frames round-trip.
 pub fn fuzz_browser_frame(data: &[u8]) {

@@ -1,4 +1,6 @@
-//! The Rust backend client library (cargo feature `backend-client`): write the state of a UI as plain
+//! # ui-gateway-client
+//!
+//! The Rust backend client library: write the state of a UI as plain
 //! Rust structs, and a ui-gateway running in **connected** or **hybrid** mode shows it in browsers.
 //!
 //! The client connects to the gateway's `/backend` WebSocket (backend protocol §15), builds one app
@@ -14,8 +16,8 @@
 //! and `ui-gateway --mode connected --site <that site>`:
 //!
 //! ```no_run
-//! use ui_gateway::client::{Client, ClientError, Obj, Session};
-//! use ui_gateway::ui_object;
+//! use ui_gateway_client::{Client, ClientError, Obj, Session};
+//! use ui_gateway_client::ui_object;
 //!
 //! struct Counter {
 //!     count: i64,
@@ -77,6 +79,11 @@
 //! Objects are `Rc`-based and never leave the client's own thread (a current-thread runtime with a
 //! `LocalSet`, started by [`Backend::start`]). The factory runs there, so it may `tokio::spawn`
 //! feeds; [`SessionHandle`]s are `Send` and work from any thread or runtime.
+
+/// The change tracker the client detects changes with (its types appear in [`Object`]'s methods).
+pub use ui_gateway_tracker as tracker;
+/// Typed ids and the protocol messages.
+pub use ui_gateway_wire::{ids, protocol};
 
 mod backoff;
 mod config;
