@@ -40,6 +40,7 @@ pub static PRELUDE: Builtin = Builtin::new("=prelude", include_str!("../../lua/p
 pub static COMPAT: Builtin = Builtin::new("=compat", include_str!("../../lua/compat.lua"), false);
 /// `lua.ViewList` / `lua.ViewListItem` (`lua/viewlist.lua`), loaded on first use; it runs app callbacks
 /// (`itemWrapper`), so its errors keep their line numbers.
+pub static SANDBOX: Builtin = Builtin::new("=sandbox", include_str!("../../lua/sandbox.lua"), false);
 pub static VIEWLIST: Builtin = Builtin::new("=lua/viewlist.lua", include_str!("../../lua/viewlist.lua"), true);
 
 #[cfg(test)]
@@ -49,7 +50,7 @@ mod tests {
     #[test]
     fn every_builtin_compiles_and_loads_as_bytecode() {
         let lua = Lua::new();
-        for b in [&PRELUDE, &COMPAT, &VIEWLIST] {
+        for b in [&PRELUDE, &COMPAT, &SANDBOX, &VIEWLIST] {
             assert!(b.chunk(&lua).into_function().is_ok(), "{}", b.name);
         }
     }

@@ -36,20 +36,16 @@ pub fn new_state() -> mlua::Result<Lua> {
     for name in ["io", "dofile", "loadfile", "require", "collectgarbage", "load", "print", "warn", "debug"] {
         g.set(name, Value::Nil)?;
     }
-    let load = lua
-        .load(
-            "local raw_load = ...
-             return function(chunk, name, mode, env)
-               if type(chunk) ~= 'string' and type(chunk) ~= 'function' then
-                 return nil, 'load expects a string or a function'
-               end
-               if env ~= nil then return raw_load(chunk, name, 't', env) end
-               return raw_load(chunk, name, 't')
-             end",
-        )
-        .set_name("=sandbox")
-        .call::<mlua::Function>(raw_load.clone())?;
+    // load (text chunks only) and setmetatable (no `__gc`), from the repo's lua/sandbox.lua.
+    let (load, setmetatable): (mlua::Function, mlua::Function) = super::builtin::SANDBOX.chunk(&lua).call((
+        raw_load.clone(),
+        g.get::<mlua::Function>("setmetatable")?,
+        g.get::<mlua::Function>("rawget")?,
+        g.get::<mlua::Function>("type")?,
+        g.get::<mlua::Function>("error")?,
+    ))?;
     g.set("load", load)?;
+    g.set("setmetatable", setmetatable)?;
 
     // collectgarbage: only "count".
     g.set(
@@ -74,34 +70,8 @@ pub fn new_state() -> mlua::Result<Lua> {
     )?;
     g.set("debug", debug)?;
 
-    refuse_finalizers(&lua)?;
     install_compat(&lua)?;
     Ok(lua)
-}
-
-/// `setmetatable` refuses a metatable with a `__gc` field. Finalizers run with hooks off (so no budget
-/// or clock could stop one) at times the session does not choose, including when the state is closed;
-/// Lua marks an object for finalization only if `__gc` is present when the metatable is set, so checking
-/// there is enough.
-fn refuse_finalizers(lua: &Lua) -> mlua::Result<()> {
-    let wrapped: mlua::Function = lua
-        .load(
-            "local raw_setmetatable, rawget, type, error = ...
-             return function(t, mt)
-               if type(mt) == 'table' and rawget(mt, '__gc') ~= nil then
-                 error('__gc finalizers are not allowed', 2)
-               end
-               return raw_setmetatable(t, mt)
-             end",
-        )
-        .set_name("=sandbox")
-        .call((
-            lua.globals().get::<mlua::Function>("setmetatable")?,
-            lua.globals().get::<mlua::Function>("rawget")?,
-            lua.globals().get::<mlua::Function>("type")?,
-            lua.globals().get::<mlua::Function>("error")?,
-        ))?;
-    lua.globals().set("setmetatable", wrapped)
 }
 
 /// Lua 5.1 compatibility shims (§5.9), shipped from the repo's `lua/` library.
