@@ -24,6 +24,9 @@ fn main() {
         listen: "127.0.0.1:0".parse().unwrap(),
         site: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples").join(&site)),
         max_sessions: 0,
+        // Every creation comes from 127.0.0.1, far faster than a per-client rate meant for the public.
+        max_sessions_per_client: 0,
+        session_rate: None,
         log_level: "warn".into(),
         ..Default::default()
     };

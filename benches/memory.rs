@@ -177,7 +177,13 @@ fn idle_sockets() {
         .build()
         .unwrap();
     let client = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let args = ui_gateway::config::ServeArgs { listen: "127.0.0.1:0".parse().unwrap(), ..Default::default() };
+    // Every session comes from 127.0.0.1: no per-client cap or rate here.
+    let args = ui_gateway::config::ServeArgs {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        max_sessions_per_client: 0,
+        session_rate: None,
+        ..Default::default()
+    };
     let gw = server.block_on(async { ui_gateway::gateway::RunningGateway::start(&args).await.unwrap() });
     let addr = gw.addr;
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();

@@ -162,10 +162,12 @@ impl Drop for CreatingSlot<'_> {
 }
 
 impl SessionManager {
-    /// A manager whose sessions run on a default-sized session runtime, with a 10 s watchdog.
+    /// A manager whose sessions run on a default-sized session runtime, without a watchdog (the
+    /// gateway uses [`SessionManager::with_runtime`] with `--lua-watchdog`; tests that pause the clock
+    /// need a build wait that no paused clock can cut short).
     pub fn new(session_config: Arc<SessionConfig>, timeouts: Timeouts, max_sessions: usize) -> Self {
         let runtime = SessionRuntime::new(RuntimeSize::default()).expect("the session runtime starts");
-        Self::with_runtime(session_config, timeouts, max_sessions, runtime, Duration::from_secs(10))
+        Self::with_runtime(session_config, timeouts, max_sessions, runtime, Duration::ZERO)
     }
 
     pub fn with_runtime(
@@ -243,16 +245,10 @@ impl SessionManager {
             let (handle, stop) = session.spawn();
             (handle, stop, site)
         });
-        // The watchdog's wait runs on the session runtime, whose clock is always real (a test may pause
-        // the caller's).
-        let watchdog = self.watchdog;
-        let bounded = self.runtime.spawn(async move {
-            match watchdog.is_zero() {
-                true => build.await.ok(),
-                false => tokio::time::timeout(watchdog, build).await.ok().and_then(Result::ok),
-            }
-        });
-        let built = bounded.await.ok().flatten();
+        let built = match self.watchdog.is_zero() {
+            true => build.await.ok(),
+            false => tokio::time::timeout(self.watchdog, build).await.ok().and_then(Result::ok),
+        };
         let Some((handle, stop, site)) = built else {
             tracing::error!(vended = %vended, "internal error: session could not be built (main.lua failed the host or overran the watchdog)");
             return Err(CreateError::BuildFailed);
