@@ -23,23 +23,7 @@ fn logs() -> Arc<Mutex<Vec<u8>>> {
     static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
     LOGS.get_or_init(|| {
         let buf = Arc::new(Mutex::new(Vec::new()));
-        #[derive(Clone)]
-        struct Sink(Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Sink {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let sink = Sink(buf.clone());
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("ui_gateway=info")
-            .with_ansi(false)
-            .with_writer(move || sink.clone())
-            .try_init();
+        let _ = tracing::subscriber::set_global_default(log_subscriber(buf.clone()));
         buf
     })
     .clone()

@@ -389,3 +389,25 @@ impl RawWs {
         }
     }
 }
+
+/// A subscriber that writes the gateway's info-level lines, without colours, into `buf` (for tests that
+/// read what was logged).
+pub fn log_subscriber(buf: std::sync::Arc<std::sync::Mutex<Vec<u8>>>) -> impl tracing::Subscriber + Send + Sync {
+    #[derive(Clone)]
+    struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let sink = Sink(buf);
+    tracing_subscriber::fmt()
+        .with_env_filter("ui_gateway=info")
+        .with_ansi(false)
+        .with_writer(move || sink.clone())
+        .finish()
+}

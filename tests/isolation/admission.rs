@@ -20,24 +20,8 @@ use crate::common::*;
 
 /// A log buffer for this thread: every event the gateway logs at info level while the guard lives.
 fn capture() -> (tracing::subscriber::DefaultGuard, Arc<Mutex<Vec<u8>>>) {
-    #[derive(Clone)]
-    struct Sink(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Sink {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
     let buf = Arc::new(Mutex::new(Vec::new()));
-    let sink = Sink(buf.clone());
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter("ui_gateway=info")
-        .with_ansi(false)
-        .with_writer(move || sink.clone())
-        .finish();
+    let subscriber = log_subscriber(buf.clone());
     let guard = tracing::subscriber::set_default(subscriber);
     logs_on();
     (guard, buf)

@@ -242,46 +242,83 @@ async fn eight_spinning_sessions_do_not_stall_a_ninth() {
     eprintln!("victim round trips with 8 spinning sessions: p50 {:?}, max {:?}", trips[5], trips[9]);
 }
 
+/// A gateway in a process of its own (the metrics are process-wide: other tests of this binary would
+/// move the gauges meanwhile), killed on drop.
+struct OwnProcess {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Drop for OwnProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn own_process(site: &std::path::Path) -> OwnProcess {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ui-gateway"))
+        .args(["--listen", "127.0.0.1:0", "--log-level", "error", "--site"])
+        .arg(site)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the gateway binary starts");
+    let stdout = child.stdout.take().unwrap();
+    let mut gw = OwnProcess { child, addr: String::new() };
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if let Some(at) = line.find("http://") {
+            gw.addr = line[at + 7..].trim().trim_end_matches('/').to_string();
+            return gw;
+        }
+    }
+    panic!("the gateway exited before listening");
+}
+
 /// Reads one sample of `/metrics` (the first series whose line starts with `prefix`).
-async fn metric(gw: &ui_gateway::gateway::RunningGateway, prefix: &str) -> f64 {
-    let text = http().get(format!("http://{}/metrics", gw.addr)).send().await.unwrap().text().await.unwrap();
+async fn metric(addr: &str, prefix: &str) -> f64 {
+    let text = http().get(format!("http://{addr}/metrics")).send().await.unwrap().text().await.unwrap();
     text.lines()
         .find(|l| l.starts_with(prefix))
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
         .unwrap_or_else(|| panic!("no {prefix} in /metrics"))
 }
 
+/// Waits until `metric` satisfies `done` (a gauge is reported after the session's item, a moment
+/// after the frame or close that caused it).
+async fn metric_until(addr: &str, prefix: &str, done: impl Fn(f64) -> bool) -> f64 {
+    let mut last = 0.0;
+    for _ in 0..200 {
+        last = metric(addr, prefix).await;
+        if done(last) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{prefix} stayed at {last}");
+}
+
 /// L6: the summed gauges are current: a session counts its Lua heap from its creation, before any
 /// frame, and a closed tab's variables leave `ui_variables` without another frame arriving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gauges_are_current_without_another_frame() {
-    let gw = start(evil_args()).await;
-    let before = metric(&gw, "ui_lua_memory_bytes").await;
-    let _idle = new_session(&gw).await;
-    let mut grew = false;
-    for _ in 0..100 {
-        if metric(&gw, "ui_lua_memory_bytes").await > before {
-            grew = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(grew, "a session that never had a frame counts its Lua heap");
-    // The gauge is process-wide and other tests run alongside: the tab's share is made large (300
-    // variables) so its departure shows whatever else happens meanwhile.
-    let (mut ws, mut m) = tab(&gw, "increment()").await;
+    let site = evil_args().site.unwrap();
+    let gw = own_process(&site);
+    let addr = gw.addr.clone();
+    assert_eq!(metric(&addr, "ui_lua_memory_bytes").await, 0.0);
+    let r = http().get(format!("http://{addr}/")).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    let id = r.headers()["location"].to_str().unwrap().trim_start_matches('/').to_string();
+    metric_until(&addr, "ui_lua_memory_bytes", |v| v > 0.0).await;
+    let vars = metric_until(&addr, "ui_variables{owner=\"lua\"}", |v| v > 0.0).await;
+    // A tab creates 300 variables, then closes: the gauge goes back without any other frame.
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{addr}/ws/{id}")).await.unwrap();
     let many: Vec<(i64, i64, Value)> = (10..310).map(|id| (id, 1, json!({"path": "count", "access": "r"}))).collect();
-    ws.send(creates(&many)).await;
-    ws.until(&mut m, |m| m.values.contains_key(&309)).await;
-    let with_tab = metric(&gw, "ui_variables{owner=\"lua\"}").await;
+    futures::SinkExt::send(&mut ws, tokio_tungstenite::tungstenite::Message::Text(creates(&many).to_string().into()))
+        .await
+        .unwrap();
+    metric_until(&addr, "ui_variables{owner=\"lua\"}", |v| v >= vars + 300.0).await;
     drop(ws);
-    let mut fell = false;
-    for _ in 0..100 {
-        if metric(&gw, "ui_variables{owner=\"lua\"}").await <= with_tab - 250.0 {
-            fell = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(fell, "a closed tab's variables leave the gauge ({with_tab} before)");
+    metric_until(&addr, "ui_variables{owner=\"lua\"}", |v| v == vars).await;
 }
