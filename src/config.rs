@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::session::manager::admission::{AdmissionConfig, Cidr, SessionRate};
+use crate::units::{parse_bool, parse_bytes, parse_duration};
 
 /// ui-gateway: a web UI for programs, without frontend code.
 #[derive(Parser, Debug)]
@@ -364,42 +365,6 @@ impl Default for ServeArgs {
     }
 }
 
-/// DUR: an integer with `ms`, `s`, `m` or `h`; a bare `0` is allowed.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if s == "0" {
-        return Ok(Duration::ZERO);
-    }
-    let split =
-        s.find(|c: char| !c.is_ascii_digit()).ok_or_else(|| format!("{s:?}: a unit (ms, s, m, h) is required"))?;
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("{s:?} is not a duration (e.g. 10ms, 30s, 5m, 24h)"))?;
-    let ms = match unit {
-        "ms" => Some(n),
-        "s" => n.checked_mul(1000),
-        "m" => n.checked_mul(60_000),
-        "h" => n.checked_mul(3_600_000),
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m, h)")),
-    };
-    ms.map(Duration::from_millis).ok_or_else(|| format!("{s:?} is too large"))
-}
-
-/// BYTES: an integer, optionally with `KiB`, `MiB` or `GiB`.
-pub fn parse_bytes(s: &str) -> Result<usize, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: usize = num.parse().map_err(|_| format!("{s:?} is not a size (e.g. 4096, 64KiB, 1MiB)"))?;
-    let mult: usize = match unit {
-        "" => 1,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        _ => return Err(format!("{s:?}: unknown unit {unit:?} (KiB, MiB, GiB)")),
-    };
-    n.checked_mul(mult).ok_or_else(|| format!("{s:?} is too large"))
-}
-
 /// A feature that is on by default: its `--no-…` flag wins, else its `UI_…` variable (a boolean).
 /// clap cannot read one boolean from both a negative flag and a positive variable, hence this.
 fn switch_enabled(off_flag: bool, env: &str) -> Result<bool, String> {
@@ -409,15 +374,6 @@ fn switch_enabled(off_flag: bool, env: &str) -> Result<bool, String> {
     match std::env::var(env) {
         Ok(v) => parse_bool(&v).map_err(|e| format!("{env}: {e}")),
         Err(_) => Ok(true),
-    }
-}
-
-/// Boolean environment values: 1/true/yes/on or 0/false/no/off, case-insensitive.
-pub fn parse_bool(s: &str) -> Result<bool, String> {
-    match s.trim().to_ascii_lowercase().as_str() {
-        "1" | "true" | "yes" | "on" => Ok(true),
-        "0" | "false" | "no" | "off" => Ok(false),
-        _ => Err(format!("{s:?} is not a boolean (1/true/yes/on or 0/false/no/off)")),
     }
 }
 
@@ -432,40 +388,6 @@ pub fn site_description(site: &Option<PathBuf>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
-        assert_eq!(parse_duration("10ms"), Ok(Duration::from_millis(10)));
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
-        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
-        for bad in ["", "10", "1.5s", "s", "10d", "-1s", "99999999999999999999h"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_bytes("4096"), Ok(4096));
-        assert_eq!(parse_bytes("64KiB"), Ok(65536));
-        assert_eq!(parse_bytes("1MiB"), Ok(1 << 20));
-        assert_eq!(parse_bytes("2GiB"), Ok(2 << 30));
-        for bad in ["", "1MB", "1 MiB", "x", "1.5MiB"] {
-            assert!(parse_bytes(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn booleans() {
-        for t in ["1", "TRUE", "yes", "On"] {
-            assert_eq!(parse_bool(t), Ok(true));
-        }
-        for f in ["0", "false", "NO", "off"] {
-            assert_eq!(parse_bool(f), Ok(false));
-        }
-        assert!(parse_bool("maybe").is_err());
-    }
 
     #[test]
     fn defaults_match_the_spec() {

@@ -19,6 +19,7 @@
 //! | module | concept |
 //! |---|---|
 //! | [`config`] | command line and `UI_*` environment |
+//! | [`units`] | the DUR, BYTES and boolean formats of flags, shared by `config` and `loadtest` |
 //! | [`site`] | the served site: built-in demo or `--site DIR`, viewdefs |
 //! | [`gateway`] | startup: mode decision, shared state, the running server |
 //! | [`http`] | routes: `GET /` creates sessions, the shell, static files, `/healthz` |
@@ -51,4 +52,5 @@ pub mod metrics;
 pub mod runtime;
 pub mod session;
 pub mod site;
+pub mod units;
 pub mod watch;

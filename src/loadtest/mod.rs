@@ -23,7 +23,7 @@ use clap::Args;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::time::Instant;
 
-use crate::config::parse_duration;
+use crate::units::parse_duration;
 use client::{Event, Gates, Outcome, Plan};
 use report::{ActionsReport, FramesReport, Report, RssReport, SessionsReport};
 use scenario::Scenario;
