@@ -8,16 +8,16 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use serde_json::{json, Map, Value as Json};
+use serde_json::Value as Json;
 
 use super::remote::{set_prop, Creator, RemoteVar};
 use super::Session;
 use crate::backend::Sent;
 use crate::ids::{ConnId, VarId};
-use crate::protocol::backend::BackendBatch;
+use crate::protocol::backend::{encode_batches, BackendBatch};
 use crate::protocol::message::MIN_BACKEND_ID;
 use crate::protocol::{
-    Create, ErrorCode, Message, Priority, Properties, PropertyWrite, ServerMessage, Update, UpdateOut,
+    Create, ErrorCode, ErrorReport, Message, Priority, Properties, PropertyWrite, ServerMessage, Update, UpdateOut,
 };
 use crate::tracker::{json_bytes, Owner, Writer};
 
@@ -32,8 +32,8 @@ pub(super) enum Link {
     /// Connected (connection `generation`); `opened` once this connection got a batch for the session.
     Live { generation: u64, opened: bool },
     /// No backend: `update`s for it wait here (oldest dropped past the limits, counted). `bytes` is the
-    /// buffer's size by [`json_bytes`], bounded by `--backend-buffer-bytes` (review H5).
-    Away { buffer: VecDeque<Json>, bytes: usize, dropped: usize, notified: HashSet<ConnId>, warned: bool },
+    /// buffer's size by [`update_bytes`], bounded by `--backend-buffer-bytes` (review H5).
+    Away { buffer: VecDeque<Update>, bytes: usize, dropped: usize, notified: HashSet<ConnId>, warned: bool },
 }
 
 impl Link {
@@ -45,12 +45,20 @@ impl Link {
 /// What the session produces for the backend while processing one inbound frame: one batch.
 #[derive(Debug, Default)]
 pub(super) struct Outbox {
-    pub messages: Vec<Json>,
+    pub messages: Vec<Message>,
     pub user_event: bool,
 }
 
-fn wire_error(var: VarId, code: ErrorCode, description: &str) -> Json {
-    json!({"type":"error","data":{"varId":var.0,"code":code.as_str(),"description":description}})
+fn error_message(var_id: VarId, code: ErrorCode, description: impl Into<String>) -> Message {
+    Message::Error(ErrorReport { var_id, code, description: description.into() })
+}
+
+/// What a buffered update weighs against `--backend-buffer-bytes`: its value's JSON size plus its
+/// property texts and the envelope, without encoding it.
+fn update_bytes(u: &Update) -> usize {
+    const ENVELOPE: usize = 48;
+    let props: usize = u.properties.iter().flatten().map(|p| p.name.len() + p.value.len() + 6).sum();
+    ENVELOPE + u.value.as_ref().map_or(0, json_bytes) + props
 }
 
 /// Whether a browser may set `name` to `value` on a remote variable under `--max-properties` and
@@ -63,10 +71,6 @@ fn mirror_admits(var: Option<&RemoteVar>, limits: &crate::tracker::TrackerLimits
         return false;
     }
     var.is_none_or(|v| v.props.0.iter().any(|(n, _)| n == name) || v.props.0.len() < limits.max_properties)
-}
-
-fn wire_props(props: &[PropertyWrite]) -> Map<String, Json> {
-    props.iter().map(|p| (p.name.clone(), Json::String(p.value.clone()))).collect()
 }
 
 /// A backend id (−1 … −(2^32−1)): the backend's own variables and client variables.
@@ -97,7 +101,7 @@ impl Session {
 
     /// Queues a message that only changes the backend's picture of gateway state (`create`, `destroy`,
     /// `watch`, `unwatch`): sent when live, otherwise dropped (the replay reproduces its effect).
-    pub(super) fn state_to_backend(&mut self, msg: Json) {
+    pub(super) fn state_to_backend(&mut self, msg: Message) {
         if matches!(self.link, Link::Live { .. }) {
             self.outbox.messages.push(msg);
         }
@@ -105,20 +109,20 @@ impl Session {
 
     /// Queues an `update` for the backend: sent when live, buffered during an outage (§10.4). `conn`
     /// gets its one `backend-unavailable` of the outage.
-    pub(super) fn update_to_backend(&mut self, conn: Option<ConnId>, msg: Json) {
+    pub(super) fn update_to_backend(&mut self, conn: Option<ConnId>, update: Update) {
         let limit = self.config.backend.as_ref().map_or(0, |h| h.limits.session_buffer);
         let limit_bytes = self.config.backend.as_ref().map_or(0, |h| h.bytes.buffer_bytes);
         match &mut self.link {
             Link::None => {}
-            Link::Live { .. } => self.outbox.messages.push(msg),
+            Link::Live { .. } => self.outbox.messages.push(Message::Update(update)),
             Link::Away { buffer, bytes, dropped, warned, .. } => {
-                *bytes += json_bytes(&msg);
-                buffer.push_back(msg);
+                *bytes += update_bytes(&update);
+                buffer.push_back(update);
                 // By count, then by bytes; the newest message always stays (even one over the byte bound).
                 while buffer.len() > limit.max(1) || (*bytes > limit_bytes && buffer.len() > 1) {
                     let over_bytes = buffer.len() <= limit.max(1);
                     if let Some(old) = buffer.pop_front() {
-                        *bytes = bytes.saturating_sub(json_bytes(&old));
+                        *bytes = bytes.saturating_sub(update_bytes(&old));
                     }
                     *dropped += 1;
                     crate::metrics::metrics().backend_dropped.inc();
@@ -166,8 +170,10 @@ impl Session {
             // The link dropped and this session has not been told yet: it is an outage already, so
             // the batch's updates go to the outage buffer instead of into a dead connection.
             self.backend_down(generation);
-            for msg in outbox.messages.into_iter().filter(|m| m["type"] == "update") {
-                self.update_to_backend(None, msg);
+            for msg in outbox.messages {
+                if let Message::Update(update) = msg {
+                    self.update_to_backend(None, update);
+                }
             }
             return;
         }
@@ -175,7 +181,7 @@ impl Session {
             *opened = true;
         }
         let user_event = user_event || outbox.user_event;
-        for text in batches(&self.vended.to_string(), user_event, outbox.messages, hub.limits.max_frame_bytes) {
+        for text in encode_batches(self.vended, user_event, &outbox.messages, hub.limits.max_frame_bytes) {
             if hub.send(generation, text) == Sent::NotConnected {
                 self.backend_down(generation);
                 return;
@@ -213,8 +219,14 @@ impl Session {
         if !denied.is_empty() {
             self.error(conn, create.id, ErrorCode::AccessDenied, format!("may not set {}", denied.join(", ")));
         }
-        self.state_to_backend(json!({"type":"create","data":{
-            "id": global.0, "parentId": parent.0, "properties": wire_props(&forwarded), "nowatch": true}}));
+        self.state_to_backend(Message::Create(Create {
+            id: global,
+            parent_id: Some(parent),
+            properties: forwarded,
+            value: None,
+            nowatch: true,
+            unbound: false,
+        }));
         if matches!(self.link, Link::Away { .. }) {
             self.notify_unavailable(conn);
         }
@@ -231,7 +243,7 @@ impl Session {
         let live = matches!(self.link, Link::Live { .. });
         let forwarded = first && live;
         if forwarded {
-            self.outbox.messages.push(json!({"type":"watch","data":{"varId":global.0}}));
+            self.outbox.messages.push(Message::Watch(global));
         }
         let readable = self.remote.get(global).is_some_and(|v| v.readable());
         let from_mirror = !forwarded || (explicit && !readable);
@@ -252,7 +264,7 @@ impl Session {
     /// A browser `unwatch` of a remote variable: forwarded when the last watcher leaves.
     pub(super) fn unwatch_remote(&mut self, global: VarId) {
         if self.untally(global) && (self.remote.exists(global) || global == VarId::APP) {
-            self.state_to_backend(json!({"type":"unwatch","data":{"varId":global.0}}));
+            self.state_to_backend(Message::Unwatch(global));
         }
     }
 
@@ -294,15 +306,8 @@ impl Session {
         if update.value.is_none() && forwarded.is_empty() {
             return;
         }
-        let mut data = Map::new();
-        data.insert("varId".into(), global.0.into());
-        if let Some(v) = update.value {
-            data.insert("value".into(), v);
-        }
-        if !forwarded.is_empty() {
-            data.insert("properties".into(), Json::Object(wire_props(&forwarded)));
-        }
-        self.update_to_backend(Some(conn), json!({"type":"update","data":data}));
+        let properties = (!forwarded.is_empty()).then_some(forwarded);
+        self.update_to_backend(Some(conn), Update { var_id: global, value: update.value, properties });
     }
 
     /// A browser destroys its own remote variable: the subtree goes, the backend hears one `destroy` per
@@ -312,13 +317,13 @@ impl Session {
         // §10.4: updates buffered during an outage for a variable destroyed meanwhile are discarded
         // (uncounted); the replay no longer creates it, so the backend could not even address them.
         if let Link::Away { buffer, bytes, .. } = &mut self.link {
-            let gone: HashSet<i64> = removed.iter().map(|id| id.0).collect();
-            buffer.retain(|msg| msg.pointer("/data/varId").and_then(Json::as_i64).is_none_or(|id| !gone.contains(&id)));
-            *bytes = buffer.iter().map(json_bytes).sum();
+            let gone: HashSet<VarId> = removed.iter().copied().collect();
+            buffer.retain(|u| !gone.contains(&u.var_id));
+            *bytes = buffer.iter().map(update_bytes).sum();
         }
         self.forget_variables(&removed);
         for id in removed {
-            self.state_to_backend(json!({"type":"destroy","data":{"varId":id.0}}));
+            self.state_to_backend(Message::Destroy(id));
         }
     }
 
@@ -419,7 +424,7 @@ impl Session {
         for msg in batch.messages {
             match msg {
                 Ok(msg) => self.apply_backend(msg),
-                Err(e) => self.outbox.messages.push(wire_error(e.var_id, e.code, &e.description)),
+                Err(e) => self.outbox.messages.push(error_message(e.var_id, e.code, e.description)),
             }
         }
         self.settle_lua();
@@ -434,7 +439,7 @@ impl Session {
     }
 
     fn backend_error(&mut self, var: VarId, code: ErrorCode, description: impl AsRef<str>) {
-        self.outbox.messages.push(wire_error(var, code, description.as_ref()));
+        self.outbox.messages.push(error_message(var, code, description.as_ref()));
     }
 
     /// Whether the backend may address `id`: variable 1, its own variables, and remote browser
@@ -706,7 +711,7 @@ impl Session {
             return;
         }
         for msg in out {
-            self.outbox.messages.push(serde_json::to_value(&msg).expect("server messages serialize"));
+            self.outbox.messages.push(Message::from(msg));
         }
     }
 
@@ -770,94 +775,41 @@ impl Session {
         let mut messages = Vec::new();
         let app_remote = self.owner(VarId::APP) != Some(Owner::Lua);
         if app_remote && self.tallies.get(&VarId::APP).is_some_and(|n| *n > 0) {
-            messages.push(json!({"type":"watch","data":{"varId":1}}));
+            messages.push(Message::Watch(VarId::APP));
         }
         for id in self.remote.pre_order() {
             if id.0 < 2 {
                 continue;
             }
             let Some(var) = self.remote.get(id) else { continue };
-            let props: Map<String, Json> =
-                var.browser_props.0.iter().map(|(k, v)| (k.clone(), Json::String(v.clone()))).collect();
-            let mut data = Map::new();
-            data.insert("id".into(), id.0.into());
-            if let Some(p) = var.parent {
-                data.insert("parentId".into(), p.0.into());
-            }
-            data.insert("properties".into(), Json::Object(props));
-            data.insert("nowatch".into(), true.into());
-            messages.push(json!({"type":"create","data":data}));
+            let properties = var
+                .browser_props
+                .0
+                .iter()
+                .map(|(name, value)| PropertyWrite { name: name.clone(), value: value.clone(), priority: None })
+                .collect();
+            messages.push(Message::Create(Create {
+                id,
+                parent_id: var.parent,
+                properties,
+                value: None,
+                nowatch: true,
+                unbound: false,
+            }));
             if self.tallies.get(&id).is_some_and(|n| *n > 0) {
-                messages.push(json!({"type":"watch","data":{"varId":id.0}}));
+                messages.push(Message::Watch(id));
             }
         }
         if dropped > 0 {
-            messages.push(wire_error(
+            messages.push(error_message(
                 VarId::NONE,
                 ErrorCode::LimitExceeded,
-                &format!("{dropped} buffered messages dropped"),
+                format!("{dropped} buffered messages dropped"),
             ));
         }
-        messages.extend(buffer);
+        messages.extend(buffer.into_iter().map(Message::Update));
         self.outbox.messages = messages;
         // Not yet opened on this connection and engaged: sent even when empty (it opens the session).
         self.emit_backend(false);
-    }
-}
-
-/// Serializes a batch, splitting at message boundaries when it would exceed `max_bytes`. Always at least
-/// one frame (an empty batch is an open notice).
-fn batches(session: &str, user_event: bool, messages: Vec<Json>, max_bytes: usize) -> Vec<String> {
-    let frame = |msgs: Vec<Json>| {
-        let mut obj = Map::new();
-        obj.insert("session".into(), session.into());
-        if user_event {
-            obj.insert("userEvent".into(), true.into());
-        }
-        obj.insert("messages".into(), Json::Array(msgs));
-        Json::Object(obj).to_string()
-    };
-    let whole = frame(messages.clone());
-    if whole.len() <= max_bytes || messages.len() <= 1 {
-        return vec![whole];
-    }
-    let overhead = frame(Vec::new()).len();
-    let mut out = Vec::new();
-    let mut chunk = Vec::new();
-    let mut size = overhead;
-    for m in messages {
-        let len = m.to_string().len() + 1;
-        if !chunk.is_empty() && size + len > max_bytes {
-            out.push(frame(std::mem::take(&mut chunk)));
-            size = overhead;
-        }
-        size += len;
-        chunk.push(m);
-    }
-    if !chunk.is_empty() {
-        out.push(frame(chunk));
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn batches_split_at_message_boundaries_only_when_too_big() {
-        let msgs: Vec<Json> = (0..10).map(|i| json!({"type":"watch","data":{"varId":i}})).collect();
-        assert_eq!(batches("1", false, msgs.clone(), 1 << 20).len(), 1);
-        let parts = batches("1", true, msgs, 120);
-        assert!(parts.len() > 1);
-        let mut ids = Vec::new();
-        for p in &parts {
-            assert!(p.len() <= 120, "{p}");
-            let v: Json = serde_json::from_str(p).unwrap();
-            assert_eq!(v["userEvent"], true);
-            ids.extend(v["messages"].as_array().unwrap().iter().map(|m| m["data"]["varId"].as_i64().unwrap()));
-        }
-        assert_eq!(ids, (0..10).collect::<Vec<_>>());
-        assert_eq!(batches("7", false, Vec::new(), 10), vec![r#"{"session":"7","messages":[]}"#.to_string()]);
     }
 }

@@ -6,7 +6,6 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
-use serde_json::{Map, Value as Json};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -18,28 +17,28 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use super::backoff::Backoff;
 use super::config::ClientConfig;
 use super::error::ClientError;
-use super::handle::Input;
-use super::session::{Mode, Root};
+use super::session::{Input, Mode, Root};
 use super::task::{self, Factory, Link};
-use crate::protocol::backend::PROTOCOL_VERSION;
+use crate::ids::VendedId;
+use crate::protocol::backend::{parse_gateway_frame, GatewayFrame, Welcome, PROTOCOL_VERSION};
 
-/// Frame limit assumed until a welcome says otherwise.
-const DEFAULT_MAX_FRAME: usize = 16 << 20;
+/// Nesting the client reads in gateway frames (the depth serde_json allows by default).
+const MAX_DEPTH: usize = 128;
 
 /// The sessions of the client and what the last welcome said.
 struct Sessions<A> {
     mode: Mode,
     factory: Factory<A>,
     link: Rc<Link>,
-    tasks: HashMap<String, UnboundedSender<Input>>,
+    tasks: HashMap<VendedId, UnboundedSender<Input>>,
     epoch: Option<String>,
     /// Counts welcomes: a session's first batch under a newer generation is its replay.
     generation: u64,
 }
 
 impl<A: Root> Sessions<A> {
-    fn close(&mut self, id: &str) {
-        if let Some(tx) = self.tasks.remove(id) {
+    fn close(&mut self, id: VendedId) {
+        if let Some(tx) = self.tasks.remove(&id) {
             let _ = tx.send(Input::Close);
         }
     }
@@ -51,17 +50,17 @@ impl<A: Root> Sessions<A> {
     }
 
     /// Backend protocol §6: a new epoch drops everything, the same epoch the sessions not listed.
-    fn welcome(&mut self, epoch: &str, live: &[String]) {
+    fn welcome(&mut self, epoch: &str, live: &[VendedId]) {
         match &self.epoch {
             Some(old) if old != epoch => {
                 tracing::info!(sessions = self.tasks.len(), "new gateway epoch: dropping all session state");
                 self.close_all();
             }
             _ => {
-                let gone: Vec<String> = self.tasks.keys().filter(|id| !live.contains(id)).cloned().collect();
+                let gone: Vec<VendedId> = self.tasks.keys().filter(|id| !live.contains(id)).copied().collect();
                 for id in gone {
                     tracing::debug!(session = %id, "session not live any more");
-                    self.close(&id);
+                    self.close(id);
                 }
             }
         }
@@ -71,25 +70,21 @@ impl<A: Root> Sessions<A> {
 
     /// Routes one gateway frame.
     fn frame(&mut self, bytes: &[u8]) {
-        let mut obj = match serde_json::from_slice::<Json>(bytes) {
-            Ok(Json::Object(obj)) => obj,
-            _ => return tracing::warn!("unreadable frame from the gateway"),
-        };
-        let Some(Json::String(id)) = obj.remove("session") else {
-            if let Some(e) = obj.get("error") {
-                return tracing::warn!(code = %e["code"], description = %e["description"], "the gateway refused a frame");
+        let batch = match parse_gateway_frame(bytes, MAX_DEPTH) {
+            Ok(GatewayFrame::Batch(batch)) => batch,
+            Ok(GatewayFrame::Closed(id)) => {
+                tracing::debug!(session = %id, "session closed");
+                return self.close(id);
             }
-            return tracing::warn!(keys = ?obj.keys().collect::<Vec<_>>(), "unexpected frame from the gateway");
+            Ok(GatewayFrame::Error(e)) => {
+                return tracing::warn!(code = ?e.code, description = %e.description, "the gateway refused a frame");
+            }
+            Ok(GatewayFrame::Welcome(_)) => return tracing::warn!("a second welcome on one connection"),
+            Err(e) => return tracing::warn!(error = %e, "unreadable frame from the gateway"),
         };
-        if obj.get("event").and_then(Json::as_str) == Some("closed") {
-            tracing::debug!(session = %id, "session closed");
-            return self.close(&id);
-        }
-        let Some(Json::Array(messages)) = obj.remove("messages") else {
-            return tracing::warn!(session = %id, "gateway frame without messages");
-        };
-        let user_event = obj.get("userEvent") == Some(&Json::Bool(true));
-        let input = Input::Batch { messages, user_event, generation: self.generation };
+        let id = batch.session;
+        let input =
+            Input::Batch { messages: batch.messages, user_event: batch.user_event, generation: self.generation };
         let input = match self.tasks.get(&id) {
             Some(tx) => match tx.send(input) {
                 Ok(()) => return,
@@ -100,7 +95,7 @@ impl<A: Root> Sessions<A> {
             },
             None => input,
         };
-        let tx = task::spawn(&id, self.mode, self.factory.clone(), self.link.clone());
+        let tx = task::spawn(id, self.mode, self.factory.clone(), self.link.clone());
         let _ = tx.send(input);
         self.tasks.insert(id, tx);
     }
@@ -214,7 +209,7 @@ async fn serve<A: Root>(config: &ClientConfig, sessions: &mut Sessions<A>, stop:
     }
     sessions.welcome(&welcome.epoch, &welcome.sessions);
     let (tx, mut rx) = unbounded_channel::<String>();
-    sessions.link.set(tx, welcome.max_frame);
+    sessions.link.set(tx, welcome.limits.max_frame_bytes);
 
     loop {
         tokio::select! {
@@ -250,32 +245,14 @@ async fn serve<A: Root>(config: &ClientConfig, sessions: &mut Sessions<A>, stop:
     }
 }
 
-struct Welcome {
-    epoch: String,
-    mode: String,
-    sessions: Vec<String>,
-    max_frame: usize,
-}
-
+/// Reads the first frame: a welcome in a protocol version this client speaks.
 fn read_welcome(bytes: &[u8]) -> Result<Welcome, ClientError> {
-    let v: Json = serde_json::from_slice(bytes).map_err(|e| ClientError::Frame(format!("welcome: {e}")))?;
-    let w = v.get("welcome").and_then(Json::as_object).ok_or_else(|| ClientError::Frame(v.to_string()))?;
-    let protocol = w.get("protocol").and_then(Json::as_u64).unwrap_or(0);
-    if protocol != PROTOCOL_VERSION {
-        return Err(ClientError::Protocol(protocol));
+    match parse_gateway_frame(bytes, MAX_DEPTH) {
+        Ok(GatewayFrame::Welcome(w)) if w.protocol == PROTOCOL_VERSION => Ok(w),
+        Ok(GatewayFrame::Welcome(w)) => Err(ClientError::Protocol(w.protocol)),
+        Ok(other) => Err(ClientError::Frame(format!("expected a welcome, got {other:?}"))),
+        Err(e) => Err(ClientError::Frame(format!("welcome: {e}"))),
     }
-    let text = |m: &Map<String, Json>, k: &str| m.get(k).and_then(Json::as_str).unwrap_or("").to_string();
-    let sessions = w
-        .get("sessions")
-        .and_then(Json::as_array)
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
-        .unwrap_or_default();
-    let max_frame = w
-        .get("limits")
-        .and_then(|l| l.get("maxFrameBytes"))
-        .and_then(Json::as_u64)
-        .map_or(DEFAULT_MAX_FRAME, |n| n as usize);
-    Ok(Welcome { epoch: text(w, "epoch"), mode: text(w, "mode"), sessions, max_frame })
 }
 
 /// How long the client waits for a connection to be established before counting it as failed.
@@ -292,8 +269,8 @@ mod tests {
         )
         .unwrap();
         assert_eq!(w.epoch, "ab");
-        assert_eq!(w.sessions, vec!["1", "4"]);
-        assert_eq!(w.max_frame, 100);
+        assert_eq!(w.sessions, vec![VendedId(1), VendedId(4)]);
+        assert_eq!(w.limits.max_frame_bytes, 100);
         assert!(matches!(read_welcome(br#"{"welcome":{"protocol":2}}"#), Err(ClientError::Protocol(2))));
         assert!(matches!(read_welcome(br#"{"session":"1"}"#), Err(ClientError::Frame(_))));
     }

@@ -1,27 +1,12 @@
 //! [`SessionHandle`]: reaching a session's task from anywhere (timers, feeds, other threads).
 
-use std::any::Any;
 use std::fmt;
 use std::marker::PhantomData;
 
-use serde_json::Value as Json;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::error::ClientError;
-use super::session::Session;
-
-/// A closure to run on a session's task, with the app state as `dyn Any`.
-pub(crate) type Job = Box<dyn FnOnce(&mut dyn Any, &mut Session) + Send>;
-
-/// What a session's task receives.
-pub(crate) enum Input {
-    /// A gateway batch. `generation` counts connections: the first batch of a newer one is a replay.
-    Batch { messages: Vec<Json>, user_event: bool, generation: u64 },
-    /// A closure from a [`SessionHandle`].
-    Run(Job),
-    /// The session is gone (`closed` event, epoch change, not listed in a welcome, shutdown).
-    Close,
-}
+use super::session::{Input, Job, Session};
 
 /// A cloneable, `Send` handle on one session. Closures sent through it run on the session's task
 /// with the app state the factory built (`A`) and the [`Session`]; changes they make are detected
@@ -66,5 +51,13 @@ impl<A: 'static> SessionHandle<A> {
     /// Whether the session is gone.
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()
+    }
+}
+
+impl Session {
+    /// A handle to reach this session from other tasks (timers, feeds). `A` must be the type the
+    /// factory returns; closures for another type are never run.
+    pub fn handle<A: 'static>(&self) -> SessionHandle<A> {
+        SessionHandle::new(self.mailbox())
     }
 }

@@ -7,17 +7,38 @@
 use std::any::Any;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use serde_json::{json, Map, Value as Json};
+use serde_json::Value as Json;
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::handle::{Input, Job, SessionHandle};
 use super::object::{Obj, Object};
 use super::resolver::ObjectResolver;
 use super::value::UiValue;
-use crate::ids::VarId;
-use crate::protocol::message::parse_message;
-use crate::protocol::{Create, ErrorCode, Message, PropertyWrite, ServerMessage, Side, Update};
+use crate::ids::{VarId, VendedId};
+use crate::protocol::{Create, ErrorCode, ErrorReport, Message, MessageError, PropertyWrite, ServerMessage, Update};
 use crate::tracker::{Access, JValue, Origin, Tracker, Writer};
+
+/// A closure from a [`SessionHandle`](super::SessionHandle), run on the session's task against the app
+/// state (type-erased; the handle checks the type) and the session.
+pub(crate) type Job = Box<dyn FnOnce(&mut dyn Any, &mut Session) + Send>;
+
+/// What a session's task receives, in order: gateway batches, handle closures, the end.
+pub(crate) enum Input {
+    /// A gateway batch, from backend connection number `generation` (a new number = a reconnect).
+    Batch {
+        messages: Vec<Result<Message, MessageError>>,
+        user_event: bool,
+        generation: u64,
+    },
+    Run(Job),
+    Close,
+}
+
+/// What one batch or closure produced for the gateway: one batch (split into frames by the link).
+#[derive(Debug, PartialEq)]
+pub(crate) struct Reply {
+    pub user_event: bool,
+    pub messages: Vec<Message>,
+}
 
 /// The origin of every change the gateway made: such changes are not echoed back (§9 rule 4).
 const GATEWAY: Origin = 1;
@@ -74,7 +95,7 @@ struct ClientVar {
 /// The backend-side state of one session. Handed to the factory and to [`SessionHandle::run`]
 /// closures; changes made there are detected and sent when they return.
 pub struct Session {
-    id: String,
+    id: VendedId,
     mode: Mode,
     tracker: Tracker<ObjectResolver>,
     root: Option<JValue>,
@@ -89,7 +110,7 @@ pub struct Session {
     /// Variables to answer with their full state at the next flush, in order.
     answers: Vec<VarId>,
     /// Messages (errors, client-variable creates and writes) to send before the detected changes.
-    out: Vec<Json>,
+    out: Vec<Message>,
     client_vars: Vec<ClientVar>,
     next_client_id: i64,
     user_event: bool,
@@ -97,9 +118,9 @@ pub struct Session {
 }
 
 impl Session {
-    pub(crate) fn new(id: &str, mode: Mode, input: UnboundedSender<Input>) -> Self {
+    pub(crate) fn new(id: VendedId, mode: Mode, input: UnboundedSender<Input>) -> Self {
         Session {
-            id: id.to_string(),
+            id,
             mode,
             tracker: Tracker::new(ObjectResolver::new()),
             root: None,
@@ -117,19 +138,18 @@ impl Session {
         }
     }
 
-    /// The vended session id (`"1"`, `"2"`, …).
-    pub fn id(&self) -> &str {
-        &self.id
+    /// The vended session id (`1`, `2`, …; shown as `"1"` on the wire).
+    pub fn id(&self) -> VendedId {
+        self.id
     }
 
     pub fn mode(&self) -> Mode {
         self.mode
     }
 
-    /// A handle to reach this session from other tasks (timers, feeds). `A` must be the type the
-    /// factory returns; closures for another type are never run.
-    pub fn handle<A: 'static>(&self) -> SessionHandle<A> {
-        SessionHandle::new(self.input.clone())
+    /// The sender of this session's mailbox (what handles are made of).
+    pub(crate) fn mailbox(&self) -> UnboundedSender<Input> {
+        self.input.clone()
     }
 
     /// The session's tracker (advanced use: register wrapper types on its resolver).
@@ -181,14 +201,14 @@ impl Session {
         if let Some(var) = self.client_vars.iter_mut().find(|v| v.id == id) {
             var.written = Some(value.clone());
         }
-        self.out.push(json!({"type": "update", "data": {"varId": id.0, "value": value}}));
+        self.out.push(write_message(id, value));
     }
 
     /// Destroys client variable `id`.
     pub fn destroy_client_var(&mut self, id: VarId) {
         if let Some(i) = self.client_vars.iter().position(|v| v.id == id) {
             self.client_vars.remove(i);
-            self.out.push(json!({"type": "destroy", "data": {"varId": id.0}}));
+            self.out.push(Message::Destroy(id));
         }
     }
 
@@ -200,30 +220,35 @@ impl Session {
     /// reconnect for a session this backend already held (§9 rule 9).
     pub(crate) fn apply_batch(
         &mut self,
-        messages: &[Json],
+        messages: Vec<Result<Message, MessageError>>,
         user_event: bool,
         first: bool,
         replay: bool,
-    ) -> Option<Json> {
+    ) -> Option<Reply> {
         self.user_event |= user_event;
         if first && self.mode == Mode::Connected {
             self.ensure_root();
         }
         if replay {
-            self.start_replay(messages);
+            self.start_replay(&messages);
         }
-        for raw in messages {
-            self.apply_message(raw);
+        for msg in messages {
+            self.apply_message(msg);
         }
         self.flush()
     }
 
     /// §9 rule 9: the replay's creates are the complete set of browser variables, its watches the
     /// complete set of watches; client variables are re-created.
-    fn start_replay(&mut self, messages: &[Json]) {
-        let replayed: HashSet<i64> =
-            messages.iter().filter(|m| m["type"] == "create").filter_map(|m| m["data"]["id"].as_i64()).collect();
-        let stale: Vec<VarId> = self.browser_vars.iter().copied().filter(|id| !replayed.contains(&id.0)).collect();
+    fn start_replay(&mut self, messages: &[Result<Message, MessageError>]) {
+        let replayed: HashSet<VarId> = messages
+            .iter()
+            .filter_map(|m| match m {
+                Ok(Message::Create(c)) => Some(c.id),
+                _ => None,
+            })
+            .collect();
+        let stale: Vec<VarId> = self.browser_vars.iter().copied().filter(|id| !replayed.contains(id)).collect();
         for id in stale {
             self.destroy(id);
         }
@@ -231,20 +256,13 @@ impl Session {
         for var in &self.client_vars {
             self.out.push(client_create(var));
             if let Some(v) = &var.written {
-                self.out.push(json!({"type": "update", "data": {"varId": var.id.0, "value": v}}));
+                self.out.push(write_message(var.id, v.clone()));
             }
         }
     }
 
-    fn apply_message(&mut self, raw: &Json) {
-        if raw["type"] == "error" {
-            let data = &raw["data"];
-            let id = data["varId"].as_i64().unwrap_or(0);
-            tracing::warn!(session = %self.id, var = id, code = %data["code"], description = %data["description"],
-                "the gateway reported an error");
-            return;
-        }
-        match parse_message(raw, Side::Browser) {
+    fn apply_message(&mut self, msg: Result<Message, MessageError>) {
+        match msg {
             Ok(Message::Create(c)) => self.create(c),
             Ok(Message::Update(u)) => self.update(u),
             Ok(Message::Destroy(id)) => self.destroy(id),
@@ -252,13 +270,14 @@ impl Session {
             Ok(Message::Unwatch(id)) => {
                 self.watched.remove(&id);
             }
-            Ok(Message::Error(_)) => {}
+            Ok(Message::Error(e)) => tracing::warn!(session = %self.id, var = e.var_id.0, code = %e.code,
+                description = %e.description, "the gateway reported an error"),
             Err(e) => tracing::warn!(session = %self.id, error = %e, "unreadable message from the gateway"),
         }
     }
 
     fn error(&mut self, id: VarId, code: ErrorCode, description: impl Into<String>) {
-        self.out.push(to_json(&ServerMessage::error(id, code, description)));
+        self.out.push(Message::Error(ErrorReport { var_id: id, code, description: description.into() }));
     }
 
     fn ensure_root(&mut self) -> bool {
@@ -372,7 +391,7 @@ impl Session {
     /// Runs change detection and returns the batch for the gateway: queued messages, `create` of
     /// variable 1, full answers to watches, then the changed values and properties of watched
     /// variables. `None` when there is nothing to send.
-    pub(crate) fn flush(&mut self) -> Option<Json> {
+    pub(crate) fn flush(&mut self) -> Option<Reply> {
         let changes = self.tracker.detect_changes();
         let mut messages = Vec::new();
         let mut answered = HashSet::new();
@@ -390,42 +409,41 @@ impl Session {
         messages.extend(
             changes
                 .messages_for(Some(GATEWAY), |id| watched.contains(&id) && !answered.contains(&id))
-                .iter()
-                .map(to_json),
+                .into_iter()
+                .map(Message::from),
         );
         let user_event = std::mem::take(&mut self.user_event);
         if messages.is_empty() {
             return None;
         }
-        let mut frame = Map::new();
-        frame.insert("session".into(), self.id.clone().into());
-        if user_event {
-            frame.insert("userEvent".into(), true.into());
-        }
-        frame.insert("messages".into(), Json::Array(messages));
-        Some(Json::Object(frame))
+        Some(Reply { user_event, messages })
     }
 
-    fn root_create(&self) -> Json {
-        let mut data = Map::new();
-        data.insert("id".into(), 1.into());
-        let mut props = Map::new();
+    /// `create` of variable 1 with its value and every property (the root's full state).
+    fn root_create(&self) -> Message {
+        let mut create = Create {
+            id: VarId::APP,
+            parent_id: None,
+            properties: Vec::new(),
+            value: None,
+            nowatch: false,
+            unbound: false,
+        };
         for m in self.tracker.full_state(VarId::APP) {
             if let ServerMessage::Update(u) = m {
-                if let Some(v) = u.value {
-                    data.insert("value".into(), v);
-                }
-                for (k, v) in u.properties.0 {
-                    props.insert(k, v.into());
-                }
+                create.value = u.value.or(create.value);
+                create.properties.extend(u.properties.0.into_iter().map(|(name, value)| PropertyWrite {
+                    name,
+                    value,
+                    priority: None,
+                }));
             }
         }
-        data.insert("properties".into(), Json::Object(props));
-        json!({"type": "create", "data": data})
+        Message::Create(create)
     }
 
     /// A watch answer (§9 rule 2): value and the properties this backend set, or the current error.
-    fn full_answer(&self, id: VarId) -> Vec<Json> {
+    fn full_answer(&self, id: VarId) -> Vec<Message> {
         let foreign = self.browser_props.get(&id);
         let mut out = Vec::new();
         for mut m in self.tracker.full_state(id) {
@@ -437,29 +455,31 @@ impl Session {
                     continue;
                 }
             }
-            out.push(to_json(&m));
+            out.push(Message::from(m));
         }
         out
     }
 
     /// Runs a handle closure against the session and its app, then returns the resulting batch.
-    pub(crate) fn run(&mut self, app: &mut dyn Any, f: Job) -> Option<Json> {
+    pub(crate) fn run(&mut self, app: &mut dyn Any, f: Job) -> Option<Reply> {
         f(app, self);
         self.flush()
     }
 }
 
-fn client_create(var: &ClientVar) -> Json {
-    let mut data = Map::new();
-    data.insert("id".into(), var.id.0.into());
-    data.insert("parentId".into(), var.parent.0.into());
-    data.insert("properties".into(), json!({"path": var.path, "access": var.access.as_str()}));
-    if !var.watch {
-        data.insert("nowatch".into(), true.into());
-    }
-    json!({"type": "create", "data": data})
+fn client_create(var: &ClientVar) -> Message {
+    let property = |name: &str, value: &str| PropertyWrite { name: name.into(), value: value.into(), priority: None };
+    Message::Create(Create {
+        id: var.id,
+        parent_id: Some(var.parent),
+        properties: vec![property("path", &var.path), property("access", var.access.as_str())],
+        value: None,
+        nowatch: !var.watch,
+        unbound: false,
+    })
 }
 
-fn to_json(m: &ServerMessage) -> Json {
-    serde_json::to_value(m).expect("server messages serialize")
+/// A value this backend writes to a variable.
+fn write_message(var_id: VarId, value: Json) -> Message {
+    Message::Update(Update { var_id, value: Some(value), properties: None })
 }

@@ -4,11 +4,11 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use serde_json::Value as Json;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
-use super::handle::Input;
-use super::session::{Mode, Root, Session};
+use super::session::{Input, Mode, Reply, Root, Session};
+use crate::ids::VendedId;
+use crate::protocol::backend::encode_batches;
 
 /// Builds a session's app state (runs on the client thread).
 pub(crate) type Factory<A> = Rc<dyn Fn(&mut Session) -> A>;
@@ -32,50 +32,39 @@ impl Link {
     }
 
     /// Sends a batch frame, split at message boundaries if it exceeds the gateway's frame limit.
-    pub fn send(&self, frame: Json) {
+    /// Sends a session's reply as one batch, split into frames under the gateway's frame limit.
+    pub fn send(&self, session: VendedId, reply: Reply) {
         let tx = self.tx.borrow();
         let Some(tx) = tx.as_ref() else {
-            tracing::debug!(session = %frame["session"], "gateway away: reply dropped");
+            tracing::debug!(session = %session, "gateway away: reply dropped");
             return;
         };
-        for text in split(frame, self.max_frame.get()) {
+        // Before the first welcome the limit is unknown (0): no splitting.
+        let max = match self.max_frame.get() {
+            0 => usize::MAX,
+            n => n,
+        };
+        for text in encode_batches(session, reply.user_event, &reply.messages, max) {
             let _ = tx.send(text);
         }
     }
 }
 
-/// The frame's text, or several frames with the messages split in order when it is too big.
-fn split(frame: Json, max: usize) -> Vec<String> {
-    let text = frame.to_string();
-    let n = frame["messages"].as_array().map_or(0, Vec::len);
-    if max == 0 || text.len() <= max || n < 2 {
-        return vec![text];
-    }
-    let mut first = frame;
-    let rest = first["messages"].as_array_mut().expect("checked").split_off(n / 2);
-    let mut second = first.clone();
-    second["messages"] = Json::Array(rest);
-    let mut out = split(first, max);
-    out.extend(split(second, max));
-    out
-}
-
-/// Starts the task of session `id` and returns its mailbox.
-pub(crate) fn spawn<A: Root>(id: &str, mode: Mode, factory: Factory<A>, link: Rc<Link>) -> UnboundedSender<Input> {
+pub(crate) fn spawn<A: Root>(id: VendedId, mode: Mode, factory: Factory<A>, link: Rc<Link>) -> UnboundedSender<Input> {
     let (tx, rx) = unbounded_channel();
-    tokio::task::spawn_local(run(id.to_string(), mode, factory, link, tx.clone(), rx));
+    tokio::task::spawn_local(run(id, mode, factory, link, tx.clone(), rx));
     tx
 }
 
 async fn run<A: Root>(
-    id: String,
+    id: VendedId,
     mode: Mode,
     factory: Factory<A>,
     link: Rc<Link>,
     tx: UnboundedSender<Input>,
     mut rx: UnboundedReceiver<Input>,
 ) {
-    let mut session = Session::new(&id, mode, tx);
+    let mut session = Session::new(id, mode, tx);
     let mut app = factory(&mut session);
     session.set_root(app.root());
     tracing::debug!(session = %id, "session state built");
@@ -86,40 +75,14 @@ async fn run<A: Root>(
                 let first = seen.is_none();
                 let replay = seen.is_some_and(|g| g != generation);
                 seen = Some(generation);
-                session.apply_batch(&messages, user_event, first, replay)
+                session.apply_batch(messages, user_event, first, replay)
             }
             Input::Run(job) => session.run(&mut app, job),
             Input::Close => break,
         };
-        if let Some(frame) = reply {
-            link.send(frame);
+        if let Some(reply) = reply {
+            link.send(id, reply);
         }
     }
     tracing::debug!(session = %id, "session state dropped");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn big_frames_split_at_message_boundaries() {
-        let msgs: Vec<Json> =
-            (0..8).map(|i| json!({"type":"update","data":{"varId":i,"value":"x".repeat(50)}})).collect();
-        let frame = json!({"session":"1","userEvent":true,"messages":msgs});
-        let whole = frame.to_string().len();
-        assert_eq!(split(frame.clone(), whole).len(), 1);
-        let parts = split(frame.clone(), whole / 3);
-        assert!(parts.len() >= 3);
-        let mut all = Vec::new();
-        for p in &parts {
-            assert!(p.len() <= whole / 3);
-            let v: Json = serde_json::from_str(p).unwrap();
-            assert_eq!(v["session"], "1");
-            assert_eq!(v["userEvent"], true);
-            all.extend(v["messages"].as_array().unwrap().clone());
-        }
-        assert_eq!(all, msgs);
-    }
 }

@@ -21,6 +21,16 @@ pub const MIN_BACKEND_ID: i64 = -((1 << 32) - 1);
 pub enum Side {
     Browser,
     Backend,
+    /// A gateway forwarding browser messages to a backend (what a backend client reads): the browser's
+    /// rules, plus `error` messages.
+    Gateway,
+}
+
+impl Side {
+    /// Whether creates follow the browser's rules (ids ≥ 2 under a parent, with a path).
+    fn browser_rules(self) -> bool {
+        matches!(self, Side::Browser | Side::Gateway)
+    }
 }
 
 /// One property assignment as received: suffix stripped, its priority kept apart.
@@ -223,7 +233,7 @@ pub fn parse_message(raw: &Value, side: Side) -> Result<Message, MessageError> {
         "destroy" => required_id(data, "varId").map(Message::Destroy),
         "watch" => required_id(data, "varId").map(Message::Watch),
         "unwatch" => required_id(data, "varId").map(Message::Unwatch),
-        "error" if side == Side::Backend => parse_error(data).map(Message::Error),
+        "error" if side != Side::Browser => parse_error(data).map(Message::Error),
         other => Err(bad(hint, format!("unknown message type {other:?}"))),
     }
 }
@@ -315,7 +325,7 @@ fn parse_create(data: &Map<String, Value>, side: Side) -> Result<Create, Message
         Some(n) => VarId(n),
     };
     match side {
-        Side::Browser if id.0 <= 1 => {
+        _ if side.browser_rules() && id.0 <= 1 => {
             return Err(MessageError::new(id, ErrorCode::AccessDenied, "browsers create ids ≥ 2 only"))
         }
         Side::Backend if id.0 >= 2 => return Err(bad(id, "backends may not create ids ≥ 2")),
@@ -330,16 +340,16 @@ fn parse_create(data: &Map<String, Value>, side: Side) -> Result<Create, Message
             None => return Err(bad(id, "\"parentId\" is not an integer id")),
         },
     };
-    if side == Side::Browser && parent_id.is_none() {
+    if side.browser_rules() && parent_id.is_none() {
         return Err(MessageError::new(id, ErrorCode::AccessDenied, "browsers cannot create roots"));
     }
     let mut properties = match data.get("properties") {
         Some(v) => parse_properties(v, id)?,
-        None if side == Side::Browser => return Err(bad(id, "create needs \"properties\" with a path")),
+        None if side.browser_rules() => return Err(bad(id, "create needs \"properties\" with a path")),
         None => Vec::new(),
     };
     split_path_query(&mut properties);
-    if side == Side::Browser && properties.iter().all(|p| p.name != "path" || p.value.is_empty()) {
+    if side.browser_rules() && properties.iter().all(|p| p.name != "path" || p.value.is_empty()) {
         return Err(bad(id, "create needs a non-empty \"path\""));
     }
     let value = data.get("value").cloned();
