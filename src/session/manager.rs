@@ -266,13 +266,13 @@ impl SessionManager {
         // it does not stay away from a live backend. A session that is already live with it ignores this.
         if let Some(generation) = self.session_config.backend.as_ref().and_then(|hub| hub.generation()) {
             let (done, _) = oneshot::channel();
-            let _ = handle.tx.try_send(SessionMsg::BackendUp { generation, done });
+            let _ = handle.try_send(SessionMsg::BackendUp { generation, done });
         }
         // A hot reload that swapped the site while this session was being built did not see it; catch up
         // (its mailbox is empty, so this cannot wait).
         let current = self.session_config.site.current();
         if !Arc::ptr_eq(&site, &current) {
-            let _ = handle.tx.try_send(SessionMsg::Reload(current));
+            let _ = handle.try_send(SessionMsg::Reload(current));
         }
         Ok(handle)
     }

@@ -4,15 +4,19 @@
 //! Connections never touch session state: they send [`SessionMsg`]s and receive finished frames
 //! through their [`ConnSink`]. Frames of all connections are processed one at a time, in arrival order.
 
+mod backend_link;
 pub mod clock;
 pub mod connection;
+mod connections;
+mod from_backend;
+mod handle;
 mod inspect;
-mod link;
 pub mod manager;
 pub mod remote;
 pub mod sink;
+mod to_remote;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,13 +26,13 @@ use tokio::time::Instant;
 use crate::backend::BackendHub;
 use crate::ids::{ConnId, SessionId, VarId, VendedId};
 use crate::lua::{LuaBackend, LuaConfig};
-use crate::protocol::backend::BackendBatch;
-use crate::protocol::{close, ClientFrame, Create, ErrorCode, FrameError, Message, ServerMessage, Update};
+use crate::protocol::{ClientFrame, Create, ErrorCode, FrameError, Message, ServerMessage, Update};
 use crate::site::{LiveSite, Site};
 use crate::tracker::{Owner, VarError, Writer};
+use backend_link::BackendLink;
 pub use clock::{Activity, Clock, EndReason, EndSignal};
-use connection::Connection;
-use link::{Link, Outbox};
+use connections::Connections;
+pub use handle::{BatchRefused, SessionGone, SessionHandle, SessionMsg, Stop};
 pub use manager::SessionManager;
 pub use sink::{ConnSink, Outbound, SendOutcome};
 
@@ -62,132 +66,6 @@ impl Default for SessionConfig {
     }
 }
 
-/// Messages a session's mailbox accepts.
-#[derive(Debug)]
-pub enum SessionMsg {
-    /// A browser connection opened; the reply says whether it was accepted (connection limit).
-    Connect { conn: ConnId, sink: ConnSink, reply: oneshot::Sender<bool> },
-    /// An inbound browser frame, already parsed off the session task.
-    Frame { conn: ConnId, frame: Result<ClientFrame, FrameError> },
-    /// A browser connection closed, for any reason.
-    Disconnect { conn: ConnId },
-    /// A batch from backend connection `generation`.
-    Backend { generation: u64, batch: BackendBatch },
-    /// Backend connection `generation` is up: send the replay batch, then reply.
-    BackendUp { generation: u64, done: oneshot::Sender<()> },
-    /// Backend connection `generation` is gone.
-    BackendDown { generation: u64 },
-    /// The debug view: every variable and the session's change count.
-    Inspect { reply: oneshot::Sender<(Vec<serde_json::Value>, u64)> },
-    /// `--watch` found changed site files: the new snapshot.
-    Reload(Arc<Site>),
-}
-
-/// How connections and the manager reach a session. Cheap to clone.
-#[derive(Clone, Debug)]
-pub struct SessionHandle {
-    pub id: SessionId,
-    pub vended: VendedId,
-    pub activity: Arc<Activity>,
-    tx: mpsc::Sender<SessionMsg>,
-}
-
-/// The session is gone (its task ended).
-#[derive(Debug, thiserror::Error)]
-#[error("session ended")]
-pub struct SessionGone;
-
-/// Why [`SessionHandle::try_backend_batch`] did not deliver.
-#[derive(Debug)]
-pub enum BatchRefused {
-    /// The mailbox is full: the batch, back.
-    Full(BackendBatch),
-    Gone,
-}
-
-impl SessionHandle {
-    /// Registers a connection; `Ok(false)` when the session is at its connection limit.
-    pub async fn connect(&self, conn: ConnId, sink: ConnSink) -> Result<bool, SessionGone> {
-        let (reply, rx) = oneshot::channel();
-        self.tx.send(SessionMsg::Connect { conn, sink, reply }).await.map_err(|_| SessionGone)?;
-        rx.await.map_err(|_| SessionGone)
-    }
-
-    /// Delivers a frame. Waits while the mailbox is full: that wait is the TCP back-pressure.
-    pub async fn frame(&self, conn: ConnId, frame: Result<ClientFrame, FrameError>) -> Result<(), SessionGone> {
-        self.tx.send(SessionMsg::Frame { conn, frame }).await.map_err(|_| SessionGone)
-    }
-
-    pub async fn disconnect(&self, conn: ConnId) {
-        let _ = self.tx.send(SessionMsg::Disconnect { conn }).await;
-    }
-
-    /// Hands over a backend batch. Waits while the mailbox is full (back-pressure on the backend).
-    pub async fn backend_batch(&self, generation: u64, batch: BackendBatch) -> Result<(), SessionGone> {
-        self.tx.send(SessionMsg::Backend { generation, batch }).await.map_err(|_| SessionGone)
-    }
-
-    /// Hands over a backend batch without waiting: a full mailbox gives the batch back, so the backend
-    /// reader can park it instead of stalling every other session (review M2).
-    pub fn try_backend_batch(&self, generation: u64, batch: BackendBatch) -> Result<(), BatchRefused> {
-        self.tx.try_send(SessionMsg::Backend { generation, batch }).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(SessionMsg::Backend { batch, .. }) => BatchRefused::Full(batch),
-            _ => BatchRefused::Gone,
-        })
-    }
-
-    /// Tells the session backend connection `generation` is up; returns once its replay batch is queued.
-    pub async fn backend_up(&self, generation: u64) -> Result<(), SessionGone> {
-        let (done, rx) = oneshot::channel();
-        self.tx.send(SessionMsg::BackendUp { generation, done }).await.map_err(|_| SessionGone)?;
-        rx.await.map_err(|_| SessionGone)
-    }
-
-    pub async fn backend_down(&self, generation: u64) {
-        let _ = self.tx.send(SessionMsg::BackendDown { generation }).await;
-    }
-
-    /// The session's variables for the debug pages (`None` if the session ended).
-    pub async fn inspect(&self) -> Option<(Vec<serde_json::Value>, u64)> {
-        let (reply, rx) = oneshot::channel();
-        self.tx.send(SessionMsg::Inspect { reply }).await.ok()?;
-        rx.await.ok()
-    }
-
-    /// Hands over a reloaded site (waits while the mailbox is full).
-    pub async fn reload(&self, site: Arc<Site>) -> Result<(), SessionGone> {
-        self.tx.send(SessionMsg::Reload(site)).await.map_err(|_| SessionGone)
-    }
-
-    pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
-    }
-}
-
-/// How a session's task is told to end: close code and reason for its sockets.
-#[derive(Debug, Clone, Copy)]
-pub struct Stop {
-    pub code: u16,
-    pub reason: &'static str,
-}
-
-impl Stop {
-    pub fn for_reason(reason: EndReason) -> Stop {
-        match reason {
-            EndReason::Shutdown => Stop { code: close::GOING_AWAY, reason: "shutdown" },
-            EndReason::Watchdog | EndReason::Failed => Stop::FAILED,
-            _ => Stop { code: close::UNKNOWN_SESSION, reason: "session-ended" },
-        }
-    }
-
-    /// The session failed (a panic, or an event that overran the watchdog): 1011.
-    pub const FAILED: Stop = Stop { code: close::INTERNAL, reason: "session-failed" };
-
-    pub fn signal(self) -> EndSignal {
-        EndSignal { code: self.code, reason: self.reason }
-    }
-}
-
 /// The session actor's state.
 pub struct Session {
     pub id: SessionId,
@@ -197,19 +75,17 @@ pub struct Session {
     site: Arc<Site>,
     activity: Arc<Activity>,
     lua: Option<LuaBackend>,
-    connections: BTreeMap<ConnId, Connection>,
+    connections: Connections,
     /// Next session-wide id for a browser-created variable: ascending from 2, never reused.
     next_global: i64,
     /// Watch tally per variable: how many connections (and the backend, for Lua variables) watch it.
     tallies: HashMap<VarId, usize>,
     /// Backend-owned variables as the gateway knows them.
     remote: remote::RemoteVars,
-    /// Where the session stands with the backend.
-    link: Link,
+    /// Where the session stands with the backend, and what it owes it.
+    link: BackendLink,
     /// Whether a browser frame arrived (the backend hears of a session with its first one).
     engaged: bool,
-    /// What the current frame produced for the backend.
-    outbox: Outbox,
     /// Lua-owned variables the backend watches (client variables, variable 1 in hybrid mode).
     backend_watches: HashSet<VarId>,
     /// Lua-owned variables whose full state the backend gets after the pass.
@@ -260,21 +136,14 @@ impl Session {
             vended,
             activity,
             lua,
-            link: match &config.backend {
-                None => Link::None,
-                Some(hub) => match hub.generation() {
-                    Some(generation) => Link::Live { generation, opened: false },
-                    None => Link::away(),
-                },
-            },
+            link: BackendLink::new(config.backend.clone()),
+            connections: Connections::new(config.flush_delay, config.max_connections),
             config,
             site,
-            connections: BTreeMap::new(),
             next_global: 2,
             tallies: HashMap::new(),
             remote: Default::default(),
             engaged: false,
-            outbox: Default::default(),
             backend_watches: HashSet::new(),
             backend_full: Vec::new(),
             backend_vars: HashMap::new(),
@@ -288,10 +157,7 @@ impl Session {
     fn report_gauges(&mut self) {
         let lua_vars = self.lua.as_ref().map_or(0, |l| l.tracker().len()) as i64;
         let memory = self.lua.as_ref().map_or(0, LuaBackend::used_memory) as i64;
-        let buffered = match &self.link {
-            Link::Away { buffer, .. } => buffer.len() as i64,
-            _ => 0,
-        };
+        let buffered = self.link.buffered() as i64;
         self.report_gauges_to([lua_vars, self.remote.len() as i64, memory, buffered]);
     }
 
@@ -318,7 +184,7 @@ impl Session {
     pub fn spawn(self) -> (SessionHandle, oneshot::Sender<Stop>) {
         let (tx, rx) = mpsc::channel(self.config.mailbox.max(1));
         let (stop_tx, stop_rx) = oneshot::channel();
-        let handle = SessionHandle { id: self.id, vended: self.vended, activity: self.activity.clone(), tx };
+        let handle = SessionHandle::new(self.id, self.vended, self.activity.clone(), tx);
         tokio::spawn(self.run(rx, stop_rx));
         (handle, stop_tx)
     }
@@ -349,9 +215,7 @@ impl Session {
                 break failed;
             }
         };
-        for conn in self.connections.values() {
-            conn.close(stop.code, stop.reason);
-        }
+        self.connections.close_all(stop.code, stop.reason);
         // Dropping `self` frees the Lua state and the tracker.
     }
 
@@ -396,11 +260,7 @@ impl Session {
     fn handle(&mut self, msg: SessionMsg) {
         match msg {
             SessionMsg::Connect { conn, sink, reply } => {
-                let accepted = self.connections.len() < self.config.max_connections;
-                if accepted {
-                    self.connections.insert(conn, Connection::new(conn, sink));
-                }
-                let _ = reply.send(accepted);
+                let _ = reply.send(self.connections.admit(conn, sink));
             }
             SessionMsg::Frame { conn, frame } => {
                 let started = std::time::Instant::now();
@@ -461,17 +321,14 @@ impl Session {
                 self.emit_backend(false);
             }
         }
-        let delay = self.config.flush_delay;
-        for c in self.connections.values_mut() {
-            c.push_reloaded_viewdefs(&viewdefs, delay);
-        }
+        self.connections.push_reloaded_viewdefs(&viewdefs);
     }
 
     /// A connection closed: the variables it created go (other watchers are told), its watches leave
     /// their tallies; its id table, viewdef set and queue are discarded. App state stays.
     fn disconnect(&mut self, conn: ConnId) {
         self.disconnect_remote(conn);
-        let Some(c) = self.connections.get(&conn) else { return };
+        let Some(c) = self.connections.get(conn) else { return };
         let created = c.created();
         let watches: Vec<VarId> = c.watches.iter().copied().collect();
         for global in created {
@@ -480,7 +337,7 @@ impl Session {
         for global in watches {
             self.untally(global);
         }
-        self.connections.remove(&conn);
+        self.connections.remove(conn);
         self.deliver_changes();
         self.emit_backend(false);
     }
@@ -495,15 +352,9 @@ impl Session {
     }
 
     fn process_frame(&mut self, conn: ConnId, frame: Result<ClientFrame, FrameError>) {
-        let delay = self.config.flush_delay;
         let frame = match frame {
             Ok(f) => f,
-            Err(e) => {
-                if let Some(c) = self.connections.get_mut(&conn) {
-                    c.push_notice(e.to_message(), delay);
-                }
-                return;
-            }
+            Err(e) => return self.connections.push_notice(conn, e.to_message()),
         };
         self.engaged = true;
         if let Some(lua) = &self.lua {
@@ -512,7 +363,7 @@ impl Session {
         for msg in frame.messages {
             match msg {
                 Ok(msg) => self.apply_message(conn, msg),
-                Err(e) => self.notice(conn, ServerMessage::from_message_error(&e)),
+                Err(e) => self.connections.push_notice(conn, ServerMessage::from_message_error(&e)),
             }
         }
         self.settle_lua();
@@ -523,19 +374,12 @@ impl Session {
         }
     }
 
-    fn notice(&mut self, conn: ConnId, msg: ServerMessage) {
-        let delay = self.config.flush_delay;
-        if let Some(c) = self.connections.get_mut(&conn) {
-            c.push_notice(msg, delay);
-        }
-    }
-
     fn error(&mut self, conn: ConnId, var: VarId, code: ErrorCode, description: impl Into<String>) {
-        self.notice(conn, ServerMessage::error(var, code, description));
+        self.connections.push_notice(conn, ServerMessage::error(var, code, description));
     }
 
     fn apply_message(&mut self, conn: ConnId, msg: Message) {
-        let Some(c) = self.connections.get(&conn) else { return };
+        let Some(c) = self.connections.get(conn) else { return };
         match msg {
             Message::Watch(id) => match c.to_global(id) {
                 Some(global) => self.watch(conn, id, global),
@@ -543,7 +387,7 @@ impl Session {
             },
             Message::Unwatch(id) => {
                 if let Some(global) = c.to_global(id) {
-                    if self.connections.get_mut(&conn).is_some_and(|c| c.watches.remove(&global)) {
+                    if self.connections.get_mut(conn).is_some_and(|c| c.watches.remove(&global)) {
                         if self.owner(global) == Some(Owner::Lua) {
                             self.untally(global);
                         } else {
@@ -580,7 +424,7 @@ impl Session {
 
     /// A browser `create` (browser protocol §4.1): owned like its parent.
     fn create(&mut self, conn: ConnId, create: Create) {
-        let Some(c) = self.connections.get(&conn) else { return };
+        let Some(c) = self.connections.get(conn) else { return };
         if c.owns_client_id(create.id) {
             return self.error(conn, create.id, ErrorCode::IdInUse, format!("id {} is in use", create.id));
         }
@@ -599,7 +443,7 @@ impl Session {
         match lua.tracker_mut().create(global, parent, &create.properties, Writer::Browser) {
             Ok(created) => {
                 self.next_global += 1;
-                if let Some(c) = self.connections.get_mut(&conn) {
+                if let Some(c) = self.connections.get_mut(conn) {
                     c.map_id(create.id, global);
                 }
                 if let Some(denied) = created.denied {
@@ -614,7 +458,7 @@ impl Session {
                         .and_then(|l| l.tracker().shared().access(global))
                         .is_some_and(|a| a.readable());
                     if !readable {
-                        if let Some(c) = self.connections.get_mut(&conn) {
+                        if let Some(c) = self.connections.get_mut(conn) {
                             c.full_requests.retain(|v| *v != global);
                         }
                     }
@@ -626,7 +470,7 @@ impl Session {
 
     /// A browser `update`: properties, then the value; errors to the sender only.
     fn update(&mut self, conn: ConnId, update: Update) {
-        let Some(c) = self.connections.get(&conn) else { return };
+        let Some(c) = self.connections.get(conn) else { return };
         let Some(global) = c.to_global(update.var_id).filter(|g| self.var_exists(*g)) else {
             return self.error(
                 conn,
@@ -661,17 +505,12 @@ impl Session {
     /// Variables (of any owner) are gone: drop their tallies, counts and backend watches, and queue a
     /// `destroy` for every connection that created or watched one.
     fn forget_variables(&mut self, destroyed: &[VarId]) {
-        let delay = self.config.flush_delay;
         for id in destroyed {
             self.tallies.remove(id);
             self.changes_of.remove(id);
             self.backend_watches.remove(id);
             self.backend_vars.remove(id);
-            for c in self.connections.values_mut() {
-                if c.concerns(*id) {
-                    c.forget(*id, delay);
-                }
-            }
+            self.connections.forget_variable(*id);
         }
     }
 
@@ -729,18 +568,14 @@ impl Session {
                     Some(lua) if global == VarId::APP => lua.missing_app_error(),
                     _ => return self.error(conn, client, ErrorCode::NotFound, format!("variable {client} not found")),
                 };
-                let delay = self.config.flush_delay;
-                if let Some(c) = self.connections.get_mut(&conn) {
-                    c.push_update(ServerMessage::error(global, e.code, e.description), delay);
-                }
-                return;
+                return self.connections.push_update(conn, ServerMessage::error(global, e.code, e.description));
             }
         }
-        let newly = self.connections.get_mut(&conn).map(|c| c.watches.insert(global)).unwrap_or(false);
+        let newly = self.connections.get_mut(conn).map(|c| c.watches.insert(global)).unwrap_or(false);
         if newly {
             self.tally(global);
         }
-        if let Some(c) = self.connections.get_mut(&conn) {
+        if let Some(c) = self.connections.get_mut(conn) {
             if !c.full_requests.contains(&global) {
                 c.full_requests.push(global);
             }
@@ -757,40 +592,22 @@ impl Session {
             self.change_count += 1;
             *self.changes_of.entry(item.var_id).or_insert(0) += 1;
         }
-        let delay = self.config.flush_delay;
-        for c in self.connections.values_mut() {
-            let mut out = Vec::new();
-            for item in &changes.items {
-                if c.watches.contains(&item.var_id) && !c.full_requests.contains(&item.var_id) {
-                    item.messages_for(Some(c.id.0), &mut out);
-                }
-            }
-            for global in std::mem::take(&mut c.full_requests) {
-                out.extend(lua.tracker().full_state(global));
-            }
-            for msg in out {
-                c.push_update(msg, delay);
-            }
-        }
+        self.connections.deliver_pass(&changes, |global| lua.tracker().full_state(global));
         self.deliver_to_backend(&changes);
     }
 
     fn next_flush(&self) -> Option<Instant> {
-        self.connections.values().filter_map(Connection::flush_at).min()
+        self.connections.next_flush()
     }
 
     fn flush_due(&mut self) {
-        let now = Instant::now();
-        let due: Vec<ConnId> =
-            self.connections.values().filter(|c| c.flush_at().is_some_and(|t| t <= now)).map(|c| c.id).collect();
-        for conn in due {
+        for conn in self.connections.due(Instant::now()) {
             self.flush_connection(conn);
         }
     }
 
     fn flush_connection(&mut self, conn: ConnId) {
-        let Some(c) = self.connections.get_mut(&conn) else { return };
-        match c.flush(&self.site.viewdefs) {
+        match self.connections.flush(conn, &self.site.viewdefs) {
             SendOutcome::Queued => {}
             SendOutcome::TooSlow => {
                 tracing::warn!(vended = %self.vended, conn = %conn, "slow browser closed");
@@ -820,7 +637,7 @@ mod tests {
         let mut session =
             Session::new(SessionId::generate(), VendedId(1), Arc::new(SessionConfig::default()), activity.clone());
         let outcome = session.run_item(|_| panic!("a bug"));
-        assert_eq!(outcome.unwrap_err().code, close::INTERNAL);
+        assert_eq!(outcome.unwrap_err().code, crate::protocol::close::INTERNAL);
         assert!(activity.failed());
         assert_eq!(activity.ended().await, Stop::FAILED.signal());
         assert_eq!(activity.busy_for(), None, "the item is over");
