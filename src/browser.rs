@@ -15,9 +15,9 @@ use futures::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::gateway::Gateway;
 use crate::protocol::{close, parse_client_frame};
 use crate::session::{ConnSink, Outbound, SessionHandle};
+use crate::state::Gateway;
 
 /// Completes the upgrade; unknown sessions and full sessions are closed right after it (browsers cannot
 /// read a refused upgrade's status).
@@ -278,7 +278,7 @@ async fn write_loop(
     mut ws_tx: futures::stream::SplitSink<WebSocket, Message>,
     mut out_rx: mpsc::UnboundedReceiver<Outbound>,
     unsent: Arc<AtomicUsize>,
-    cfg: crate::gateway::SocketConfig,
+    cfg: crate::state::SocketConfig,
     heard: tokio::sync::watch::Receiver<Instant>,
     done: oneshot::Sender<()>,
 ) -> u16 {

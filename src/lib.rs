@@ -21,7 +21,8 @@
 //! | [`config`] | command line and `UI_*` environment |
 //! | [`units`] | the DUR, BYTES and boolean formats of flags, shared by `config` and `loadtest` |
 //! | [`site`] | the served site: built-in demo or `--site DIR`, viewdefs |
-//! | [`gateway`] | startup: mode decision, shared state, the running server |
+//! | [`state`] | the shared state of a running gateway (mode decision and configuration resolved into it) |
+//! | [`gateway`] | startup and shutdown: the running server |
 //! | [`http`] | routes: `GET /` creates sessions, the shell, static files, `/healthz` |
 //! | [`backend`] | the `/backend` link: auth, welcome, routing batches to sessions, replay on reconnect |
 //! | [`browser`] | one browser WebSocket: reader and writer tasks |
@@ -52,5 +53,6 @@ pub mod metrics;
 pub mod runtime;
 pub mod session;
 pub mod site;
+pub mod state;
 pub mod units;
 pub mod watch;

@@ -20,7 +20,6 @@ use std::collections::{HashMap, VecDeque};
 use parking_lot::Mutex;
 
 use super::{auth, BackendHub, Outgoing, SEND_QUEUE};
-use crate::gateway::Gateway;
 use crate::ids::VendedId;
 use crate::protocol::backend::{encode_batch, BackendBatch};
 use crate::protocol::backend::{encode_closed, encode_frame_error, encode_welcome, parse_backend_frame};
@@ -28,6 +27,7 @@ use crate::protocol::close;
 use crate::protocol::message::{ErrorReport, Message as ProtocolMessage};
 use crate::protocol::ErrorCode;
 use crate::session::{BatchRefused, SessionHandle};
+use crate::state::Gateway;
 
 /// JSON nesting accepted in backend frames (values nest at most 32 deep inside a few envelope levels).
 const MAX_DEPTH: usize = 128;
