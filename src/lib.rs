@@ -26,6 +26,7 @@
 //! | [`http`] | routes: `GET /` creates sessions, the shell, static files, `/healthz` |
 //! | [`backend`] | the `/backend` link: auth, welcome, routing batches to sessions, replay on reconnect |
 //! | [`browser`] | one browser WebSocket: reader and writer tasks |
+//! | [`websocket`] | what the browser and backend sockets share: frame reads, typed close reasons, sending a close |
 //! | [`session`] | the session actor, its per-connection state, [`session::SessionManager`] |
 //! | [`metrics`] | Prometheus metrics at `/metrics` |
 //! | [`runtime`] | the session runtime: the `ui-lua` threads session actors (and all session Lua) run on |
@@ -56,3 +57,4 @@ pub mod site;
 pub mod state;
 pub mod units;
 pub mod watch;
+pub mod websocket;
