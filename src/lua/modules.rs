@@ -6,7 +6,7 @@ use std::sync::Arc;
 use mlua::{Lua, MultiValue, Table, Value};
 use parking_lot::Mutex;
 
-use super::api::ApiState;
+use super::state::ApiState;
 
 /// Module sources keyed by their path below `lua/` (`a/b.lua`).
 pub type Sources = crate::site::LuaSources;

@@ -10,6 +10,10 @@ use crate::tracker::{Kind, ObjId, ObjectRegistry, Peek, PeekKey, Resolver, VarEr
 use super::limits::Budget;
 use std::sync::Arc;
 
+/// The registry slot of the handle factory (`session:getVariable` as a function of an id) that
+/// wrapper constructors get their handles from; `variables.rs` stores the factory there at install.
+pub(crate) const HANDLE_KEY: &str = "ui_gateway.handle";
+
 /// Resolves paths against Lua values. Cheap to clone: it holds handles only.
 #[derive(Clone)]
 pub struct LuaResolver {
@@ -89,7 +93,7 @@ impl LuaResolver {
     /// A variable handle for `id` (what `session:getVariable(id)` returns), for wrapper constructors.
     fn handle(&self, id: VarId) -> Result<Value, VarError> {
         self.lua
-            .named_registry_value::<mlua::Function>(super::variables::HANDLE_KEY)
+            .named_registry_value::<mlua::Function>(HANDLE_KEY)
             .and_then(|f| f.call::<Value>(id.0))
             .map_err(|e| self.error(e))
     }

@@ -10,17 +10,14 @@ use std::sync::Arc;
 use mlua::{Lua, MultiValue, Table, Value};
 use parking_lot::Mutex;
 
-use super::api::{strip_self, ApiState};
 use super::limits::Budget;
-use super::resolver::LuaResolver;
+use super::resolver::{LuaResolver, HANDLE_KEY};
+use super::state::{strip_self, ApiState};
 use crate::ids::VarId;
 use crate::protocol::message::split_path_query;
 use crate::protocol::priority::split_suffix;
 use crate::protocol::{ErrorCode, PropertyWrite};
 use crate::tracker::{Shared, VarError, WeakShared, Writer};
-
-/// The registry slot of the handle factory the resolver uses for wrapper constructors.
-pub(crate) const HANDLE_KEY: &str = "ui_gateway.handle";
 
 /// Lua-created ids start here and go down, so they never meet backend ids (−1 … −(2^32−1)).
 pub const FIRST_LUA_ID: i64 = -(1 << 32);
