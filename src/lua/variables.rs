@@ -98,9 +98,6 @@ pub fn install(
             }
             let props = props_from(args.pop_front())?;
             let shared = c.shared()?;
-            if shared.owner(VarId::APP) == Some(crate::tracker::Owner::Remote) {
-                return Err(mlua::Error::runtime("id-in-use: variable 1 belongs to the backend"));
-            }
             if shared.exists(VarId::APP) {
                 tracing::info!("createAppVariable: replacing the value of variable 1");
             }
