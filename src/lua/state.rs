@@ -10,6 +10,9 @@ use std::time::Duration;
 use mlua::{Function, MultiValue, Table, Value};
 use tokio::time::Instant;
 
+use crate::protocol::ErrorCode;
+use crate::tracker::VarError;
+
 /// What Lua code asked for, shared between the callbacks and the backend.
 #[derive(Default)]
 pub struct ApiState {
@@ -74,9 +77,9 @@ impl Timers {
         callback: Function,
         delay: Duration,
         interval: Option<Duration>,
-    ) -> Result<u64, &'static str> {
+    ) -> Result<u64, VarError> {
         if self.pending.len() >= MAX_TIMERS {
-            return Err("limit-exceeded: at most 1000 pending timers per session");
+            return Err(VarError::new(ErrorCode::LimitExceeded, "at most 1000 pending timers per session"));
         }
         self.next_handle += 1;
         let handle = self.next_handle;

@@ -8,7 +8,9 @@ use std::time::Duration;
 use mlua::{Lua, MultiValue, Table, Value};
 use parking_lot::Mutex;
 
+use super::resolver::{raise, raise_code};
 use super::state::{strip_self, ApiState};
+use crate::protocol::ErrorCode;
 
 /// Intervals shorter than this are raised to it.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
@@ -32,12 +34,12 @@ pub fn install(lua: &Lua, session: &Table, state: Arc<Mutex<ApiState>>) -> mlua:
         lua.create_function(move |_, args: MultiValue| {
             let mut args = strip_self(&this, args);
             let Some(Value::Function(callback)) = args.pop_front() else {
-                return Err(mlua::Error::runtime("bad-message: a timer needs a function"));
+                return Err(raise_code(ErrorCode::BadMessage, "a timer needs a function"));
             };
             let delay = millis(args.pop_front());
             let every = interval.then(|| delay.max(MIN_INTERVAL));
             let delay = every.unwrap_or(delay);
-            st.lock().timers.add(callback, delay, every).map_err(mlua::Error::runtime)
+            st.lock().timers.add(callback, delay, every).map_err(raise)
         })
     };
     let set_timeout = add(false)?;
