@@ -9,15 +9,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::http::Response;
 use futures::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::gateway::Gateway;
 use crate::protocol::{close, parse_client_frame};
 use crate::session::{ConnSink, Outbound, SessionHandle};
+use crate::state::Gateway;
+use crate::websocket::{self, close_message, close_now, CloseReason, Inbound};
 
 /// Completes the upgrade; unknown sessions and full sessions are closed right after it (browsers cannot
 /// read a refused upgrade's status).
@@ -28,9 +29,7 @@ pub fn upgrade(
     peer: SocketAddr,
 ) -> Response<Body> {
     let cfg = &gw.sockets;
-    upgrade
-        .max_message_size(cfg.max_frame)
-        .max_frame_size(cfg.max_frame)
+    websocket::with_frame_limit(upgrade, cfg.max_frame)
         .read_buffer_size(4096)
         .write_buffer_size(0)
         // A hard cap on what tungstenite itself buffers for a peer that does not read: auto-replies
@@ -44,7 +43,7 @@ pub fn upgrade(
                 Some(session) => run(gw, socket, session, peer).await,
                 None => {
                     crate::metrics::metrics().connection_refused("browser", "unknown-session");
-                    close_now(socket, close::UNKNOWN_SESSION, "unknown-session").await
+                    close_now(socket, CloseReason::UnknownSession).await
                 }
             }
         })
@@ -60,13 +59,6 @@ fn pong_cost(payload: usize) -> usize {
     payload + 2
 }
 
-async fn close_now(mut socket: WebSocket, code: u16, reason: &'static str) {
-    let _ = socket.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
-    // Wait briefly for the peer's close so the code reaches it before the TCP close.
-    let _ =
-        tokio::time::timeout(std::time::Duration::from_secs(2), async { while socket.next().await.is_some() {} }).await;
-}
-
 async fn run(gw: Arc<Gateway>, socket: WebSocket, session: SessionHandle, peer: SocketAddr) {
     let conn = gw.next_conn_id();
     let (out_tx, out_rx) = mpsc::unbounded_channel();
@@ -76,11 +68,11 @@ async fn run(gw: Arc<Gateway>, socket: WebSocket, session: SessionHandle, peer: 
         Ok(true) => {}
         Ok(false) => {
             crate::metrics::metrics().connection_refused("browser", "connection-limit");
-            return close_now(socket, close::CONNECTION_LIMIT, "connection-limit").await;
+            return close_now(socket, CloseReason::ConnectionLimit).await;
         }
         Err(_) => {
             crate::metrics::metrics().connection_refused("browser", "unknown-session");
-            return close_now(socket, close::UNKNOWN_SESSION, "session-ended").await;
+            return close_now(socket, CloseReason::SessionEnded).await;
         }
     }
     crate::metrics::metrics().connection_opened("browser");
@@ -117,29 +109,32 @@ async fn run(gw: Arc<Gateway>, socket: WebSocket, session: SessionHandle, peer: 
                 ended_by = Some(signal);
                 break None;
             }
-            msg = ws_rx.next() => {
+            inbound = websocket::read(&mut ws_rx) => {
                 let _ = heard_tx.send(Instant::now());
-                let (bytes, frame) = match msg {
-                    Some(Ok(Message::Text(text))) => (text.len(), parse_client_frame(text.as_bytes(), &limits)),
-                    Some(Ok(Message::Binary(bytes))) => (bytes.len(), parse_client_frame(&bytes, &limits)),
-                    Some(Ok(Message::Ping(payload))) => {
+                let (bytes, frame) = match inbound {
+                    Inbound::Data(payload) => {
+                        let bytes = payload.as_bytes();
+                        (bytes.len(), parse_client_frame(bytes, &limits))
+                    }
+                    Inbound::Ping(payload) => {
                         // tungstenite has queued the pong; it counts as unsent until the writer's flush.
-                        let cost = pong_cost(payload.len());
+                        let cost = pong_cost(payload);
                         let before = unsent.fetch_add(cost, Ordering::AcqRel);
                         if before + cost > max_outbound {
                             if !slow {
                                 slow = true;
                                 crate::metrics::metrics().limit_hit(crate::metrics::Limit::OutboundPongs);
-                                let _ = out_tx.send(Outbound::Close(close::SLOW_READER, "slow reader"));
+                                let reason = CloseReason::SlowReader;
+                                let _ = out_tx.send(Outbound::Close(reason.code(), reason.text()));
                             }
                         } else {
                             let _ = out_tx.send(Outbound::Pong(cost));
                         }
                         continue;
                     }
-                    Some(Ok(Message::Pong(_))) => continue,
-                    Some(Ok(Message::Close(_))) | None => break None,
-                    Some(Err(e)) => break Some(ReadFailure::of(&e)),
+                    Inbound::Pong => continue,
+                    Inbound::Closed => break None,
+                    Inbound::Failed(reason) => break Some(reason),
                 };
                 session.activity.touch();
                 claim_on_success(&session, &frame);
@@ -156,8 +151,8 @@ async fn run(gw: Arc<Gateway>, socket: WebSocket, session: SessionHandle, peer: 
         }
     };
     if let Some(failure) = close_code {
-        if let Some(code) = failure.close_code() {
-            let _ = out_tx.send(Outbound::Close(code, failure.reason()));
+        if let Some((code, text)) = failure.on_wire() {
+            let _ = out_tx.send(Outbound::Close(code, text));
         }
     }
     if let Some(signal) = ended_by {
@@ -172,7 +167,7 @@ async fn run(gw: Arc<Gateway>, socket: WebSocket, session: SessionHandle, peer: 
     drop(out_tx);
     // The code the server sent (1013, 4404, 1001, 4408, 1009), else a normal close by the peer.
     let sent = writer.await.unwrap_or(close::NORMAL);
-    let code = close_code.map_or(sent, |f| f.metric_code());
+    let code = close_code.map_or(sent, CloseReason::code);
     crate::metrics::metrics().connection_closed("browser", code);
     tracing::debug!(vended = %session.vended, conn = %conn, code, "browser disconnected");
 }
@@ -199,70 +194,6 @@ fn count_received(bytes: usize, frame: &Result<crate::protocol::ClientFrame, cra
     }
 }
 
-/// Why reading a WebSocket failed, and the close code that says so (RFC 6455 §7.4.1; review L3). The
-/// browser and backend sockets both map their read errors through this; a read error never closes
-/// with 1000.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum ReadFailure {
-    /// A message or frame over the frame limit: 1009.
-    TooBig,
-    /// A text frame that is not UTF-8: 1007.
-    BadUtf8,
-    /// A framing violation (reserved opcode or RSV bits, unmasked client frame, oversized or fragmented
-    /// control frame, a continuation out of place, interleaved fragments): 1002.
-    Protocol,
-    /// The transport failed (reset, EOF mid-frame): no close frame can be delivered.
-    Transport,
-}
-
-impl ReadFailure {
-    /// Classifies a read error from axum's WebSocket (the tungstenite error is in its source chain).
-    pub(crate) fn of(e: &axum::Error) -> ReadFailure {
-        use std::error::Error;
-        let mut source: Option<&(dyn Error + 'static)> = e.source();
-        while let Some(s) = source {
-            if let Some(t) = s.downcast_ref::<tungstenite::Error>() {
-                return ReadFailure::of_tungstenite(t);
-            }
-            source = s.source();
-        }
-        ReadFailure::Transport
-    }
-
-    pub(crate) fn of_tungstenite(e: &tungstenite::Error) -> ReadFailure {
-        match e {
-            tungstenite::Error::Capacity(_) => ReadFailure::TooBig,
-            tungstenite::Error::Utf8(_) => ReadFailure::BadUtf8,
-            tungstenite::Error::Protocol(_) => ReadFailure::Protocol,
-            _ => ReadFailure::Transport,
-        }
-    }
-
-    /// The close code to send, if a close frame can still be sent.
-    pub(crate) fn close_code(self) -> Option<u16> {
-        match self {
-            ReadFailure::TooBig => Some(close::TOO_BIG),
-            ReadFailure::BadUtf8 => Some(close::INVALID_PAYLOAD),
-            ReadFailure::Protocol => Some(close::PROTOCOL_ERROR),
-            ReadFailure::Transport => None,
-        }
-    }
-
-    /// The code the connection is counted under: the one sent, or 1006 (abnormal, never on the wire).
-    pub(crate) fn metric_code(self) -> u16 {
-        self.close_code().unwrap_or(close::ABNORMAL)
-    }
-
-    pub(crate) fn reason(self) -> &'static str {
-        match self {
-            ReadFailure::TooBig => "frame too large",
-            ReadFailure::BadUtf8 => "invalid UTF-8",
-            ReadFailure::Protocol => "protocol error",
-            ReadFailure::Transport => "",
-        }
-    }
-}
-
 /// How long a close may wait for a frame the peer is not reading (at most; `--idle-close` if shorter).
 /// A peer that reads nothing for this long while its connection is being closed (1013 for a slow
 /// reader, 4404, 1001 at shutdown) is gone: the socket is dropped without a close frame.
@@ -278,7 +209,7 @@ async fn write_loop(
     mut ws_tx: futures::stream::SplitSink<WebSocket, Message>,
     mut out_rx: mpsc::UnboundedReceiver<Outbound>,
     unsent: Arc<AtomicUsize>,
-    cfg: crate::gateway::SocketConfig,
+    cfg: crate::state::SocketConfig,
     heard: tokio::sync::watch::Receiver<Instant>,
     done: oneshot::Sender<()>,
 ) -> u16 {
@@ -305,17 +236,16 @@ async fn write_loop(
                     }
                     Some(Outbound::Pong(cost)) => (None, cost),
                     Some(Outbound::Close(code, reason)) => {
-                        let frame = CloseFrame { code, reason: reason.into() };
-                        let _ = tokio::time::timeout(grace, ws_tx.send(Message::Close(Some(frame)))).await;
+                        let _ = tokio::time::timeout(grace, ws_tx.send(close_message(code, reason))).await;
                         break code;
                     }
                     None => break close::NORMAL,
                 },
                 _ = ping.tick(), if !cfg.ping_interval.is_zero() => {
                     if !cfg.idle_close.is_zero() && heard.borrow().elapsed() >= cfg.idle_close {
-                        let frame = CloseFrame { code: close::SILENT_PEER, reason: "idle".into() };
-                        let _ = tokio::time::timeout(grace, ws_tx.send(Message::Close(Some(frame)))).await;
-                        break close::SILENT_PEER;
+                        let idle = CloseReason::Idle;
+                        let _ = tokio::time::timeout(grace, ws_tx.send(close_message(idle.code(), idle.text()))).await;
+                        break idle.code();
                     }
                     (Some(Message::Ping(Default::default())), 0)
                 }
@@ -355,7 +285,7 @@ async fn write_loop(
                     // A peer silent past --idle-close while we wait on it is closed too (no ping can go out).
                     _ = ping.tick(), if closing.is_none() && !cfg.ping_interval.is_zero() && !cfg.idle_close.is_zero() => {
                         if heard.borrow().elapsed() >= cfg.idle_close {
-                            closing = Some((close::SILENT_PEER, "idle", Instant::now() + grace));
+                            closing = Some((CloseReason::Idle.code(), CloseReason::Idle.text(), Instant::now() + grace));
                         }
                     }
                     _ = tokio::time::sleep_until(give_up.unwrap_or_else(Instant::now)), if give_up.is_some() => {
@@ -372,8 +302,7 @@ async fn write_loop(
         }
         if let Some((code, reason, at)) = closing {
             if channel_open {
-                let frame = CloseFrame { code, reason: reason.into() };
-                let _ = tokio::time::timeout_at(at, ws_tx.send(Message::Close(Some(frame)))).await;
+                let _ = tokio::time::timeout_at(at, ws_tx.send(close_message(code, reason))).await;
             }
             break code;
         }

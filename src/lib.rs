@@ -21,10 +21,12 @@
 //! | [`config`] | command line and `UI_*` environment |
 //! | [`units`] | the DUR, BYTES and boolean formats of flags, shared by `config` and `loadtest` |
 //! | [`site`] | the served site: built-in demo or `--site DIR`, viewdefs |
-//! | [`gateway`] | startup: mode decision, shared state, the running server |
+//! | [`state`] | the shared state of a running gateway (mode decision and configuration resolved into it) |
+//! | [`gateway`] | startup and shutdown: the running server |
 //! | [`http`] | routes: `GET /` creates sessions, the shell, static files, `/healthz` |
 //! | [`backend`] | the `/backend` link: auth, welcome, routing batches to sessions, replay on reconnect |
 //! | [`browser`] | one browser WebSocket: reader and writer tasks |
+//! | [`websocket`] | what the browser and backend sockets share: frame reads, typed close reasons, sending a close |
 //! | [`session`] | the session actor, its per-connection state, [`session::SessionManager`] |
 //! | [`metrics`] | Prometheus metrics at `/metrics` |
 //! | [`runtime`] | the session runtime: the `ui-lua` threads session actors (and all session Lua) run on |
@@ -52,5 +54,7 @@ pub mod metrics;
 pub mod runtime;
 pub mod session;
 pub mod site;
+pub mod state;
 pub mod units;
 pub mod watch;
+pub mod websocket;

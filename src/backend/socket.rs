@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::ws::{rejection::WebSocketUpgradeRejection, CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{rejection::WebSocketUpgradeRejection, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, Method, Response, StatusCode};
 use axum::response::IntoResponse;
@@ -20,7 +20,6 @@ use std::collections::{HashMap, VecDeque};
 use parking_lot::Mutex;
 
 use super::{auth, BackendHub, Outgoing, SEND_QUEUE};
-use crate::gateway::Gateway;
 use crate::ids::VendedId;
 use crate::protocol::backend::{encode_batch, BackendBatch};
 use crate::protocol::backend::{encode_closed, encode_frame_error, encode_welcome, parse_backend_frame};
@@ -28,6 +27,8 @@ use crate::protocol::close;
 use crate::protocol::message::{ErrorReport, Message as ProtocolMessage};
 use crate::protocol::ErrorCode;
 use crate::session::{BatchRefused, SessionHandle};
+use crate::state::Gateway;
+use crate::websocket::{self, close_now, CloseReason, Inbound};
 
 /// JSON nesting accepted in backend frames (values nest at most 32 deep inside a few envelope levels).
 const MAX_DEPTH: usize = 128;
@@ -66,10 +67,7 @@ pub async fn endpoint(
     let Ok(upgrade) = upgrade else {
         return (StatusCode::BAD_REQUEST, "not a WebSocket upgrade").into_response();
     };
-    let max = hub.limits.max_frame_bytes;
-    upgrade
-        .max_message_size(max)
-        .max_frame_size(max)
+    websocket::with_frame_limit(upgrade, hub.limits.max_frame_bytes)
         .on_upgrade(move |socket| run(gw, hub, socket, peer))
         .into_response()
 }
@@ -86,11 +84,7 @@ async fn run(gw: Arc<Gateway>, hub: Arc<BackendHub>, socket: WebSocket, peer: So
     let Some(generation) = hub.claim(tx.clone(), queued.clone()) else {
         tracing::warn!(peer = %peer, reason = "busy", "backend refused");
         crate::metrics::metrics().connection_refused("backend", "busy");
-        let mut socket = socket;
-        let frame = CloseFrame { code: close::BACKEND_BUSY, reason: "backend already connected".into() };
-        let _ = socket.send(Message::Close(Some(frame))).await;
-        let _ = tokio::time::timeout(Duration::from_secs(2), async { while socket.next().await.is_some() {} }).await;
-        return;
+        return close_now(socket, CloseReason::BackendBusy).await;
     };
     tracing::info!(peer = %peer, epoch = %hub.epoch, sessions = sessions.len(), "backend connected");
     crate::metrics::metrics().connection_opened("backend");
@@ -120,8 +114,8 @@ async fn run(gw: Arc<Gateway>, hub: Arc<BackendHub>, socket: WebSocket, peer: So
 
     let router = Router::new(generation, tx.clone(), hub.bytes);
     let close_code = loop {
-        let msg = tokio::select! {
-            msg = ws_rx.next() => msg,
+        let inbound = tokio::select! {
+            inbound = websocket::read(&mut ws_rx) => inbound,
             _ = &mut done_rx => {
                 // The writer sent a close (shutdown, 1013, 4408) or the socket failed: give the peer a
                 // moment to answer, then end, so a silent backend cannot hold up shutdown.
@@ -135,12 +129,11 @@ async fn run(gw: Arc<Gateway>, hub: Arc<BackendHub>, socket: WebSocket, peer: So
             }
         };
         let _ = heard_tx.send(Instant::now());
-        let bytes = match msg {
-            Some(Ok(Message::Text(text))) => text.as_bytes().to_vec(),
-            Some(Ok(Message::Binary(bytes))) => bytes.to_vec(),
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-            Some(Ok(Message::Close(_))) | None => break None,
-            Some(Err(e)) => break Some(crate::browser::ReadFailure::of(&e)),
+        let bytes = match inbound {
+            Inbound::Data(payload) => payload.as_bytes().to_vec(),
+            Inbound::Ping(_) | Inbound::Pong => continue,
+            Inbound::Closed => break None,
+            Inbound::Failed(reason) => break Some(reason),
         };
         crate::metrics::metrics().frame_received("backend", bytes.len());
         match parse_backend_frame(&bytes, MAX_DEPTH) {
@@ -162,8 +155,8 @@ async fn run(gw: Arc<Gateway>, hub: Arc<BackendHub>, socket: WebSocket, peer: So
             }
         }
     };
-    if let Some(code) = close_code.and_then(|f| f.close_code()) {
-        let _ = tx.send(Outgoing::Close(code, close_code.map_or("", |f| f.reason()))).await;
+    if let Some((code, text)) = close_code.and_then(CloseReason::on_wire) {
+        let _ = tx.send(Outgoing::Close(code, text)).await;
     }
     replay.abort();
     // The router holds a sender of the writer's queue: it goes before the writer is awaited, or the
@@ -174,7 +167,7 @@ async fn run(gw: Arc<Gateway>, hub: Arc<BackendHub>, socket: WebSocket, peer: So
     drop(tx);
     let _ = writer.await;
     let live = gw.sessions.vended_ids();
-    let code = close_code.map_or(close::NORMAL, |f| f.metric_code());
+    let code = close_code.map_or(close::NORMAL, CloseReason::code);
     tracing::warn!(peer = %peer, code, sessions = live.len(), "backend gone");
     crate::metrics::metrics().connection_closed("backend", code);
     for vended in live {
@@ -322,18 +315,18 @@ async fn write_loop(
                     if sent.is_err() { break; }
                 }
                 Some(Outgoing::Close(code, reason)) => {
-                    let _ = ws_tx.send(Message::Close(Some(CloseFrame { code, reason: reason.into() }))).await;
+                    websocket::send_close(&mut ws_tx, code, reason).await;
                     break;
                 }
                 None => {
-                    let _ = ws_tx.send(Message::Close(Some(CloseFrame { code: close::GOING_AWAY, reason: "".into() }))).await;
+                    websocket::send_close(&mut ws_tx, close::GOING_AWAY, "").await;
                     break;
                 }
             },
             _ = ping.tick(), if !ping_interval.is_zero() => {
                 if !idle_close.is_zero() && heard.borrow().elapsed() >= idle_close {
-                    let frame = CloseFrame { code: close::SILENT_PEER, reason: "idle".into() };
-                    let _ = ws_tx.send(Message::Close(Some(frame))).await;
+                    let idle = CloseReason::Idle;
+                    websocket::send_close(&mut ws_tx, idle.code(), idle.text()).await;
                     break;
                 }
                 if ws_tx.send(Message::Ping(Default::default())).await.is_err() { break; }

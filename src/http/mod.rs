@@ -20,10 +20,10 @@ use axum::Router;
 
 use crate::browser;
 use crate::config::DebugPages;
-use crate::gateway::Gateway;
 use crate::ids::SessionId;
 use crate::session::manager::admission::resolve_client;
 use crate::session::manager::CreateError;
+use crate::state::Gateway;
 
 /// Builds the router over the shared gateway state.
 pub fn router(gateway: Arc<Gateway>) -> Router {

@@ -1,44 +1,15 @@
 //! The `session`, `ui` and `EMPTY` globals `main.lua` and app code use (lua-and-tracking.md §5).
 //!
-//! Functions that touch variables live in `variables.rs`; this file holds the rest and the
-//! [`ApiState`] the callbacks share with the backend.
+//! Functions that touch variables live in `variables.rs`, timers in `timers.rs`, code loading in
+//! `modules.rs`; this file holds the rest. The [`ApiState`] they all share is in `state.rs`.
 
 use std::sync::Arc;
 
-use mlua::{Lua, MultiValue, Table, Value};
+use mlua::{Lua, MultiValue, Value};
 use parking_lot::Mutex;
 
+use super::state::{strip_self, ApiState};
 use crate::ids::VendedId;
-
-/// What Lua code asked for, shared between the callbacks and the backend.
-#[derive(Default)]
-pub struct ApiState {
-    /// Site files this session loaded (`main.lua`, `require`, `dofile`), in load order; hot reload
-    /// reruns them.
-    pub loaded_files: Vec<String>,
-    /// The site's `lua/` files as this session knows them (hot reload replaces them).
-    pub sources: super::modules::Sources,
-    /// Pending timers.
-    pub timers: super::timers::Timers,
-    /// Next id for `createVariable` (0 = not started; then from −2^32 downward).
-    pub next_lua_id: i64,
-    /// Variables `destroyVariable` removed, children first, not yet announced to connections.
-    pub destroyed: Vec<crate::ids::VarId>,
-    /// The current app object (`getApp`).
-    pub app: Option<Value>,
-    /// `lua` property values Lua set on variable 1, run after the current phase (§5.7).
-    pub pending_lua: Vec<String>,
-}
-
-/// Drops a leading `self` so both `session:m()` and `session.m()` work.
-pub(super) fn strip_self(this: &Table, mut args: MultiValue) -> MultiValue {
-    if let Some(Value::Table(t)) = args.front() {
-        if t == this {
-            args.pop_front();
-        }
-    }
-    args
-}
 
 pub fn install(lua: &Lua, vended: VendedId, state: Arc<Mutex<ApiState>>) -> mlua::Result<()> {
     let g = lua.globals();

@@ -16,6 +16,7 @@ pub mod pattern;
 mod program_tests;
 pub mod resolver;
 pub mod sandbox;
+mod state;
 pub mod timers;
 pub mod variables;
 #[cfg(test)]
@@ -32,7 +33,7 @@ use crate::tracker::{Tracker, VarError};
 pub use limits::{Budget, TimeLimits};
 pub use resolver::LuaResolver;
 
-use api::ApiState;
+use state::ApiState;
 
 /// Limits for a session's Lua state.
 #[derive(Clone, Debug)]

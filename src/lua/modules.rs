@@ -6,7 +6,9 @@ use std::sync::Arc;
 use mlua::{Lua, MultiValue, Table, Value};
 use parking_lot::Mutex;
 
-use super::api::ApiState;
+use super::resolver::raise_code;
+use super::state::ApiState;
+use crate::protocol::ErrorCode;
 
 /// Module sources keyed by their path below `lua/` (`a/b.lua`).
 pub type Sources = crate::site::LuaSources;
@@ -25,7 +27,7 @@ pub(crate) fn valid_file_arg(path: &str) -> bool {
 }
 
 fn not_found(what: &str) -> mlua::Error {
-    mlua::Error::runtime(format!("not-found: {what}"))
+    raise_code(ErrorCode::NotFound, what)
 }
 
 /// Runs `session._runMutations` (the prototype mutation queue runs after every code load).

@@ -10,6 +10,10 @@ use crate::tracker::{Kind, ObjId, ObjectRegistry, Peek, PeekKey, Resolver, VarEr
 use super::limits::Budget;
 use std::sync::Arc;
 
+/// The registry slot of the handle factory (`session:getVariable` as a function of an id) that
+/// wrapper constructors get their handles from; `variables.rs` stores the factory there at install.
+pub(crate) const HANDLE_KEY: &str = "ui_gateway.handle";
+
 /// Resolves paths against Lua values. Cheap to clone: it holds handles only.
 #[derive(Clone)]
 pub struct LuaResolver {
@@ -89,16 +93,21 @@ impl LuaResolver {
     /// A variable handle for `id` (what `session:getVariable(id)` returns), for wrapper constructors.
     fn handle(&self, id: VarId) -> Result<Value, VarError> {
         self.lua
-            .named_registry_value::<mlua::Function>(super::variables::HANDLE_KEY)
+            .named_registry_value::<mlua::Function>(HANDLE_KEY)
             .and_then(|f| f.call::<Value>(id.0))
             .map_err(|e| self.error(e))
     }
 
-    /// Like [`LuaResolver::error`], but a Lua error whose message starts with a protocol code
-    /// (`"not-found: …"`, raised by the library with `error(msg, 0)`) keeps that code.
+    /// Like [`LuaResolver::error`], but an error that names a protocol code keeps that code: a typed
+    /// [`VarError`] a Rust callback raised ([`raise`]) as it is, and a message the Lua library raised
+    /// with `error("not-found: …", 0)` (the prelude's Lua code has only text) by its prefix.
     fn coded_error(&self, e: mlua::Error) -> VarError {
+        let typed = carried(&e).cloned();
         let mut v = self.error(e);
         if v.code == ErrorCode::LuaError {
+            if let Some(typed) = typed {
+                return typed;
+            }
             if let Some((code, rest)) = v.description.split_once(": ") {
                 if let Some(code) = ErrorCode::parse(code) {
                     v = VarError::new(code, rest);
@@ -114,6 +123,34 @@ impl LuaResolver {
             Value::Table(t) => t.set(key, v).map_err(|e| self.error(e)),
             Value::Nil => Err(VarError::new(ErrorCode::PathFailure, "cannot assign into nil")),
             other => Err(VarError::new(ErrorCode::PathFailure, format!("cannot assign into a {}", other.type_name()))),
+        }
+    }
+}
+
+/// Raises a typed error from a Rust callback into Lua. The [`VarError`] travels inside the Lua error
+/// value, so Rust code that gets it back ([`carried`]) reads its code without parsing text; Lua code
+/// that catches it with `pcall` gets a value whose `tostring` is `"<code>: <description>"` (followed
+/// by the traceback).
+pub(crate) fn raise(e: VarError) -> mlua::Error {
+    mlua::Error::external(e)
+}
+
+/// [`raise`] for an error made on the spot.
+pub(crate) fn raise_code(code: ErrorCode, description: impl Into<String>) -> mlua::Error {
+    raise(VarError::new(code, description))
+}
+
+/// The typed error a Rust callback raised with [`raise`], if `e` is one (through the callback and
+/// context layers mlua adds on the way out of Lua).
+pub(crate) fn carried(e: &mlua::Error) -> Option<&VarError> {
+    let mut cur = e;
+    loop {
+        if let Some(v) = cur.downcast_ref::<VarError>() {
+            return Some(v);
+        }
+        match cur {
+            mlua::Error::CallbackError { cause, .. } | mlua::Error::WithContext { cause, .. } => cur = cause,
+            _ => return None,
         }
     }
 }

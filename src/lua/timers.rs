@@ -1,61 +1,22 @@
 //! Lua timers (lua-and-tracking.md §5.3): `setTimeout`, `setInterval`, `setImmediate`, `clearTimer`
-//! and aliases. Lua only records timers here; the session task fires them, each as its own batch.
+//! and aliases. Lua only records timers (in [`super::state::Timers`]); the session task fires them, each as
+//! its own batch.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use mlua::{Function, Lua, MultiValue, Table, Value};
+use mlua::{Lua, MultiValue, Table, Value};
 use parking_lot::Mutex;
-use tokio::time::Instant;
 
-use super::api::{strip_self, ApiState};
+use super::resolver::{raise, raise_code};
+use super::state::{strip_self, ApiState};
+use crate::protocol::ErrorCode;
 
-/// At most this many pending timers per session.
-pub const MAX_TIMERS: usize = 1000;
 /// Intervals shorter than this are raised to it.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
 /// Delays longer than this (a year) are lowered to it: a later deadline cannot be represented on every
 /// platform's clock, and no session lives that long.
 pub const MAX_DELAY: Duration = Duration::from_secs(365 * 24 * 3600);
-
-/// One pending timer.
-pub struct Timer {
-    pub callback: Function,
-    pub due: Instant,
-    pub interval: Option<Duration>,
-}
-
-/// Pending timers by handle; handles count from 1 and are never reused.
-#[derive(Default)]
-pub struct Timers {
-    pub pending: BTreeMap<u64, Timer>,
-    next_handle: u64,
-}
-
-impl Timers {
-    pub fn next_due(&self) -> Option<Instant> {
-        self.pending.values().map(|t| t.due).min()
-    }
-
-    /// Handles due at `now`, earliest first (ties by handle).
-    pub fn due(&self, now: Instant) -> Vec<u64> {
-        let mut due: Vec<(Instant, u64)> =
-            self.pending.iter().filter(|(_, t)| t.due <= now).map(|(h, t)| (t.due, *h)).collect();
-        due.sort();
-        due.into_iter().map(|(_, h)| h).collect()
-    }
-
-    fn add(&mut self, callback: Function, delay: Duration, interval: Option<Duration>) -> Result<u64, &'static str> {
-        if self.pending.len() >= MAX_TIMERS {
-            return Err("limit-exceeded: at most 1000 pending timers per session");
-        }
-        self.next_handle += 1;
-        let handle = self.next_handle;
-        self.pending.insert(handle, Timer { callback, due: Instant::now() + delay, interval });
-        Ok(handle)
-    }
-}
 
 /// A delay argument in milliseconds: negative, NaN or missing is 0; huge (even infinite) is [`MAX_DELAY`].
 fn millis(v: Option<Value>) -> Duration {
@@ -73,12 +34,12 @@ pub fn install(lua: &Lua, session: &Table, state: Arc<Mutex<ApiState>>) -> mlua:
         lua.create_function(move |_, args: MultiValue| {
             let mut args = strip_self(&this, args);
             let Some(Value::Function(callback)) = args.pop_front() else {
-                return Err(mlua::Error::runtime("bad-message: a timer needs a function"));
+                return Err(raise_code(ErrorCode::BadMessage, "a timer needs a function"));
             };
             let delay = millis(args.pop_front());
             let every = interval.then(|| delay.max(MIN_INTERVAL));
             let delay = every.unwrap_or(delay);
-            st.lock().timers.add(callback, delay, every).map_err(mlua::Error::runtime)
+            st.lock().timers.add(callback, delay, every).map_err(raise)
         })
     };
     let set_timeout = add(false)?;

@@ -10,17 +10,14 @@ use std::sync::Arc;
 use mlua::{Lua, MultiValue, Table, Value};
 use parking_lot::Mutex;
 
-use super::api::{strip_self, ApiState};
 use super::limits::Budget;
-use super::resolver::LuaResolver;
+use super::resolver::{raise, raise_code, LuaResolver, HANDLE_KEY};
+use super::state::{strip_self, ApiState};
 use crate::ids::VarId;
 use crate::protocol::message::split_path_query;
 use crate::protocol::priority::split_suffix;
 use crate::protocol::{ErrorCode, PropertyWrite};
-use crate::tracker::{Shared, VarError, WeakShared, Writer};
-
-/// The registry slot of the handle factory the resolver uses for wrapper constructors.
-pub(crate) const HANDLE_KEY: &str = "ui_gateway.handle";
+use crate::tracker::{Shared, WeakShared, Writer};
 
 /// Lua-created ids start here and go down, so they never meet backend ids (−1 … −(2^32−1)).
 pub const FIRST_LUA_ID: i64 = -(1 << 32);
@@ -33,16 +30,12 @@ struct Ctx {
 
 impl Ctx {
     fn shared(&self) -> mlua::Result<Shared<LuaResolver>> {
-        self.shared.upgrade().ok_or_else(|| mlua::Error::runtime("internal: the session is gone"))
+        self.shared.upgrade().ok_or_else(|| raise_code(ErrorCode::Internal, "the session is gone"))
     }
 
     fn resolver(&self, lua: &Lua) -> mlua::Result<LuaResolver> {
         LuaResolver::new(lua, self.budget.clone())
     }
-}
-
-fn raise(e: VarError) -> mlua::Error {
-    mlua::Error::runtime(format!("{}: {}", e.code, e.description))
 }
 
 /// Reads a Lua `props` table into property writes (suffixes split, `?query` merged).
@@ -56,7 +49,7 @@ fn props_from(v: Option<Value>) -> mlua::Result<Vec<PropertyWrite>> {
                 Value::Integer(i) => i.to_string(),
                 Value::Number(n) => n.to_string(),
                 Value::Boolean(b) => b.to_string(),
-                _ => return Err(mlua::Error::runtime(format!("bad-message: property {name} is not a string"))),
+                _ => return Err(raise_code(ErrorCode::BadMessage, format!("property {name} is not a string"))),
             };
             let (name, priority) = split_suffix(&name);
             out.push(PropertyWrite { name: name.to_string(), value, priority });
@@ -92,18 +85,15 @@ pub fn install(
         "createAppVariable",
         lua.create_function(move |lua, args: MultiValue| {
             if c.budget.exhausted() {
-                return Err(mlua::Error::runtime("lua-timeout: instruction budget exhausted"));
+                return Err(raise_code(ErrorCode::LuaTimeout, "instruction budget exhausted"));
             }
             let mut args = strip_self(&this, args);
             let obj = args.pop_front().unwrap_or(Value::Nil);
             if obj.is_nil() {
-                return Err(mlua::Error::runtime("bad-message: createAppVariable needs a value"));
+                return Err(raise_code(ErrorCode::BadMessage, "createAppVariable needs a value"));
             }
             let props = props_from(args.pop_front())?;
             let shared = c.shared()?;
-            if shared.owner(VarId::APP) == Some(crate::tracker::Owner::Remote) {
-                return Err(mlua::Error::runtime("id-in-use: variable 1 belongs to the backend"));
-            }
             if shared.exists(VarId::APP) {
                 tracing::info!("createAppVariable: replacing the value of variable 1");
             }
@@ -127,18 +117,15 @@ pub fn install(
                 Value::Integer(n) => Some(VarId(*n)),
                 Value::Table(_) => Some(
                     variable_showing(&shared, &parent)
-                        .ok_or_else(|| mlua::Error::runtime("not-found: no variable shows that table"))?,
+                        .ok_or_else(|| raise_code(ErrorCode::NotFound, "no variable shows that table"))?,
                 ),
-                _ => return Err(mlua::Error::runtime("bad-message: parent must be an id or a table")),
+                _ => return Err(raise_code(ErrorCode::BadMessage, "parent must be an id or a table")),
             };
             // `--max-variables` counts all owners (operations.md §2); Lua used to be exempt (review M3).
             let max = shared.limits().max_variables;
             if shared.len() >= max {
                 crate::metrics::metrics().limit_hit(crate::metrics::Limit::Variables);
-                return Err(mlua::Error::runtime(format!(
-                    "{}: session variable limit ({max}) reached",
-                    ErrorCode::LimitExceeded
-                )));
+                return Err(raise_code(ErrorCode::LimitExceeded, format!("session variable limit ({max}) reached")));
             }
             let id = {
                 let mut st = c.state.lock();
@@ -155,7 +142,7 @@ pub fn install(
                 (Some(parent), true) if obj.is_nil() => {
                     shared.create(&res, id, parent, &props, Writer::Lua).map_err(raise)?;
                 }
-                (_, true) => return Err(mlua::Error::runtime("bad-message: a variable with a path takes no value")),
+                (_, true) => return Err(raise_code(ErrorCode::BadMessage, "a variable with a path takes no value")),
                 (None, false) => shared.create_root(&res, id, obj, &props).map_err(raise)?,
                 (Some(parent), false) => shared.create_child_showing(&res, id, parent, obj, &props).map_err(raise)?,
             }
@@ -173,7 +160,7 @@ pub fn install(
             let res = c.resolver(lua)?;
             let ids: Vec<VarId> = match &target {
                 Value::Integer(1) => {
-                    return Err(mlua::Error::runtime("access-denied: variable 1 ends only with the session"))
+                    return Err(raise_code(ErrorCode::AccessDenied, "variable 1 ends only with the session"))
                 }
                 Value::Integer(n) => vec![VarId(*n)],
                 Value::Table(_) => {
@@ -270,7 +257,7 @@ pub fn handle(
             let mut args = strip_self(&this, args);
             let Some(shared) = l() else { return Ok(()) };
             let Some(Value::String(name)) = args.pop_front() else {
-                return Err(mlua::Error::runtime("bad-message: setProperty needs a name"));
+                return Err(raise_code(ErrorCode::BadMessage, "setProperty needs a name"));
             };
             let value = match args.pop_front() {
                 Some(Value::String(s)) => s.to_string_lossy(),
@@ -281,11 +268,11 @@ pub fn handle(
             let (name, priority) = split_suffix(&name);
             let name = name.to_string();
             if matches!(name.as_str(), "path" | "access" | "create") {
-                return Err(mlua::Error::runtime(format!("access-denied: {name} is fixed at create")));
+                return Err(raise_code(ErrorCode::AccessDenied, format!("{name} is fixed at create")));
             }
             if name == "lua" {
                 if id != VarId::APP {
-                    return Err(mlua::Error::runtime("access-denied: lua is a property of variable 1 only"));
+                    return Err(raise_code(ErrorCode::AccessDenied, "lua is a property of variable 1 only"));
                 }
                 // Runs after the current call returns, as its own phase; never stored.
                 if !value.is_empty() {

@@ -242,3 +242,56 @@ fn unknown_create_type_survives_activation_and_shows_in_full_state() {
     let state: Vec<Json> = b.tracker().full_state(VarId(7)).iter().map(|m| serde_json::to_value(m).unwrap()).collect();
     assert_eq!(state.last().unwrap()["data"]["code"], "not-found", "{state:?}");
 }
+
+/// Issue 14: an error the tracker raises into Lua (here `not-found` from `createVariable` under a
+/// parent that does not exist) reads the same to Lua code that catches it: `tostring` gives the code
+/// and the text.
+#[test]
+fn pcall_sees_a_tracker_error_as_code_and_text() {
+    let b = backend("session:createAppVariable({})");
+    let text: String = b
+        .eval(
+            "local ok, e = pcall(function() session:createVariable(424242, nil, {path = 'x'}) end) return tostring(e)",
+        )
+        .unwrap();
+    assert!(text.starts_with("not-found: parent 424242 not found"), "{text}");
+}
+
+/// Issue 14: a tracker error raised inside a wrapper constructor keeps its `ErrorCode` on the way back
+/// out to the wrapped variable, carried typed rather than re-read from the message.
+#[test]
+fn a_tracker_error_in_a_wrapper_keeps_its_code() {
+    let mut b = backend(
+        r#"
+        Bad = {}
+        function Bad:new(v) session:createVariable(424242, nil, {path = 'x'}) end
+        session:createAppVariable({name = "ada"})
+        "#,
+    );
+    create(&mut b, 2, 1, "name?wrapper=Bad", &[]);
+    let out = pass(&mut b);
+    let err = out.iter().find(|m| m["type"] == "error").unwrap();
+    assert_eq!(err["data"]["varId"], 2);
+    assert_eq!(err["data"]["code"], ErrorCode::NotFound.as_str());
+    assert_eq!(err["data"]["description"], "parent 424242 not found");
+}
+
+/// Issue 14: the error a Lua callback raises carries the typed [`VarError`] itself, also after Lua
+/// code caught it and raised it again, so no code is read back from text.
+#[test]
+fn a_raised_error_carries_its_var_error_through_pcall_and_rethrow() {
+    let b = backend("session:createAppVariable({})");
+    let direct = b.lua.load("session:createVariable(424242, nil, {path = 'x'})").exec().unwrap_err();
+    let want = crate::tracker::VarError::new(ErrorCode::NotFound, "parent 424242 not found");
+    assert_eq!(super::resolver::carried(&direct), Some(&want));
+    let rethrown = b
+        .lua
+        .load("local ok, e = pcall(function() session:setTimeout('not a function') end) error(e, 0)")
+        .exec()
+        .unwrap_err();
+    let want = crate::tracker::VarError::new(ErrorCode::BadMessage, "a timer needs a function");
+    assert_eq!(super::resolver::carried(&rethrown), Some(&want));
+    // A message Lua code raised is text: nothing typed to carry.
+    let text = b.lua.load("error('not-found: from Lua', 0)").exec().unwrap_err();
+    assert_eq!(super::resolver::carried(&text), None);
+}

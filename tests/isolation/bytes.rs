@@ -608,3 +608,32 @@ async fn backend_invalid_utf8_closes_with_1007() {
     assert_eq!(k.closed().await, 1007);
     witness.check(&gw).await;
 }
+
+/// Issue 14: a read error's close frame carries that failure's own code and reason text (a bad UTF-8
+/// frame is 1007 "invalid UTF-8", never 1000 or another failure's "frame too large").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_error_closes_with_its_own_code_and_reason() {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::protocol::frame::coding::{Data, OpCode};
+    use tokio_tungstenite::tungstenite::protocol::frame::Frame;
+    use tokio_tungstenite::tungstenite::Message;
+    let gw = start(hybrid_args()).await;
+    let mut witness = Witness::new(&gw).await;
+    let mut k = backend(&gw).await;
+    let bad = Frame::message(vec![b'{', 0xff, 0xfe, b'}'], OpCode::Data(Data::Text), true);
+    k.stream.send(Message::Frame(bad)).await.unwrap();
+    let close = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(msg) = k.stream.next().await {
+            match msg {
+                Ok(Message::Close(frame)) => return frame.map(|f| (u16::from(f.code), f.reason.to_string())),
+                Ok(_) => continue,
+                Err(_) => return None,
+            }
+        }
+        None
+    })
+    .await
+    .expect("the gateway closes the link");
+    assert_eq!(close, Some((1007, "invalid UTF-8".to_string())));
+    witness.check(&gw).await;
+}

@@ -160,7 +160,7 @@ impl<R: Resolver> Shared<R> {
             let snap = Arc::new(fresh.commit(&mut st.registry));
             st.bytes.book_snap(var.raw_snap.as_deref(), Some(&snap));
             if let Some(old) = var.raw_snap.replace(snap) {
-                st.registry.release_snap(&old);
+                old.release_objs(&mut st.registry);
             }
             var.raw = Some(raw.clone());
         }
@@ -209,7 +209,7 @@ impl<R: Resolver> Shared<R> {
                     if matches!(var.wrapper, WrapState::None) {
                         if let Some(s) = var.wrap_snap.take() {
                             st.bytes.book_snap(Some(&s), None);
-                            st.registry.release_snap(&s);
+                            s.release_objs(&mut st.registry);
                         }
                     }
                     (!keep_old).then_some(old)
@@ -240,7 +240,7 @@ impl<R: Resolver> Shared<R> {
                 let snap = Arc::new(fresh.commit(&mut st.registry));
                 st.bytes.book_snap(var.wrap_snap.as_deref(), Some(&snap));
                 if let Some(old) = var.wrap_snap.replace(snap) {
-                    st.registry.release_snap(&old);
+                    old.release_objs(&mut st.registry);
                 }
             }
         }
@@ -252,9 +252,9 @@ impl<R: Resolver> Shared<R> {
             let Some(sent) = sent else { return Ok(Some(false)) };
             let changed = var.sent_snap.as_ref().is_none_or(|s| !Arc::ptr_eq(s, &sent) && **s != *sent);
             if changed {
-                st.registry.retain_snap(&sent);
+                sent.retain_objs(&mut st.registry);
                 if let Some(old) = var.sent_snap.replace(sent) {
-                    st.registry.release_snap(&old);
+                    old.release_objs(&mut st.registry);
                 }
             }
             (changed, changed || rewrapped || var.new)

@@ -18,7 +18,7 @@ use serde_json::Value as Json;
 
 use super::compute::Walk;
 use super::shared::{At, Shared, State};
-use super::siblings::{Position, Step};
+use super::siblings::{take_pending, Position, Rec, Step};
 use super::value::{self, Snap};
 use super::variable::{LocalPath, Pending, ValueNote, WrapState};
 use super::{Origin, Resolver, VarError};
@@ -130,12 +130,6 @@ enum Outcome<V> {
     Done(Result<Option<bool>, VarError>),
 }
 
-/// A variable's collected changes, waiting for ordering.
-pub(super) struct Rec {
-    at: At,
-    pending: Pending,
-}
-
 /// One level of the walk: a variable whose children are being visited (`None`: the roots), and where
 /// the walk stands among them.
 struct Level {
@@ -191,7 +185,7 @@ impl<R: Resolver> Shared<R> {
                 return false;
             }
             if !var.resolves() {
-                // `w`, `action` and remote variables have no value here; their property changes go out.
+                // `w` and `action` variables have no value; their property changes go out.
                 var.new = false;
                 take_pending(var.pending.take().map(|p| *p), at, recs);
                 return !var.children.is_empty();
@@ -342,12 +336,6 @@ impl<R: Resolver> Shared<R> {
             }
         }
         Changes { items }
-    }
-}
-
-pub(super) fn take_pending(pending: Option<Pending>, at: At, recs: &mut Vec<Rec>) {
-    if let Some(pending) = pending {
-        recs.push(Rec { at, pending });
     }
 }
 

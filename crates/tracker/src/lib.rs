@@ -182,7 +182,9 @@ pub trait Resolver {
 }
 
 /// Who resolves a variable: the session's Lua state (or, for the Rust backend client, its objects) or an
-/// external backend (hybrid mode). Remote variables are never resolved locally.
+/// external backend (hybrid mode). The tracker holds locally resolved variables only; the gateway's
+/// session keeps backend-owned ones in its own mirror (`src/session/remote.rs`) and uses this to say
+/// which of the two holds an id.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Owner {
     Lua,
@@ -278,17 +280,6 @@ impl<R: Resolver> Tracker<R> {
         self.shared.create(&self.resolver, id, parent, props, writer)
     }
 
-    /// Records a backend-owned variable (hybrid/connected): in the tree, never resolved here.
-    pub fn create_remote(
-        &mut self,
-        id: VarId,
-        parent: Option<VarId>,
-        props: &[PropertyWrite],
-        writer: Writer,
-    ) -> Result<Created, VarError> {
-        self.shared.create_remote(id, parent, props, writer)
-    }
-
     /// An inbound `update`: properties first, then the value if present. Returns the errors for the
     /// sender (empty on success).
     pub fn update(
@@ -334,7 +325,7 @@ impl<R: Resolver> Tracker<R> {
     }
 
     /// The full state of a variable as a `watch` answers it: value (null when nil; omitted for `w`,
-    /// `action` and remote variables), every property, or its current error in the value's place.
+    /// `action` variables), every property, or its current error in the value's place.
     pub fn full_state(&self, id: VarId) -> Vec<ServerMessage> {
         self.shared.full_state(id)
     }

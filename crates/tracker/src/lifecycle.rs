@@ -6,7 +6,7 @@ use super::path::{parse_path, split_query, Segment};
 use super::props::{apply, decide, denied, held, Decision};
 use super::shared::{At, Shared};
 use super::variable::{LocalPath, Seg, ValueNote, Var, WrapState};
-use super::{Access, Owner, Resolver, VarError, Writer};
+use super::{Access, Resolver, VarError, Writer};
 use crate::ids::VarId;
 use crate::protocol::{ErrorCode, PropertyWrite};
 
@@ -127,46 +127,21 @@ impl<R: Resolver> Shared<R> {
         props: &[PropertyWrite],
         writer: Writer,
     ) -> Result<Created, VarError> {
-        let owner = {
-            let st = self.lock();
-            if st.vars.contains_key(&id) {
-                return Err(VarError::new(ErrorCode::IdInUse, format!("variable {id} exists")));
-            }
-            st.vars
-                .get(&parent)
-                .ok_or_else(|| VarError::new(ErrorCode::NotFound, format!("parent {parent} not found")))?
-                .owner
-        };
-        let spec = prepare(if owner == Owner::Lua { Some(res) } else { None }, props, writer)?;
-        let denied = spec.denied.clone();
-        let at = self.insert(id, Some(parent), owner, spec, None)?;
-        if owner == Owner::Lua && self.with_var(at, |v| v.access.readable()) == Some(true) {
-            self.first_computation(res, at);
-        }
-        Ok(Created { denied })
-    }
-
-    /// Records a backend-owned variable under `parent` (or as a root): part of the tree (ordering,
-    /// destroy, properties, watches) but never resolved here. A path, if given, must parse.
-    pub fn create_remote(
-        &self,
-        id: VarId,
-        parent: Option<VarId>,
-        props: &[PropertyWrite],
-        writer: Writer,
-    ) -> Result<Created, VarError> {
         {
             let st = self.lock();
             if st.vars.contains_key(&id) {
                 return Err(VarError::new(ErrorCode::IdInUse, format!("variable {id} exists")));
             }
-            if let Some(p) = parent.filter(|p| !st.vars.contains_key(p)) {
-                return Err(VarError::new(ErrorCode::NotFound, format!("parent {p} not found")));
+            if !st.vars.contains_key(&parent) {
+                return Err(VarError::new(ErrorCode::NotFound, format!("parent {parent} not found")));
             }
         }
-        let spec = prepare::<R>(None, props, writer)?;
+        let spec = prepare(Some(res), props, writer)?;
         let denied = spec.denied.clone();
-        self.insert(id, parent, Owner::Remote, spec, None)?;
+        let at = self.insert(id, Some(parent), spec, None)?;
+        if self.with_var(at, |v| v.access.readable()) == Some(true) {
+            self.first_computation(res, at);
+        }
         Ok(Created { denied })
     }
 
@@ -203,7 +178,7 @@ impl<R: Resolver> Shared<R> {
             Some(at) => at,
             None => {
                 let spec = prepare::<R>(None, props, Writer::Lua)?;
-                self.insert(id, None, Owner::Lua, spec, Some(value.clone()))?
+                self.insert(id, None, spec, Some(value.clone()))?
             }
         };
         self.compute_fixed(res, at, value);
@@ -221,7 +196,7 @@ impl<R: Resolver> Shared<R> {
         props: &[PropertyWrite],
     ) -> Result<(), VarError> {
         let spec = prepare::<R>(None, props, Writer::Lua)?;
-        let at = self.insert(id, Some(parent), Owner::Lua, spec, Some(value.clone()))?;
+        let at = self.insert(id, Some(parent), spec, Some(value.clone()))?;
         self.compute_fixed(res, at, value);
         Ok(())
     }
@@ -254,7 +229,6 @@ impl<R: Resolver> Shared<R> {
         &self,
         id: VarId,
         parent: Option<VarId>,
-        owner: Owner,
         spec: Spec<R::Key>,
         fixed: Option<R::Value>,
     ) -> Result<At, VarError> {
@@ -266,7 +240,7 @@ impl<R: Resolver> Shared<R> {
         if let Some(p) = parent.filter(|p| !st.vars.contains_key(p)) {
             return Err(VarError::new(ErrorCode::NotFound, format!("parent {p} not found")));
         }
-        let mut var = Var::new(id, st.next_seq, parent, owner, spec.access);
+        let mut var = Var::new(id, st.next_seq, parent, spec.access);
         var.path = spec.path;
         var.fixed = fixed;
         for (p, decision) in spec.props.iter().zip(spec.decisions) {
@@ -343,7 +317,7 @@ impl<R: Resolver> Shared<R> {
                 st.bytes.book_snap(var.raw_snap.as_deref(), None);
                 st.bytes.book_snap(var.wrap_snap.as_deref(), None);
                 for snap in [var.raw_snap.take(), var.wrap_snap.take(), var.sent_snap.take()].into_iter().flatten() {
-                    st.registry.release_snap(&snap);
+                    snap.release_objs(&mut st.registry);
                 }
                 if let WrapState::Object(w) = std::mem::replace(&mut var.wrapper, WrapState::None) {
                     wrappers.push((*vid, w));

@@ -2,12 +2,12 @@
 //! by the snapshots that mention them and dropped when no snapshot does.
 //!
 //! Every occurrence of an object in a *stored* snapshot slot (a variable's raw, wrapper and sent
-//! snapshots, array elements included) holds one count. Comparing a fresh value with a stored snapshot
+//! snapshots, array elements included) holds one count (`Snap::retain_objs` / `Snap::release_objs` in
+//! `value.rs` take and drop them; the registry knows ids and counts, not snapshots). Comparing a fresh value with a stored snapshot
 //! never touches the registry (snapshots carry the identity next to the id), so only stores and releases
 //! do.
 
 use super::idmap::IdMap;
-use super::value::Snap;
 
 /// An object id as sent in `{"obj":N}`: from 1, per session, never reused. Not a variable id.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
@@ -75,16 +75,6 @@ impl<V: Clone> ObjectRegistry<V> {
         }
     }
 
-    /// Takes one count per object occurrence of a snapshot whose objects are registered already.
-    pub fn retain_snap(&mut self, snap: &Snap) {
-        snap.for_each_obj(&mut |r| self.retain(r.id));
-    }
-
-    /// Releases every object a snapshot mentions.
-    pub fn release_snap(&mut self, snap: &Snap) {
-        snap.for_each_obj(&mut |r| self.release(r.id));
-    }
-
     /// The object known as `id`, for `{"obj":N}` in written values.
     pub fn lookup(&self, id: ObjId) -> Option<&V> {
         self.identity_of.get(&id).and_then(|i| self.by_identity.get(i)).map(|e| &e.handle)
@@ -121,32 +111,7 @@ impl<V: Clone> ObjectRegistry<V> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::value::ObjRef;
     use super::*;
-
-    #[test]
-    fn ids_are_stable_while_counted_and_never_reused() {
-        let mut r: ObjectRegistry<u8> = ObjectRegistry::new();
-        let a = r.acquire(100, 0);
-        assert_eq!(r.acquire(100, 0), a);
-        let b = r.acquire(200, 0);
-        assert_ne!(a, b);
-        r.release(a);
-        assert_eq!(r.peek(100), Some(a));
-        r.release(a);
-        assert_eq!(r.peek(100), None);
-        let again = r.acquire(100, 0);
-        assert!(again.0 > b.0, "ids are never reused");
-        assert_eq!(r.len(), 2);
-        let snap = Snap::Arr(
-            vec![Snap::Obj(ObjRef { id: again, identity: 100 }), Snap::Obj(ObjRef { id: b, identity: 200 })].into(),
-        );
-        r.retain_snap(&snap);
-        assert_eq!(r.count(again), 2);
-        r.release_snap(&snap);
-        r.release_snap(&snap);
-        assert!(r.is_empty());
-    }
 
     #[test]
     fn subset_keeps_ids() {

@@ -13,7 +13,7 @@ use super::children::Children;
 use super::idmap::IdMap;
 use super::registry::{ObjId, ObjectRegistry};
 use super::variable::{ValueNote, Var};
-use super::{Access, Origin, Owner, Resolver, VarError};
+use super::{Access, Origin, Resolver, VarError};
 use crate::ids::VarId;
 use crate::protocol::{ErrorCode, Priority, Properties, ServerMessage, UpdateOut};
 
@@ -52,7 +52,7 @@ impl<R: Resolver> State<R> {
     }
 
     /// The value a child of `id` starts from (§2.2): the wrapper, else the raw value (a root's `fixed`
-    /// before its first computation). `None` = nil. Variables without a value (`w`, `action`, remote)
+    /// before its first computation). `None` = nil. Variables without a value (`w`, `action`)
     /// make their children fail with `path-failure`.
     pub fn nav_value(&self, id: VarId) -> Result<Option<R::Value>, VarError> {
         let var = self
@@ -64,9 +64,6 @@ impl<R: Resolver> State<R> {
                 ErrorCode::PathFailure,
                 format!("variable {id} has no value (access {})", var.access.as_str()),
             ));
-        }
-        if var.owner == Owner::Remote {
-            return Err(VarError::new(ErrorCode::PathFailure, format!("variable {id} is resolved by the backend")));
         }
         Ok(var.wrapper.value().or(var.raw.as_ref()).or(var.fixed.as_ref()).cloned())
     }
@@ -219,7 +216,7 @@ impl<R: Resolver> Shared<R> {
     }
 
     /// The last resolved raw value (`getValue`): a root's value, or the cached value of a readable
-    /// variable; `None` for unknown, remote, `w` and `action` variables.
+    /// variable; `None` for unknown, `w` and `action` variables.
     pub fn value(&self, id: VarId) -> Option<R::Value> {
         let st = self.lock();
         let var = st.vars.get(&id)?;
@@ -263,10 +260,6 @@ impl<R: Resolver> Shared<R> {
         st.roots.live().collect()
     }
 
-    pub fn owner(&self, id: VarId) -> Option<Owner> {
-        self.lock().vars.get(&id).map(|v| v.owner)
-    }
-
     pub fn access(&self, id: VarId) -> Option<Access> {
         self.lock().vars.get(&id).map(|v| v.access)
     }
@@ -300,7 +293,7 @@ impl<R: Resolver> Shared<R> {
     }
 
     /// The full state of a variable as a `watch` answers it: an `update` with the value (null when nil;
-    /// omitted for `w`, `action` and remote variables) and every property, and the current error, if
+    /// omitted for `w` and `action` variables) and every property, and the current error, if
     /// any, in the value's place. Unknown ids give `not-found`.
     pub fn full_state(&self, id: VarId) -> Vec<ServerMessage> {
         let st = self.lock();

@@ -16,12 +16,24 @@
 //! stay in tree preorder.
 
 use super::children::Cursor;
-use super::detect::{take_pending, Rec};
 use super::peek::PeekKey;
 use super::shared::{At, Shared, State};
 use super::value::Snap;
-use super::variable::{Seg, Var, WrapState};
-use super::{Owner, Resolver};
+use super::variable::{Pending, Seg, Var, WrapState};
+use super::Resolver;
+
+/// A variable's collected changes, waiting for ordering (the pass in `detect.rs` orders and emits them).
+pub(super) struct Rec {
+    pub at: At,
+    pub pending: Pending,
+}
+
+/// Records `pending` for the variable at `at`, if there is any.
+pub(super) fn take_pending(pending: Option<Pending>, at: At, recs: &mut Vec<Rec>) {
+    if let Some(pending) = pending {
+        recs.push(Rec { at, pending });
+    }
+}
 
 /// What the walk does after a step.
 pub(super) enum Step {
@@ -162,7 +174,7 @@ impl<R: Resolver> Shared<R> {
 /// variable with a non-nil value); anything else is left to the full visit, which reports it.
 fn plain_nav_value<R: Resolver>(st: &State<R>, id: At) -> Option<&R::Value> {
     let var = st.live(id)?;
-    if !var.access.readable() || var.owner == Owner::Remote {
+    if !var.access.readable() {
         return None;
     }
     var.wrapper.value().or(var.raw.as_ref()).or(var.fixed.as_ref())

@@ -947,30 +947,6 @@ fn replacing_the_app_value_is_reported() {
 }
 
 #[test]
-fn remote_variables_are_never_resolved_locally() {
-    let res = JsonResolver::new();
-    let mut t = Tracker::new(res.clone());
-    t.create_root(APP, JValue::object([("price", i(1))]), &[]).unwrap();
-    t.create_remote(v(-1), Some(APP), &[p("path", "price"), p("type", "Quote")], Writer::Backend).unwrap();
-    make(&mut t, 2, v(-1), &path("x"));
-    assert_eq!(t.shared().owner(v(2)), Some(Owner::Remote), "browser variables belong to their parent's owner");
-    t.detect_changes();
-    let c = res.calls();
-    t.set_properties(v(-1), &[p("elementId", "e")], Writer::Backend, None).unwrap();
-    let changes = t.detect_changes();
-    assert_eq!(out(&changes, None), json!([{"type":"update","data":{"varId":-1,"properties":{"elementId":"e"}}}]));
-    assert_eq!(res.calls() - c, 1, "only the app root was classified");
-    assert_eq!(
-        serde_json::to_value(t.full_state(v(-1))).unwrap(),
-        json!([{"type":"update","data":{"varId":-1,"properties":{"path":"price","type":"Quote","elementId":"e"}}}])
-    );
-    assert_eq!(t.write(v(-1), &json!(1), None).unwrap_err().code, ErrorCode::Internal);
-    assert_eq!(t.destroy(v(-1)), vec![v(2), v(-1)]);
-    let e = t.create_remote(v(-2), Some(APP), &[p("viewdefs", "{}")], Writer::Backend).unwrap();
-    assert_eq!(e.denied.map(|e| e.code), Some(ErrorCode::AccessDenied));
-}
-
-#[test]
 fn create_property_instantiates_a_type_for_a_nil_path() {
     let res = JsonResolver::new();
     res.register_type("Item", || JValue::typed("Item", [("n", JValue::Int(1))]));

@@ -105,6 +105,17 @@ impl Snap {
         }
     }
 
+    /// Takes one registry count per object occurrence (a snapshot stored in one more slot; its objects
+    /// are registered already).
+    pub fn retain_objs<V: Clone>(&self, registry: &mut ObjectRegistry<V>) {
+        self.for_each_obj(&mut |r| registry.retain(r.id));
+    }
+
+    /// Drops the registry count of every object occurrence (a stored snapshot leaves its slot).
+    pub fn release_objs<V: Clone>(&self, registry: &mut ObjectRegistry<V>) {
+        self.for_each_obj(&mut |r| registry.release(r.id));
+    }
+
     fn for_each_obj_mut(&mut self, f: &mut impl FnMut(&mut ObjRef)) {
         match self {
             Snap::Obj(r) => f(r),
@@ -260,6 +271,30 @@ pub fn json_obj_refs(json: &Json, out: &mut Vec<ObjId>) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn ids_are_stable_while_counted_and_never_reused() {
+        let mut r: ObjectRegistry<u8> = ObjectRegistry::new();
+        let a = r.acquire(100, 0);
+        assert_eq!(r.acquire(100, 0), a);
+        let b = r.acquire(200, 0);
+        assert_ne!(a, b);
+        r.release(a);
+        assert_eq!(r.peek(100), Some(a));
+        r.release(a);
+        assert_eq!(r.peek(100), None);
+        let again = r.acquire(100, 0);
+        assert!(again.0 > b.0, "ids are never reused");
+        assert_eq!(r.len(), 2);
+        let snap = Snap::Arr(
+            vec![Snap::Obj(ObjRef { id: again, identity: 100 }), Snap::Obj(ObjRef { id: b, identity: 200 })].into(),
+        );
+        snap.retain_objs(&mut r);
+        assert_eq!(r.count(again), 2);
+        snap.release_objs(&mut r);
+        snap.release_objs(&mut r);
+        assert!(r.is_empty());
+    }
 
     #[test]
     fn numbers_normalise() {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::children::Children;
 use super::value::Snap;
-use super::{Access, Origin, Owner, Resolver, VarError};
+use super::{Access, Origin, Resolver, VarError};
 use crate::ids::VarId;
 use crate::protocol::Priority;
 
@@ -101,9 +101,8 @@ pub(crate) struct Var<R: Resolver> {
     /// Index of this variable's entry in its parent's children (or the roots).
     pub slot: usize,
     pub children: Children,
-    pub owner: Owner,
     pub access: Access,
-    /// `None` for roots (they show `fixed`) and for remote variables (never resolved here).
+    /// `None` for roots (they show `fixed`).
     pub path: Option<Arc<LocalPath<R::Key>>>,
     /// Insertion-ordered; empty values are never stored.
     pub props: Vec<(String, Prop)>,
@@ -139,14 +138,13 @@ pub(crate) struct Var<R: Resolver> {
 }
 
 impl<R: Resolver> Var<R> {
-    pub fn new(id: VarId, seq: u64, parent: Option<VarId>, owner: Owner, access: Access) -> Self {
+    pub fn new(id: VarId, seq: u64, parent: Option<VarId>, access: Access) -> Self {
         Var {
             id,
             seq,
             parent,
             slot: 0,
             children: Children::default(),
-            owner,
             access,
             path: None,
             props: Vec::new(),
@@ -169,9 +167,9 @@ impl<R: Resolver> Var<R> {
         }
     }
 
-    /// Resolved locally: readable and owned by this tracker's host.
+    /// Resolved by this tracker's host: every readable variable (`w` and `action` have no value).
     pub fn resolves(&self) -> bool {
-        self.access.readable() && self.owner == Owner::Lua
+        self.access.readable()
     }
 
     pub fn prop(&self, name: &str) -> Option<&str> {

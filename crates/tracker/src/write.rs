@@ -7,7 +7,7 @@ use super::compute::Target;
 use super::shared::{At, Shared};
 use super::value::{json_obj_refs, json_too_deep};
 use super::variable::{Seg, ValueNote};
-use super::{Access, Origin, Owner, Resolver, VarError, Writer};
+use super::{Access, Origin, Resolver, VarError, Writer};
 use crate::ids::VarId;
 use crate::protocol::{ErrorCode, PropertyWrite};
 
@@ -54,8 +54,6 @@ impl<R: Resolver> Shared<R> {
     /// runs. After an `rw` success the written value becomes the cache and, if the sent value
     /// changed, a value change is recorded with `origin` (so it is not echoed to the writer; the next
     /// pass replaces that with an everyone-change if the value read back differs).
-    ///
-    /// Remote variables are the session's to route; writing one here is an `internal` error.
     pub fn write(&self, res: &R, id: VarId, json: &Json, origin: Option<Origin>) -> Result<(), VarError> {
         let (at, access) = {
             let st = self.lock();
@@ -63,9 +61,6 @@ impl<R: Resolver> Shared<R> {
                 .vars
                 .get(&id)
                 .ok_or_else(|| VarError::new(ErrorCode::NotFound, format!("variable {id} not found")))?;
-            if var.owner == Owner::Remote {
-                return Err(VarError::new(ErrorCode::Internal, format!("variable {id} belongs to the backend")));
-            }
             if var.path.is_none() {
                 return Err(denied(format!("variable {id} has no path")));
             }
