@@ -469,3 +469,59 @@ mod tests {
         assert!(matches!(cli.command, Some(Command::Serve(a)) if a.mode == Mode::Embedded));
     }
 }
+
+/// `docs/configuration.md` is checked against the clap definitions, so a new flag cannot ship without
+/// its documentation.
+#[cfg(test)]
+mod docs_tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Variables read outside clap (see `switch_enabled`): booleans behind the `--no-…` switches.
+    const EXTRA_ENV: [&str; 2] = ["UI_LUA", "UI_METRICS"];
+
+    /// One markdown table row per flag of `cmd`: flag, variable, default, help text.
+    fn flag_rows(cmd: &clap::Command) -> Vec<(String, Option<String>, String)> {
+        let mut rows = Vec::new();
+        for arg in cmd.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if long == "help" || long == "version" {
+                continue;
+            }
+            let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
+            let default: Vec<String> =
+                arg.get_default_values().iter().map(|v| v.to_string_lossy().into_owned()).collect();
+            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default().replace('\n', " ");
+            let default = if default.is_empty() { "—".to_string() } else { format!("`{}`", default.join(",")) };
+            let env_cell = env.as_ref().map(|e| format!("`{e}`")).unwrap_or_else(|| "—".to_string());
+            rows.push((format!("--{long}"), env, format!("| `--{long}` | {env_cell} | {default} | {help} |")));
+        }
+        rows
+    }
+
+    #[test]
+    fn configuration_doc_lists_every_flag_and_variable() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/configuration.md");
+        let doc = std::fs::read_to_string(path).expect("docs/configuration.md exists");
+        let root = Cli::command();
+        let mut missing = Vec::new();
+        let mut commands = vec![("serve", root.clone())];
+        commands.extend(root.get_subcommands().filter(|c| c.get_name() != "serve").map(|c| (c.get_name(), c.clone())));
+        for (name, cmd) in &commands {
+            for (flag, env, row) in flag_rows(cmd) {
+                let flag_missing = !doc.contains(&format!("`{flag}`"));
+                let env_missing = env.as_ref().is_some_and(|e| !doc.contains(&format!("`{e}`")));
+                if flag_missing || env_missing {
+                    missing.push(format!("{name}: {row}"));
+                }
+            }
+        }
+        for env in EXTRA_ENV {
+            if !doc.contains(&format!("`{env}`")) {
+                missing.push(format!("variable `{env}`"));
+            }
+        }
+        assert!(missing.is_empty(), "docs/configuration.md lacks:\n{}", missing.join("\n"));
+    }
+}
