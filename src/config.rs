@@ -1,4 +1,4 @@
-//! Command line and configuration (operations.md §1–§2): every flag has a `UI_*` environment variable and
+//! Command line and configuration (docs/configuration.md): every flag has a `UI_*` environment variable and
 //! a default; precedence is flag, then environment, then default.
 
 use std::net::SocketAddr;
@@ -24,11 +24,11 @@ pub struct Cli {
 pub enum Command {
     /// Run the gateway (the default command).
     Serve(Box<ServeArgs>),
-    /// Built-in load generator: simulated browsers against a running server (operations.md §11).
+    /// Built-in load generator: simulated browsers against a running server (docs/configuration.md "ui-gateway loadtest").
     Loadtest(crate::loadtest::LoadtestArgs),
 }
 
-/// How sessions get their state (operations.md §1).
+/// How sessions get their state (docs/configuration.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
     /// `embedded` when Lua is enabled and the site has `lua/main.lua`, else `connected`.
@@ -52,7 +52,7 @@ impl Mode {
     }
 }
 
-/// Who may see `/<id>/variables[.json]` (operations.md §2, §6).
+/// Who may see `/<id>/variables[.json]` (docs/configuration.md, docs/deployment.md "Security").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum DebugPages {
     /// Local requests only.
@@ -290,11 +290,11 @@ pub struct ServeArgs {
     #[arg(long, env = "UI_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 
-    /// Idle HTTP connections close after this long (operations.md §7: 60 s). Not a flag; tests shorten it.
+    /// Idle HTTP connections close after this long (docs/limits.md: 60 s). Not a flag; tests shorten it.
     #[arg(skip = Duration::from_secs(60))]
     pub http_idle_timeout: Duration,
 
-    /// A request head must arrive within this long (operations.md §6: 10 s), counted from the accept or
+    /// A request head must arrive within this long (docs/deployment.md "Security": 10 s), counted from the accept or
     /// the request's first byte. Not a flag; tests shorten it.
     #[arg(skip = Duration::from_secs(10))]
     pub http_header_timeout: Duration,
@@ -318,8 +318,8 @@ impl ServeArgs {
         AdmissionConfig { max_per_client: self.max_sessions_per_client, rate: self.session_rate, max_memory }
     }
 
-    /// The /backend token from `--backend-token` or `--backend-token-file`, validated (operations.md
-    /// §2, §6): at least 16 printable ASCII characters, no spaces.
+    /// The /backend token from `--backend-token` or `--backend-token-file`, validated (docs/deployment.md
+    /// "Security"): at least 16 printable ASCII characters, no spaces.
     pub fn backend_token(&self) -> Result<Option<String>, String> {
         let token = match (&self.backend_token, &self.backend_token_file) {
             (Some(t), _) => t.clone(),
@@ -358,7 +358,7 @@ impl ServeArgs {
 }
 
 impl Default for ServeArgs {
-    /// The defaults of the table in operations.md §2 (what `ui-gateway` with no flags uses).
+    /// The defaults of the table in docs/configuration.md (what `ui-gateway` with no flags uses).
     fn default() -> Self {
         let cli = Cli::try_parse_from(["ui-gateway"]).expect("defaults parse");
         cli.serve
