@@ -227,3 +227,107 @@ fn the_reference_check_tells_good_citations_from_bad() {
         vec!["docs/x.md".to_string(), "../f.md".to_string()]
     );
 }
+
+/// The fenced code blocks of a docs page in language `lang`.
+fn code_blocks(page: &str, lang: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(root().join("docs").join(page)).expect("docs page");
+    let mut blocks = Vec::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        let fence = line.trim_start();
+        match &mut current {
+            None if fence == format!("```{lang}") => current = Some(String::new()),
+            Some(block) if fence == "```" => {
+                blocks.push(std::mem::take(block));
+                current = None;
+            }
+            Some(block) => {
+                block.push_str(line);
+                block.push('\n');
+            }
+            None => {}
+        }
+    }
+    blocks
+}
+
+fn lua_session(main: &str) -> crate::lua::LuaBackend {
+    let config = crate::lua::LuaConfig::default();
+    let mut lua = crate::lua::LuaBackend::new(crate::ids::VendedId(1), &config, Default::default()).expect("state");
+    lua.load_main(main).unwrap_or_else(|e| panic!("this docs example fails: {e:?}\n{main}"));
+    lua
+}
+
+/// Every Lua example of the docs runs as a `main.lua`, and the guide's apps do what the guide says.
+#[test]
+fn lua_examples_in_the_docs_run() {
+    let pages = ["getting-started.md", "lua-api.md", "viewdefs.md", "hybrid-mode.md"];
+    let mut count = 0;
+    for page in pages {
+        for block in code_blocks(page, "lua") {
+            lua_session(&block);
+            count += 1;
+        }
+    }
+    assert!(count >= 7, "the Lua examples are found ({count})");
+
+    let guide = code_blocks("getting-started.md", "lua");
+    let adder = lua_session(&guide[0]);
+    let sum: f64 = adder.eval("local a = session:getApp(); a.a, a.b = '2', '3.5'; return a:compute()").unwrap();
+    assert_eq!(sum, 5.5);
+    let cleared: String = adder.eval("local a = session:getApp(); a:clear(); return a.a .. a.b").unwrap();
+    assert_eq!(cleared, "");
+
+    let tasks = lua_session(&guide[1]);
+    let names: String = tasks
+        .eval("local app = session:getApp(); app.newName = 'Call Bob'; app:addTask(); app:addTask(); return #app.tasks .. ':' .. app.tasks[1].name .. ':' .. app.newName")
+        .unwrap();
+    assert_eq!(names, "1:Call Bob:", "an added task, and a blank name is not added");
+}
+
+/// Every complete viewdef shown in the docs is one the gateway would load.
+#[test]
+fn viewdef_examples_in_the_docs_are_single_templates() {
+    let mut count = 0;
+    for page in ["getting-started.md", "viewdefs.md", "connected-mode.md", "attributes.md"] {
+        for block in code_blocks(page, "html") {
+            if block.trim_start().starts_with("<template") {
+                assert!(crate::site::single_template(&block).is_some(), "{page}: not one <template>:\n{block}");
+                count += 1;
+            }
+        }
+    }
+    assert!(count >= 3, "the viewdef examples are found ({count})");
+}
+
+/// Every `ui-…` name the built-in frontend reads or sets is in docs/attributes.md, except the few
+/// that are internal to it.
+#[test]
+fn attributes_doc_covers_the_frontend() {
+    const INTERNAL: [&str; 7] = [
+        "ui-",
+        "ui-gateway",
+        "ui-new-view",
+        "ui-gateway-style",
+        "ui-status-connection",
+        "ui-status-error",
+        "ui-session",
+    ];
+    let doc = std::fs::read_to_string(root().join("docs/attributes.md")).expect("docs/attributes.md");
+    let mut missing = BTreeSet::new();
+    for entry in std::fs::read_dir(root().join("src/web")).expect("src/web") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|e| e != "js") {
+            continue;
+        }
+        let source = std::fs::read_to_string(&path).expect("js source");
+        for (at, _) in source.match_indices("\"ui-") {
+            let name: String = source[at + 1..].chars().take_while(|&c| c.is_ascii_lowercase() || c == '-').collect();
+            let documented = doc.contains(&name);
+            if !INTERNAL.contains(&name.as_str()) && !documented {
+                missing.insert(format!("{name} ({})", path.file_name().unwrap_or_default().to_string_lossy()));
+            }
+        }
+    }
+    assert!(missing.is_empty(), "docs/attributes.md does not mention: {missing:?}");
+}
