@@ -1,4 +1,4 @@
-//! P5 (lua-and-tracking.md §4.6): change detection through the Lua resolver.
+//! P5 (BENCHMARKS.md): change detection through the Lua resolver.
 //!
 //! Setup: `rows` = R tables × F string fields `f0…`; variable 1, R variables `rows.<i>` and F variables
 //! `f<j>` under each, all active and computed. One iteration = one inbound batch with one action whose

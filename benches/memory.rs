@@ -1,4 +1,4 @@
-//! Memory figures (lua-and-tracking.md §4.6 P6, and the per-session targets), printed, not timed.
+//! Memory figures (BENCHMARKS.md, and the per-session targets), printed, not timed.
 //!
 //! A counting global allocator tracks live heap bytes. Lua allocates through mlua's allocator, which uses
 //! the global one, so the count covers the Lua heap as well; `used_memory()` gives the Lua part.

@@ -1,4 +1,4 @@
-//! Browser frame parsing and server frame encoding (browser-protocol.md §3, §6).
+//! Browser frame parsing and server frame encoding (PROTOCOL.md A3, A6).
 //!
 //! `cargo bench --bench protocol`
 
@@ -16,7 +16,7 @@ fn bench_parse(c: &mut Criterion) {
     let mut group = c.benchmark_group("protocol/parse");
     let action = r#"{"userEvent":true,"messages":[{"type":"update","data":{"varId":3,"value":null}}]}"#;
     let write = r#"{"userEvent":false,"messages":[{"type":"update","data":{"varId":2,"value":"Call Bob"}}]}"#;
-    // The Adder's bootstrap creates (browser-protocol.md §16 step 3).
+    // The Adder's bootstrap creates.
     let creates = json!({"userEvent":false,"messages":[
         {"type":"create","data":{"id":2,"parentId":1,"properties":{"path":"a","elementId":"ui-1"}}},
         {"type":"create","data":{"id":3,"parentId":1,"properties":{"path":"b","elementId":"ui-2"}}},
@@ -43,7 +43,7 @@ fn update(id: i64, value: serde_json::Value, props: &[(&str, &str)]) -> ServerMe
 fn bench_encode(c: &mut Criterion) {
     let mut group = c.benchmark_group("protocol/encode");
     let one = vec![update(2, json!(42), &[])];
-    // The Adder's create replies (§16 step 4).
+    // The Adder's create replies.
     let replies = vec![
         update(2, json!(""), &[("path", "a"), ("elementId", "ui-1")]),
         update(3, json!(""), &[("path", "b"), ("elementId", "ui-2")]),

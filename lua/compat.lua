@@ -1,4 +1,4 @@
--- Lua 5.1 compatibility shims (lua-and-tracking.md §5.9), loaded into every session's state so
+-- Lua 5.1 compatibility shims (docs/lua-api.md "Lua 5.1 compatibility"), loaded into every session's state so
 -- ui-engine apps written for Lua 5.1 keep working on Lua 5.4.
 -- Deliberately absent: setfenv, getfenv, module.
 unpack = table.unpack

@@ -1,4 +1,4 @@
--- The parts of the session API best written in Lua (lua-and-tracking.md §5.2, §5.4): prototypes,
+-- The parts of the session API best written in Lua (docs/lua-api.md "Prototypes", docs/viewdefs.md "Other wrappers"): prototypes,
 -- instances, the mutation queue that runs after every code load, and the per-session type table.
 -- Runs once per session state, after the Rust-side `session` functions exist. Its argument loads the
 -- ViewList library (lua/viewlist.lua) on first use; it returns the gateway's internal hooks.
@@ -172,7 +172,7 @@ ui.registerPresenter = function(name, t) types[name] = t end
 -- Hooks the gateway calls; kept out of reach of app code (returned, not stored in a global).
 local internals = {}
 
--- A variable's wrapper (lua-and-tracking.md §4.4, §5.4). Returns "none", "reuse", "new", w or
+-- A variable's wrapper (docs/variables.md "Wrappers", docs/viewdefs.md "Other wrappers"). Returns "none", "reuse", "new", w or
 -- "transform", v. Errors carry a protocol code prefix the gateway maps back to the code.
 function internals.wrap(var, name, raw)
   local item_proto = prototypes["lua.ViewListItem"]

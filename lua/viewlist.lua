@@ -1,4 +1,4 @@
--- `lua.ViewList` and `lua.ViewListItem` (lua-and-tracking.md §5.5): a list wrapper that turns a sequence
+-- `lua.ViewList` and `lua.ViewListItem` (docs/viewdefs.md "Lists with lua.ViewList"): a list wrapper that turns a sequence
 -- into items the frontend renders one by one, keeping each item (and its presenter) attached to the
 -- same element while the sequence changes, so per-row UI state survives inserts and removals.
 -- Loaded by the prelude on first use; receives the session and EMPTY.

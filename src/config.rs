@@ -1,4 +1,4 @@
-//! Command line and configuration (operations.md §1–§2): every flag has a `UI_*` environment variable and
+//! Command line and configuration (docs/configuration.md): every flag has a `UI_*` environment variable and
 //! a default; precedence is flag, then environment, then default.
 
 use std::net::SocketAddr;
@@ -24,11 +24,11 @@ pub struct Cli {
 pub enum Command {
     /// Run the gateway (the default command).
     Serve(Box<ServeArgs>),
-    /// Built-in load generator: simulated browsers against a running server (operations.md §11).
+    /// Built-in load generator: simulated browsers against a running server (docs/configuration.md "ui-gateway loadtest").
     Loadtest(crate::loadtest::LoadtestArgs),
 }
 
-/// How sessions get their state (operations.md §1).
+/// How sessions get their state (docs/configuration.md).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
     /// `embedded` when Lua is enabled and the site has `lua/main.lua`, else `connected`.
@@ -52,7 +52,7 @@ impl Mode {
     }
 }
 
-/// Who may see `/<id>/variables[.json]` (operations.md §2, §6).
+/// Who may see `/<id>/variables[.json]` (docs/configuration.md, docs/deployment.md "Security").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum DebugPages {
     /// Local requests only.
@@ -290,11 +290,11 @@ pub struct ServeArgs {
     #[arg(long, env = "UI_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 
-    /// Idle HTTP connections close after this long (operations.md §7: 60 s). Not a flag; tests shorten it.
+    /// Idle HTTP connections close after this long (docs/limits.md: 60 s). Not a flag; tests shorten it.
     #[arg(skip = Duration::from_secs(60))]
     pub http_idle_timeout: Duration,
 
-    /// A request head must arrive within this long (operations.md §6: 10 s), counted from the accept or
+    /// A request head must arrive within this long (docs/deployment.md "Security": 10 s), counted from the accept or
     /// the request's first byte. Not a flag; tests shorten it.
     #[arg(skip = Duration::from_secs(10))]
     pub http_header_timeout: Duration,
@@ -318,8 +318,8 @@ impl ServeArgs {
         AdmissionConfig { max_per_client: self.max_sessions_per_client, rate: self.session_rate, max_memory }
     }
 
-    /// The /backend token from `--backend-token` or `--backend-token-file`, validated (operations.md
-    /// §2, §6): at least 16 printable ASCII characters, no spaces.
+    /// The /backend token from `--backend-token` or `--backend-token-file`, validated (docs/deployment.md
+    /// "Security"): at least 16 printable ASCII characters, no spaces.
     pub fn backend_token(&self) -> Result<Option<String>, String> {
         let token = match (&self.backend_token, &self.backend_token_file) {
             (Some(t), _) => t.clone(),
@@ -358,7 +358,7 @@ impl ServeArgs {
 }
 
 impl Default for ServeArgs {
-    /// The defaults of the table in operations.md §2 (what `ui-gateway` with no flags uses).
+    /// The defaults of the table in docs/configuration.md (what `ui-gateway` with no flags uses).
     fn default() -> Self {
         let cli = Cli::try_parse_from(["ui-gateway"]).expect("defaults parse");
         cli.serve
@@ -467,5 +467,61 @@ mod tests {
         assert!(Cli::try_parse_from(["ui-gateway", "--max-frame", "1MB"]).is_err());
         let cli = Cli::try_parse_from(["ui-gateway", "serve", "--mode", "embedded"]).unwrap();
         assert!(matches!(cli.command, Some(Command::Serve(a)) if a.mode == Mode::Embedded));
+    }
+}
+
+/// `docs/configuration.md` is checked against the clap definitions, so a new flag cannot ship without
+/// its documentation.
+#[cfg(test)]
+mod docs_tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Variables read outside clap (see `switch_enabled`): booleans behind the `--no-…` switches.
+    const EXTRA_ENV: [&str; 2] = ["UI_LUA", "UI_METRICS"];
+
+    /// One markdown table row per flag of `cmd`: flag, variable, default, help text.
+    fn flag_rows(cmd: &clap::Command) -> Vec<(String, Option<String>, String)> {
+        let mut rows = Vec::new();
+        for arg in cmd.get_arguments() {
+            let Some(long) = arg.get_long() else { continue };
+            if long == "help" || long == "version" {
+                continue;
+            }
+            let env = arg.get_env().map(|e| e.to_string_lossy().into_owned());
+            let default: Vec<String> =
+                arg.get_default_values().iter().map(|v| v.to_string_lossy().into_owned()).collect();
+            let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default().replace('\n', " ");
+            let default = if default.is_empty() { "—".to_string() } else { format!("`{}`", default.join(",")) };
+            let env_cell = env.as_ref().map(|e| format!("`{e}`")).unwrap_or_else(|| "—".to_string());
+            rows.push((format!("--{long}"), env, format!("| `--{long}` | {env_cell} | {default} | {help} |")));
+        }
+        rows
+    }
+
+    #[test]
+    fn configuration_doc_lists_every_flag_and_variable() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/configuration.md");
+        let doc = std::fs::read_to_string(path).expect("docs/configuration.md exists");
+        let root = Cli::command();
+        let mut missing = Vec::new();
+        let mut commands = vec![("serve", root.clone())];
+        commands.extend(root.get_subcommands().filter(|c| c.get_name() != "serve").map(|c| (c.get_name(), c.clone())));
+        for (name, cmd) in &commands {
+            for (flag, env, row) in flag_rows(cmd) {
+                let flag_missing = !doc.contains(&format!("`{flag}`"));
+                let env_missing = env.as_ref().is_some_and(|e| !doc.contains(&format!("`{e}`")));
+                if flag_missing || env_missing {
+                    missing.push(format!("{name}: {row}"));
+                }
+            }
+        }
+        for env in EXTRA_ENV {
+            if !doc.contains(&format!("`{env}`")) {
+                missing.push(format!("variable `{env}`"));
+            }
+        }
+        assert!(missing.is_empty(), "docs/configuration.md lacks:\n{}", missing.join("\n"));
     }
 }

@@ -45,6 +45,8 @@ pub use ui_gateway_wire::{ids, protocol};
 pub mod backend;
 pub mod browser;
 pub mod config;
+#[cfg(test)]
+mod docs_check;
 pub mod gateway;
 pub mod http;
 pub mod loadtest;

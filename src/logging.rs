@@ -1,4 +1,4 @@
-//! Log output (operations.md §9): `tracing` to stderr, one line per event, as text or as JSON lines.
+//! Log output (docs/deployment.md "Health, metrics, logs"): `tracing` to stderr, one line per event, as text or as JSON lines.
 //!
 //! The JSON form has its own formatter because the spec fixes the key names
 //! (`{"ts":…,"level":…,"target":…,"msg":…, fields…}`), which tracing-subscriber's JSON layer spells

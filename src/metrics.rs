@@ -1,4 +1,4 @@
-//! Prometheus metrics (operations.md §10), served at `/metrics`.
+//! Prometheus metrics (docs/deployment.md "Health, metrics, logs"), served at `/metrics`.
 //!
 //! One process-wide set, reached through [`metrics()`], so instrumenting a code path needs no plumbing.
 //! Counters and histograms are updated where things happen; gauges that are sums over sessions

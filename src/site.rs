@@ -3,7 +3,7 @@
 //!
 //! Lua sources and viewdefs are read at startup so no batch touches the filesystem; `html/` files are
 //! read per request so edits show without a restart. With `--watch`, [`LiveSite::reload`] rereads them
-//! and swaps in a new [`Site`] snapshot (lua-and-tracking.md §5.8).
+//! and swaps in a new [`Site`] snapshot (docs/lua-api.md "Hot reload").
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -27,7 +27,7 @@ pub enum SiteError {
     Read { path: PathBuf, source: std::io::Error },
 }
 
-/// Built-in viewdefs (browser protocol §13), layered under the site's.
+/// Built-in viewdefs (PROTOCOL.md A13), layered under the site's.
 const BUILTIN_VIEWDEFS: &[(&str, &str)] = &[
     ("lua.ViewList.DEFAULT", "<template><div ui-viewlist=\"items\"></div></template>"),
     ("lua.ViewList.list-item", "<template><div ui-viewlist=\"items\"></div></template>"),

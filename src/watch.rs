@@ -1,5 +1,5 @@
-//! `--watch`: hot reload of the site's `lua/` and `viewdefs/` (lua-and-tracking.md §5.8, browser
-//! protocol §13).
+//! `--watch`: hot reload of the site's `lua/` and `viewdefs/` (docs/lua-api.md "Hot reload", PROTOCOL.md
+//! A13).
 //!
 //! A file watcher wakes one task, which waits for 100 ms of quiet and then rereads the site
 //! ([`LiveSite::reload`]), refusing Lua files that do not compile so the old code keeps running, and

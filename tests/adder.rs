@@ -1,4 +1,5 @@
-//! The worked example of browser-protocol.md §16, step by step, over a real socket.
+//! The Adder worked example (`protocol/vectors/gateway-browser-worked-example.json` is its vector), step
+//! by step, over a real socket.
 
 mod common;
 

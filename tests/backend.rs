@@ -1,5 +1,5 @@
-//! The `/backend` link over real sockets: the worked examples of backend-protocol.md §13 (connected)
-//! and §14 (hybrid), authentication, the one-backend rule, frame errors, outage and replay.
+//! The `/backend` link over real sockets: the worked examples of PROTOCOL.md B13 (connected)
+//! and docs/hybrid-mode.md (hybrid), authentication, the one-backend rule, frame errors, outage and replay.
 
 mod common;
 

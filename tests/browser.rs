@@ -1,4 +1,4 @@
-//! End-to-end tests in a real headless Chromium (frontend.md §14, §15). Ignored by default so a plain
+//! End-to-end tests in a real headless Chromium. Ignored by default so a plain
 //! `cargo test` needs only Rust; CI runs them with `cargo test --test browser -- --include-ignored`.
 //!
 //! Each test starts its own gateway on an ephemeral port and its own Chromium, waits on DOM
@@ -13,7 +13,7 @@ use serde_json::json;
 const IGNORE: &str = "needs chromium and chromedriver";
 
 // ---------------------------------------------------------------------------------------------
-// §14.1 Adder, and §15.1 bootstrap
+// Adder, and bootstrap
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,7 +36,7 @@ async fn adder() {
     assert_eq!(cookie.as_str().unwrap(), format!("ui-session={}", &path[1..]));
     b.wait("document.querySelector('h1')?.textContent === 'Simple Adder'").await;
 
-    // §15.1: the first frame is exactly `watch 1`.
+    // the first frame is exactly `watch 1`.
     let sent = b.sent().await;
     assert_eq!(sent[0], json!({"userEvent":false,"messages":[{"type":"watch","data":{"varId":1}}]}));
 
@@ -86,7 +86,7 @@ async fn adder() {
     b.close().await;
 }
 
-/// §15.6: with `--watch`, editing `Adder.DEFAULT.html` changes the open page without a reload; the
+/// with `--watch`, editing `Adder.DEFAULT.html` changes the open page without a reload; the
 /// inputs keep their values.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs chromium and chromedriver"]
@@ -127,7 +127,7 @@ async fn hot_reload_changes_the_open_page() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// §15.1: an unknown session URL is a 404 page linking to `/`.
+/// an unknown session URL is a 404 page linking to `/`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs chromium and chromedriver"]
 async fn unknown_session_shows_the_ended_page() {
@@ -145,7 +145,7 @@ async fn unknown_session_shows_the_ended_page() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// §14.2 Tasks
+// Tasks
 // ---------------------------------------------------------------------------------------------
 
 async fn task_row_is(b: &Browser, name: &str, completed: bool) {
@@ -268,7 +268,7 @@ async fn tasks() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// §14.3 Contacts
+// Contacts
 // ---------------------------------------------------------------------------------------------
 
 async fn count_is(b: &Browser, n: usize) {
@@ -346,7 +346,7 @@ async fn contacts() {
     b.settle().await;
     assert_eq!(b.store_size().await, size);
 
-    // Edit Alice again: the select shows Bob (the value arrived before its options, §8 rule 7).
+    // Edit Alice again: the select shows Bob (the value arrived before its options, docs/attributes.md "ui-value").
     b.click_contact("Alice Smith", ".act-edit").await;
     b.wait(FORM_SHOWN).await;
     b.wait("(() => { const s = document.querySelector('.f-emergency'); return s.value === '0' && s.selectedOptions[0]?.textContent.trim() === 'Bob Johnson'; })()").await;
@@ -452,7 +452,7 @@ async fn gallery() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// §15.3 two tabs on one session
+// two tabs on one session
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -524,7 +524,7 @@ async fn two_tabs_stay_in_sync() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// §15.4 dropped WebSocket: drop() and a real network cut
+// dropped WebSocket: drop() and a real network cut
 // ---------------------------------------------------------------------------------------------
 
 async fn survives_a_drop(b: &mut Browser, gw_addr: std::net::SocketAddr, cut: impl AsyncFnOnce(&Browser)) {
@@ -600,7 +600,7 @@ async fn reconnects_after_a_network_cut() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// §15.5 session ended
+// session ended
 // ---------------------------------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -627,7 +627,7 @@ async fn restarted_gateway_ends_the_session() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// §15.7 error display, and a Lua error in an action
+// error display, and a Lua error in an action
 // ---------------------------------------------------------------------------------------------
 
 const ERRORS_LUA: &str = r#"
@@ -670,7 +670,7 @@ async fn errors_are_shown_and_the_page_keeps_working() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// §15.8 generic sl-* elements (undefined: no Shoelace is loaded)
+// generic sl-* elements (undefined: no Shoelace is loaded)
 // ---------------------------------------------------------------------------------------------
 
 const SL_LUA: &str = r#"

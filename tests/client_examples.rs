@@ -1,4 +1,4 @@
-//! The Rust backend examples stay small (backend-protocol.md §15 size targets): counted lines are the
+//! The Rust backend examples stay small (a few dozen lines each): counted lines are the
 //! non-blank lines of `main.rs` that are not comments; `site/` is not counted.
 
 use std::path::Path;

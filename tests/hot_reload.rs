@@ -1,4 +1,4 @@
-//! `--watch` (lua-and-tracking.md §5.8, browser-protocol.md §13): edits to a live site's Lua and
+//! `--watch` (docs/lua-api.md "Hot reload", PROTOCOL.md A13): edits to a live site's Lua and
 //! viewdefs reach open sessions without a reload, through the real file watcher.
 
 mod common;

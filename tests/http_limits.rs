@@ -1,4 +1,4 @@
-//! Request limits of operations.md §6 against the real server, spoken over raw TCP so the test controls
+//! Request limits of docs/deployment.md "Security" against the real server, spoken over raw TCP so the test controls
 //! every byte: heads over 16 KiB get `431`, a head must arrive within the header read timeout (which
 //! also bounds a WebSocket handshake), and a keep-alive connection may idle between requests for longer
 //! than that.

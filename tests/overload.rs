@@ -1,4 +1,4 @@
-//! Limits and overload against the real server (issue 7): one test per row of operations.md §7 that
+//! Limits and overload against the real server (issue 7): one test per row of docs/limits.md that
 //! no other test file covers. Rows covered elsewhere: connections per session (4429), browser inbound
 //! frame (1009) and liveness (4408) in `tests/browser_socket.rs`; Lua heap / instructions in
 //! `tests/lua_session.rs`; the backend row in `tests/backend.rs` and the backend vectors.
@@ -62,7 +62,7 @@ fn increments(n: usize) -> Value {
     json!({"userEvent": true, "messages": messages})
 }
 
-/// §7 row "live sessions": at `--max-sessions` with every session connected (an unconnected one would
+/// docs/limits.md row "live sessions": at `--max-sessions` with every session connected (an unconnected one would
 /// be evicted for the newcomer, see tests/isolation/admission.rs), `GET /` is `503` with
 /// `Retry-After: 30` and a small HTML page; existing sessions are unaffected, and a freed slot can be
 /// used again.
@@ -98,7 +98,7 @@ async fn session_cap_answers_503_and_existing_sessions_keep_working() {
     new_session(&gw).await;
 }
 
-/// §7 row "never-connected sessions": a session that never had a WebSocket is destroyed after
+/// docs/limits.md row "never-connected sessions": a session that never had a WebSocket is destroyed after
 /// `--unclaimed-timeout` with reason `unclaimed`; one whose browser sent a frame lives on (the longer
 /// idle timeout applies to it). A socket that opens and closes without a frame does not claim
 /// (tests/isolation/admission.rs).
@@ -121,7 +121,7 @@ async fn never_connected_sessions_are_destroyed_as_unclaimed() {
     assert!(exists(&gw, &claimed), "a session whose browser sent a frame is not unclaimed");
 }
 
-/// §7 row "idle sessions": a session with no connection is destroyed after `--session-timeout`
+/// docs/limits.md row "idle sessions": a session with no connection is destroyed after `--session-timeout`
 /// (reason `timeout`); a session with an open (silent) connection never expires.
 #[tokio::test]
 async fn idle_sessions_time_out_but_connected_ones_never_do() {
@@ -151,7 +151,7 @@ async fn idle_sessions_time_out_but_connected_ones_never_do() {
     assert_eq!(destroyed_reason(&connected).await, "timeout");
 }
 
-/// §7 row "messages per frame": more than `--max-messages` in one frame is one `limit-exceeded`
+/// docs/limits.md row "messages per frame": more than `--max-messages` in one frame is one `limit-exceeded`
 /// error (varId 0); none of its messages runs; the session keeps working (exactly the limit is fine).
 #[tokio::test]
 async fn too_many_messages_is_limit_exceeded_and_nothing_runs() {
@@ -174,7 +174,7 @@ async fn too_many_messages_is_limit_exceeded_and_nothing_runs() {
     assert_eq!(m.value(2), json!(3), "the refused frame's four increments did not run");
 }
 
-/// §7 row "JSON depth": a frame nested deeper than `--max-json-depth` is one `bad-message` error
+/// docs/limits.md row "JSON depth": a frame nested deeper than `--max-json-depth` is one `bad-message` error
 /// (varId 0); nothing in it runs; the session keeps working.
 #[tokio::test]
 async fn too_deep_json_is_bad_message_and_nothing_runs() {
@@ -200,7 +200,7 @@ async fn too_deep_json_is_bad_message_and_nothing_runs() {
     assert_eq!(m.value(2), json!(1), "the refused frame's increment did not run");
 }
 
-/// §7 row "variables per session": past `--max-variables` (all owners) a create is `limit-exceeded`
+/// docs/limits.md row "variables per session": past `--max-variables` (all owners) a create is `limit-exceeded`
 /// for its id; nothing else changes, and a freed slot can be used again.
 #[tokio::test]
 async fn variable_limit_is_limit_exceeded_and_the_session_keeps_working() {
@@ -235,7 +235,7 @@ async fn variable_limit_is_limit_exceeded_and_the_session_keeps_working() {
     assert_eq!(m.errors[&7], "limit-exceeded");
 }
 
-/// §7 row "session mailbox": with `--mailbox 1`, a burst of frames from a browser makes its socket
+/// docs/limits.md row "session mailbox": with `--mailbox 1`, a burst of frames from a browser makes its socket
 /// reader wait (TCP back-pressure) and loses nothing: every frame is applied and every error answered.
 #[tokio::test]
 async fn a_burst_through_a_tiny_mailbox_loses_nothing() {
@@ -318,7 +318,7 @@ fn flood_args() -> ui_gateway::config::ServeArgs {
     a
 }
 
-/// §7 row "browser outbound backlog": a tab that stops reading while its session produces output is
+/// docs/limits.md row "browser outbound backlog": a tab that stops reading while its session produces output is
 /// closed with **1013** once more than `--max-outbound` bytes are unsent, and handled like any
 /// disconnect (its variables go). A tab of another session keeps getting its answers meanwhile
 /// (latency printed, never asserted).
@@ -371,7 +371,7 @@ async fn slow_reader_is_closed_with_1013_while_other_sessions_keep_working() {
     );
 }
 
-/// §7 row "browser outbound backlog", the other half: a tab that never reads again does not pin its
+/// docs/limits.md row "browser outbound backlog", the other half: a tab that never reads again does not pin its
 /// connection. After the 1013 decision the server waits at most `--idle-close` (capped at 10 s) for
 /// the peer to take the frame it is blocked on, then drops the socket.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -391,7 +391,7 @@ async fn a_reader_that_never_reads_again_is_dropped() {
     println!("dead reader: {skipped} frames buffered, close frame {code:?}");
 }
 
-/// §7 row "HTTP keep-alive": an idle keep-alive connection is closed (60 s by default; shortened here
+/// docs/limits.md row "HTTP keep-alive": an idle keep-alive connection is closed (60 s by default; shortened here
 /// through the non-flag `http_idle_timeout`, together with `--idle-close`, which is its floor), while
 /// a connection that keeps talking stays open.
 #[tokio::test]

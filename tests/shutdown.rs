@@ -1,4 +1,4 @@
-//! Graceful shutdown of the real binary (issue 7, operations.md §8): the gateway runs as a child
+//! Graceful shutdown of the real binary (issue 7, docs/deployment.md "Shutdown"): the gateway runs as a child
 //! process, gets SIGTERM, and is watched from the outside: browsers, a backend, `/healthz` on a
 //! keep-alive connection, the exit status. No assertion on how long shutdown took beyond the 10 s
 //! deadline (the test waits up to 30 s for the exit).
@@ -152,7 +152,7 @@ async fn get(tcp: &mut tokio::net::TcpStream, path: &str) -> Option<(u16, String
     }
 }
 
-/// operations.md §8 step 1: after the signal, `/healthz` on a keep-alive connection that was already
+/// docs/deployment.md "Shutdown": after the signal, `/healthz` on a keep-alive connection that was already
 /// open answers 503 `stopping` (the server keeps serving open connections while sockets close; here a
 /// tab that does not answer the close frame keeps that phase open for its 2 s grace). Exit 0.
 #[tokio::test]

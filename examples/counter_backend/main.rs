@@ -6,7 +6,7 @@
 //! ```
 //!
 //! `UI_BACKEND_URL` (default `ws://127.0.0.1:8000/backend`) and `UI_BACKEND_TOKEN` say where to
-//! connect. This is the §16 `counter` fixture: `Counter{count=0, increment()}`.
+//! connect. This is the `counter` fixture of `protocol/vectors/fixtures/apps.md`: `Counter{count=0, increment()}`.
 
 use ui_gateway_client::ui_object;
 use ui_gateway_client::{Client, ClientError, Obj, Session};

@@ -5,8 +5,8 @@
     pip install websockets
     UI_BACKEND_URL=ws://127.0.0.1:8000/backend python3 examples/python/backend.py
 
-Only the `websockets` package is used: this file is a complete, if small, backend library (backend
-protocol §9) plus the app. The app objects are plain Python objects with a TYPE; paths resolve
+Only the `websockets` package is used: this file is a complete, if small, backend library (PROTOCOL.md
+"B9. What a backend must do") plus the app. The app objects are plain Python objects with a TYPE; paths resolve
 against their attributes and methods; the `lua.ViewList` wrapper the viewdefs ask for is emulated.
 """
 
@@ -72,7 +72,7 @@ class TasksApp:
         return [t for t in self.tasks if bool(t.completed) == want]
 
 
-# ----- lua.ViewList emulation (lua-and-tracking.md §5.5) -----
+# ----- lua.ViewList emulation (docs/viewdefs.md "Lists with lua.ViewList") -----
 
 class ViewListItem:
     TYPE = "lua.ViewListItem"

@@ -5,7 +5,7 @@
 //! cargo run -p ui-gateway-client --example todo
 //! ```
 //!
-//! This is the §16 `todo` fixture: `TodoApp{items=[milk (not done), eggs (done)], newText="", add(),
+//! This is the `todo` fixture of `protocol/vectors/fixtures/apps.md`: `TodoApp{items=[milk (not done), eggs (done)], newText="", add(),
 //! clearDone(), remaining()}` with `TodoItem{text, done, toggle()}`.
 
 use ui_gateway_client::ui_object;

@@ -1,4 +1,4 @@
-//! One simulated browser session (operations.md §11 steps 1–6), as one task from `GET /` to close.
+//! One simulated browser session (docs/configuration.md "ui-gateway loadtest"), as one task from `GET /` to close.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

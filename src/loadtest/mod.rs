@@ -1,4 +1,4 @@
-//! `ui-gateway loadtest` (operations.md §11): a load generator that speaks the real browser protocol,
+//! `ui-gateway loadtest` (docs/configuration.md "ui-gateway loadtest"): a load generator that speaks the real browser protocol,
 //! so it can target any server with the same wire format.
 //!
 //! Each simulated session is one task ([`client::run_session`]) going through the phases the

@@ -1,4 +1,4 @@
-//! Scenario files (operations.md §11): which variables each simulated session creates under variable 1,
+//! Scenario files (docs/configuration.md "ui-gateway loadtest"): which variables each simulated session creates under variable 1,
 //! which one it drives and which one it times.
 //!
 //! ```json

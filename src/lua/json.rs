@@ -1,4 +1,4 @@
-//! `ui.json_encode` / `ui.json_decode` (lua-and-tracking.md §5.1, §3.4).
+//! `ui.json_encode` / `ui.json_decode` (docs/lua-api.md, docs/variables.md "Values").
 //!
 //! Both are bounded by what the script already owns: decoding builds Lua values directly from the text
 //! (no intermediate tree in Rust), so everything it allocates counts against the session's Lua heap

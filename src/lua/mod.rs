@@ -148,7 +148,7 @@ impl LuaBackend {
         result
     }
 
-    /// Runs a `lua` property value (§5.7) as its own phase, then the mutation queue: `name.lua` runs that
+    /// Runs a `lua` property value (docs/lua-api.md "The lua property") as its own phase, then the mutation queue: `name.lua` runs that
     /// site file, anything else runs as a chunk named `lua-property`. The caller runs the pass.
     pub fn run_lua_property(&mut self, code: &str) -> Result<(), VarError> {
         self.budget.begin_phase();
@@ -169,12 +169,12 @@ impl LuaBackend {
         self.phase_outcome(result)
     }
 
-    /// Hot reload (§5.8): the site's `lua/` files as they are now.
+    /// Hot reload (docs/lua-api.md "Hot reload"): the site's `lua/` files as they are now.
     pub fn set_sources(&mut self, sources: modules::Sources) {
         self.api.lock().sources = sources;
     }
 
-    /// Hot reload (§5.8): reruns one site file this session loaded, as its own phase, with
+    /// Hot reload (docs/lua-api.md "Hot reload"): reruns one site file this session loaded, as its own phase, with
     /// `session.reloading` true while it runs. A module's non-nil result replaces its
     /// `package.loaded` entry; the mutation queue runs after. On failure the definitions the file did
     /// not get to replace stay as they were. The caller runs the pass.
@@ -573,7 +573,7 @@ mod tests {
         );
         let before: i64 = b.eval("return reads").unwrap();
         assert_eq!(pass(&mut b), serde_json::json!([]));
-        // Per pass: variable 9's absent `a`, and the `type` lookup that classifies the proxy itself (§3.3).
+        // Per pass: variable 9's absent `a`, and the `type` lookup that classifies the proxy itself (docs/variables.md "Values").
         assert_eq!(b.eval::<i64>("return reads").unwrap(), before + 2, "`__index` still runs for absent fields");
     }
 

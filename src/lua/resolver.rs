@@ -1,4 +1,4 @@
-//! `LuaResolver`: the tracker's window onto Lua values (lua-and-tracking.md §2–§3).
+//! `LuaResolver`: the tracker's window onto Lua values (docs/variables.md "Paths", "Values").
 
 use mlua::{ffi, Lua, Table, Value};
 use serde_json::Value as Json;
@@ -380,7 +380,7 @@ impl Resolver for LuaResolver {
         })
     }
 
-    /// `T:new(variable)` / `T:computeValue(variable)` through the prelude (§5.4).
+    /// `T:new(variable)` / `T:computeValue(variable)` through the prelude (docs/viewdefs.md "Other wrappers").
     fn wrap(&self, request: WrapRequest<'_, Value>) -> Result<Wrapped<Value>, VarError> {
         let handle = self.handle(request.var)?;
         let wrap = self.internal("wrap")?;
@@ -398,7 +398,7 @@ impl Resolver for LuaResolver {
         self.internal("destroy_wrapper")?.call::<()>(wrapper.clone()).map_err(|e| self.coded_error(e))
     }
 
-    /// `create=T`: `T:new()`, or `session:create(T)` when T has no `new` (§2.3).
+    /// `create=T`: `T:new()`, or `session:create(T)` when T has no `new` (docs/variables.md "Access").
     fn create_value(&self, type_name: &str) -> Result<Value, VarError> {
         self.internal("instantiate")?.call::<Value>(type_name).map_err(|e| self.coded_error(e))
     }
@@ -445,7 +445,7 @@ impl From<mlua::Error> for JsonToLua {
     }
 }
 
-/// JSON → Lua for written values (§3.4): `{"obj":N}` is the registered object itself.
+/// JSON → Lua for written values (docs/variables.md "Values"): `{"obj":N}` is the registered object itself.
 fn json_to_lua(lua: &Lua, json: &Json, registry: &ObjectRegistry<Value>, depth: usize) -> Result<Value, JsonToLua> {
     if depth > crate::tracker::value::MAX_VALUE_DEPTH {
         return Err(JsonToLua::Var(VarError::new(ErrorCode::LimitExceeded, "value nested deeper than 32")));

@@ -1,4 +1,4 @@
-//! The sandbox (lua-and-tracking.md §6): which libraries a session's Lua state gets.
+//! The sandbox (docs/lua-limits.md): which libraries a session's Lua state gets.
 
 use mlua::{Lua, LuaOptions, StdLib, Table, Value};
 
@@ -74,7 +74,7 @@ pub fn new_state() -> mlua::Result<Lua> {
     Ok(lua)
 }
 
-/// Lua 5.1 compatibility shims (§5.9), shipped from the repo's `lua/` library.
+/// Lua 5.1 compatibility shims (docs/lua-api.md "Lua 5.1 compatibility"), shipped from the repo's `lua/` library.
 fn install_compat(lua: &Lua) -> mlua::Result<()> {
     super::builtin::COMPAT.chunk(lua).exec()
 }

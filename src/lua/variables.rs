@@ -1,4 +1,4 @@
-//! Lua-created variables and variable handles (lua-and-tracking.md §5.1, §5.4): `createVariable`,
+//! Lua-created variables and variable handles (docs/lua-api.md, docs/viewdefs.md "Other wrappers"): `createVariable`,
 //! `destroyVariable`, `getVariable` and the handle methods.
 //!
 //! Callbacks reach the tracker through a weak [`Shared`] handle (the lock is never held while Lua runs,
@@ -121,7 +121,7 @@ pub fn install(
                 ),
                 _ => return Err(raise_code(ErrorCode::BadMessage, "parent must be an id or a table")),
             };
-            // `--max-variables` counts all owners (operations.md §2); Lua used to be exempt (review M3).
+            // `--max-variables` counts all owners (docs/configuration.md); Lua used to be exempt (review M3).
             let max = shared.limits().max_variables;
             if shared.len() >= max {
                 crate::metrics::metrics().limit_hit(crate::metrics::Limit::Variables);

@@ -1,5 +1,5 @@
-//! Wrappers, `lua.ViewList` and `create=T` through the real Lua backend (lua-and-tracking.md §4.4, §5.4,
-//! §5.5, §2.3; checklist items 20, 25–27).
+//! Wrappers, `lua.ViewList` and `create=T` through the real Lua backend (docs/variables.md "Wrappers", docs/viewdefs.md "Other wrappers",
+//! docs/viewdefs.md "Lists with lua.ViewList", docs/variables.md "Access"; checklist items 20, 25–27).
 
 use serde_json::{json, Value as Json};
 

@@ -1,4 +1,4 @@
-// The binding walk and the attribute bindings (frontend.md §6.3, §7, §8).
+// The binding walk and the attribute bindings (docs/attributes.md).
 //
 // Every binding creates one child variable of its view's variable and registers an owned item
 // {varId, dispose()} with the view, so the view can tear it down.
@@ -151,7 +151,7 @@ function markScroll(ctx, item, el) {
   };
 }
 
-/** ui-value: a two-way or display binding depending on the element class (§7.2, §8). */
+/** ui-value: a two-way or display binding depending on the element class (docs/attributes.md "ui-value"). */
 function bindValue(ctx, view, el) {
   const attr = el.getAttribute("ui-value");
   const { path, query } = parseBinding(attr);
@@ -238,7 +238,7 @@ function bindEvent(ctx, view, el, type, attr, isAction) {
   });
 }
 
-/** ui-event-keypress-[mods-]KEY on keydown (§7.3). */
+/** ui-event-keypress-[mods-]KEY on keydown (docs/attributes.md "ui-event-keypress"). */
 function bindKeypress(ctx, view, el, spec, attr) {
   const key = parseKeypress(spec);
   if (!key) {
@@ -256,7 +256,7 @@ function bindKeypress(ctx, view, el, spec, attr) {
   });
 }
 
-/** Firing (§7.4): sync the element's own ui-value first, so both land in one frame, value first. */
+/** Firing (docs/attributes.md "ui-action"): sync the element's own ui-value first, so both land in one frame, value first. */
 function fire(ctx, el, item, value) {
   if (!ctx.isOpen()) return;
   clearError(el, item.varId);

@@ -1,4 +1,4 @@
-// Bootstrap inputs (frontend.md §2): which session, which socket URL, which app root.
+// Bootstrap inputs: which session, which socket URL, which app root.
 
 const SESSION_ID = /^[0-9a-f]{32}$/;
 

@@ -1,5 +1,5 @@
 // The client: one per page. Owns the connection, the store, the viewdefs and the root view, applies
-// incoming frames, and re-bootstraps on every successful open without reloading the page (§2, §10).
+// incoming frames, and re-bootstraps on every successful open without reloading the page.
 import { CLOSE_TOO_MANY_TABS, Connection } from "./connection.js";
 import { Outbox } from "./outbox.js";
 import { Reveal } from "./reveal.js";
@@ -20,7 +20,7 @@ export class Client {
     this.viewdefs = new Viewdefs();
     this.views = new Set();
     this.pending = new Set(); // views whose type has no viewdef yet
-    this.valueSyncs = new WeakMap(); // element → its two-way ui-value's sync (§8 rule 4)
+    this.valueSyncs = new WeakMap(); // element → its two-way ui-value's sync (docs/attributes.md "ui-value")
     this.nextElementId = 1; // page-wide, never reset: ids stay unique across reconnections
     this.root = null;
     this.status = new StatusArea();
@@ -71,20 +71,20 @@ export class Client {
     return id;
   }
 
-  /** Local destroy (§4): only the top variable is sent; it and its descendants go at once. */
+  /** Local destroy: only the top variable is sent; it and its descendants go at once. */
   destroyVar(id) {
     if (!this.store.get(id)) return;
     this.outbox.enqueue("destroy", { varId: id });
     for (const rec of this.store.drop(id)) this.reveal.arrived(rec.id);
   }
 
-  /** Write-back (§8 rule 3): the cache takes the value, no watcher is told, normal flush. */
+  /** Write-back (docs/attributes.md "ui-value"): the cache takes the value, no watcher is told, normal flush. */
   write(id, value) {
     this.store.setLocal(id, value);
     this.outbox.enqueue("update", { varId: id, value });
   }
 
-  /** An action or event (§7.4): always sent, and everything queued goes now as a user event. */
+  /** An action or event (docs/attributes.md "ui-action"): always sent, and everything queued goes now as a user event. */
   fire(id, value) {
     this.outbox.enqueue("update", { varId: id, value });
     this.outbox.flush(true);
@@ -101,7 +101,7 @@ export class Client {
 
   // ---- connection ----
 
-  /** Every successful open (§10): drop all client state, keep the old DOM visible and inert, watch 1. */
+  /** Every successful open: drop all client state, keep the old DOM visible and inert, watch 1. */
   bootstrap() {
     if (this.root) this.root.dispose();
     for (const v of [...this.views]) v.dispose();
@@ -203,15 +203,15 @@ export class Client {
       return;
     }
     // A notice for a variable this connection created and has since destroyed is stale, not news:
-    // the server had computed it before our destroy arrived (e.g. a view changing type). §4 says
-    // messages for unknown ids are ignored; only ids never known go to the status area (§9).
+    // the server had computed it before our destroy arrived (e.g. a view changing type). says
+    // messages for unknown ids are ignored; only ids never known go to the status area (docs/attributes.md "What the frontend adds to the page").
     if (typeof id === "number" && id > 1 && id < this.store.nextId) return;
     if (id === 1) this.reveal.arrived(1);
     console.error(`ui-gateway: ${code}: ${description}`, d);
     this.status.flash(`${code}: ${description}`, ERROR_NOTICE_MS);
   }
 
-  // ---- test and debug hooks (§12) ----
+  // ---- test and debug hooks ----
 
   hooks() {
     const client = this;

@@ -1,4 +1,4 @@
-// The WebSocket and its lifecycle (frontend.md §10): connecting → open → reconnecting (backoff with
+// The WebSocket and its lifecycle: connecting → open → reconnecting (backoff with
 // jitter, no attempt limit) → open …, or ended for close code 4404.
 
 const MAX_DELAY_MS = 15000;

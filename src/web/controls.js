@@ -1,4 +1,4 @@
-// Element classes for `ui-value` (frontend.md §7.2): how a value reaches the DOM, which event writes
+// Element classes for `ui-value` (docs/attributes.md "ui-value"): how a value reaches the DOM, which event writes
 // it back and what is sent.
 import { text } from "./values.js";
 
@@ -30,7 +30,7 @@ export function classify(el) {
   return "display";
 }
 
-/** Classes that carry a user-edited value (focus protection, §8 rule 6). */
+/** Classes that carry a user-edited value (focus protection, docs/attributes.md "ui-value"). */
 export function isEditable(cls) {
   return cls === "text" || cls === "choice" || cls === "custom";
 }
@@ -89,7 +89,7 @@ export function readValue(el, cls) {
   return el.value === undefined || el.value === null ? "" : String(el.value);
 }
 
-/** The element's current value for `m(_)` actions and events (§7.4). */
+/** The element's current value for `m(_)` actions and events (docs/attributes.md "ui-action"). */
 export function currentValue(el, cls) {
   if (cls === "check") return !!el.checked;
   if ("value" in el && el.value !== undefined) return el.value;

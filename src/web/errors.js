@@ -1,4 +1,4 @@
-// Error display on elements (frontend.md §9). Several bindings can share an element, so errors are
+// Error display on elements (docs/attributes.md "What the frontend adds to the page"). Several bindings can share an element, so errors are
 // kept per (element, variable) and the element shows one while any remains.
 
 const byElement = new WeakMap();

@@ -1,4 +1,4 @@
-// Keypress bindings (frontend.md §7.3): `ui-event-keypress-[mods-]KEY`.
+// Keypress bindings (docs/attributes.md "ui-event-keypress"): `ui-event-keypress-[mods-]KEY`.
 
 const NAMED = {
   enter: "enter",

@@ -1,4 +1,4 @@
-// Entry point of the built-in frontend (frontend.md): inject the stylesheet, find the session and the
+// Entry point of the built-in frontend (docs/attributes.md lists what it implements): inject the stylesheet, find the session and the
 // app root, connect, and expose the test hooks as window.uiGateway.
 import { appRoot, sessionId, socketUrl } from "./bootstrap.js";
 import { Client } from "./client.js";

@@ -1,4 +1,4 @@
-// The outgoing queue (frontend.md §3): one FIFO, sent in enqueue order so a create always precedes
+// The outgoing queue: one FIFO, sent in enqueue order so a create always precedes
 // every use of its id. A message entering an empty queue arms a 10 ms flush; an action flushes
 // everything at once with userEvent:true.
 
@@ -40,7 +40,7 @@ export class Outbox {
     this.changed();
   }
 
-  /** Drops whatever was not sent (a dropped connection loses unsent edits, §10). */
+  /** Drops whatever was not sent (a dropped connection loses unsent edits). */
   clear() {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;

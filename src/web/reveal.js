@@ -1,4 +1,4 @@
-// No-flash rendering and the busy flag (frontend.md §6.7, §12).
+// No-flash rendering and the busy flag.
 //
 // A render outside hidden content inserts its element roots hidden (class ui-new-view) next to the
 // nodes it replaces. It is revealed, and the replaced nodes removed, once every readable variable

@@ -1,4 +1,4 @@
-// scrollOnOutput (frontend.md §7.5): marked elements that contain a DOM change made by a frame (or a
+// scrollOnOutput (docs/attributes.md "scrollOnOutput"): marked elements that contain a DOM change made by a frame (or a
 // reveal) are scrolled to the bottom once that work is done.
 
 export class Scroller {

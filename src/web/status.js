@@ -1,4 +1,4 @@
-// The status area (frontend.md §10): `<div id="ui-status" role="status">` at the end of <body>,
+// The status area: `<div id="ui-status" role="status">` at the end of <body>,
 // hidden when empty. One line for the connection, plus transient error lines.
 
 export class StatusArea {

@@ -1,4 +1,4 @@
-// The variable store (frontend.md §4): one record per variable this connection knows.
+// The variable store: one record per variable this connection knows.
 //
 // Watchers always read the merged record, never the bare message, so a properties-only update cannot
 // blank a value.

@@ -1,4 +1,4 @@
-// The one stylesheet the frontend injects (frontend.md §1): hiding for no-flash renders, an outline
+// The one stylesheet the frontend injects: hiding for no-flash renders, an outline
 // for errors, dimming while disconnected and the status area. Sites style everything else.
 
 const CSS = `

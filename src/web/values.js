@@ -1,4 +1,4 @@
-// Value and attribute helpers shared by every binding (frontend.md §7.1, §7.2).
+// Value and attribute helpers shared by every binding (docs/attributes.md "Paths and options", "ui-value").
 
 /**
  * The text form of a value as the DOM shows it: null → "", strings as is, numbers and booleans via
@@ -41,7 +41,7 @@ export function pathKind(path) {
   return "plain";
 }
 
-/** Access values under which a binding writes back (§7.2). */
+/** Access values under which a binding writes back (docs/attributes.md "ui-value"). */
 export function writable(access) {
   return access === "rw" || access === "w" || access === "action";
 }

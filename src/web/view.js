@@ -1,4 +1,4 @@
-// Views (frontend.md §6): one variable rendered at one place in the DOM, between two comment markers.
+// Views (docs/viewdefs.md): one variable rendered at one place in the DOM, between two comment markers.
 // The app root renders variable 1; each `ui-view` element and each ViewList item is a child View.
 import { walk } from "./bindings.js";
 import { clearError, showError } from "./errors.js";
@@ -71,7 +71,7 @@ export class View {
     return rec?.props.namespace ?? "";
   }
 
-  /** Decides what to show (§6.1); `force` re-renders an unchanged key (re-delivered viewdef). */
+  /** Decides what to show; `force` re-renders an unchanged key (re-delivered viewdef). */
   refresh(force) {
     if (this.disposed) return;
     const rec = this.ctx.store.get(this.varId);
@@ -142,7 +142,7 @@ export class View {
     ctx.changed(this.mainRoot ?? this.end.parentNode);
   }
 
-  /** namespace/fallbackNamespace for a new view or list variable created by this view (§6.6). */
+  /** namespace/fallbackNamespace for a new view or list variable created by this view (docs/viewdefs.md "Choosing a viewdef"). */
   childNamespaces(ns, query) {
     const props = {};
     const namespace = ns ?? this.namespace();
@@ -164,7 +164,7 @@ export class View {
   }
 
   /**
-   * Content teardown (§6.4): listeners of everything this view created go; with `send`, destroys for
+   * Content teardown: listeners of everything this view created go; with `send`, destroys for
    * the directly owned variables are queued (the server destroys their subtrees).
    */
   teardown(send) {
@@ -177,7 +177,7 @@ export class View {
     if (this.mainRoot) this.ctx.scroller.unmark(this.mainRoot);
   }
 
-  /** Clear (§6.4): teardown, nodes removed, the placeholder back; the variable lives on. */
+  /** Clear: teardown, nodes removed, the placeholder back; the variable lives on. */
   clear() {
     this.teardown(true);
     if (this.group) {
@@ -214,7 +214,7 @@ export class View {
   }
 }
 
-/** The placeholder's classes, inline style (placeholder wins) and id pass to the main root (§6.2). */
+/** The placeholder's classes, inline style (placeholder wins) and id pass to the main root. */
 function mergePlaceholder(ph, root) {
   for (const c of ph.classList) {
     if (c !== HIDDEN_CLASS && c !== "ui-error") root.classList.add(c);

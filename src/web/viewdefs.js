@@ -1,4 +1,4 @@
-// The viewdef store (frontend.md §5): key `Type.namespace` → template content, and the namespace
+// The viewdef store (docs/viewdefs.md): key `Type.namespace` → template content, and the namespace
 // cascade that picks one for a view.
 
 export class Viewdefs {

@@ -1,4 +1,4 @@
-// ViewList (frontend.md §6.5): a positional list of item Views over an array value. Reordering is
+// ViewList (docs/attributes.md "ui-viewlist"): a positional list of item Views over an array value. Reordering is
 // the server's business; the client only grows and shrinks at the end.
 import { clearError, showError } from "./errors.js";
 import { parseBinding } from "./values.js";

@@ -507,7 +507,7 @@ pub fn session_of(url: &str) -> String {
     url.trim_end_matches('/').rsplit('/').next().unwrap().to_string()
 }
 
-/// The server's variable count for a session (`/<id>/variables.json`, operations.md §4).
+/// The server's variable count for a session (`/<id>/variables.json`, docs/deployment.md "HTTP routes").
 pub async fn server_vars(gw_addr: std::net::SocketAddr, session: &str) -> usize {
     let r = reqwest::get(format!("http://{gw_addr}/{session}/variables.json")).await.unwrap();
     assert_eq!(r.status(), 200, "variables.json must be served to a local client");

@@ -1,5 +1,5 @@
-//! Computing one variable: walking its path from the parent's cache (§2.2), storing a changed value with
-//! its snapshot (§3.1–§3.2), rewrapping (§4.4), the sent snapshot and `type` (§3.3).
+//! Computing one variable: walking its path from the parent's cache (docs/variables.md "Paths"), storing a changed value with
+//! its snapshot (docs/variables.md "Values"), rewrapping (docs/variables.md "Wrappers"), the sent snapshot and `type` (docs/variables.md "Values").
 //!
 //! Every resolver call here happens without the tracker's lock; each critical section re-finds the
 //! variable by `(id, seq)` and stops if host code destroyed it meanwhile.
@@ -112,7 +112,7 @@ impl<R: Resolver> Shared<R> {
         self.walk(res, parent, start, &path, &path.segs, Walk::Read).map(Some)
     }
 
-    /// Navigates all but the last segment strictly (§2.3): the value the last segment applies to.
+    /// Navigates all but the last segment strictly (docs/variables.md "Access"): the value the last segment applies to.
     /// `Ok(None)`: the variable is gone.
     pub(crate) fn target(&self, res: &R, at: At) -> Result<Option<Target<R>>, VarError> {
         let (parent, path) = {
@@ -133,7 +133,7 @@ impl<R: Resolver> Shared<R> {
     }
 
     /// Takes a freshly resolved raw value: stores it with a new snapshot if it differs from the cached
-    /// one (registry counts move only then), rewraps when §4.4 says so, refreshes the sent snapshot and,
+    /// one (registry counts move only then), rewraps when docs/variables.md "Wrappers" says so, refreshes the sent snapshot and,
     /// when that changed, the `type`. Returns whether the sent snapshot changed; `Ok(None)` if the
     /// variable vanished. An unchanged value keeps its old handle and costs no allocation.
     pub(crate) fn apply_raw(&self, res: &R, at: At, raw: R::Value) -> Result<Option<bool>, VarError> {
@@ -171,7 +171,7 @@ impl<R: Resolver> Shared<R> {
         self.update_sent(res, at, rewrapped)
     }
 
-    /// Recomputes the wrapper (§4.4): none when the `wrapper` property is empty or the raw value nil;
+    /// Recomputes the wrapper (docs/variables.md "Wrappers"): none when the `wrapper` property is empty or the raw value nil;
     /// otherwise whatever the resolver decides. A replaced `new`-style wrapper is destroyed; a failure
     /// keeps the old wrapper, is the variable's read error, and is retried at the next computation.
     fn rewrap(&self, res: &R, at: At, raw: &R::Value) -> Result<(), VarError> {
@@ -265,7 +265,7 @@ impl<R: Resolver> Shared<R> {
         Ok(Some(changed))
     }
 
-    /// Re-derives `type` (§3.3): `T(wrapper)` for a `new`-style wrapper (else the `wrapper` property),
+    /// Re-derives `type` (docs/variables.md "Values"): `T(wrapper)` for a `new`-style wrapper (else the `wrapper` property),
     /// the `wrapper` property for a `computeValue` wrapper, else `T(raw)`; the pinned type when that is
     /// empty; `""` when there is none. A change is a property change.
     fn derive_type(&self, res: &R, at: At) {

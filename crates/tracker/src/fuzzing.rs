@@ -137,7 +137,7 @@ fn same_value(input: &Value, out: &Value, known: u64) -> bool {
 }
 
 /// Numbers on the wire: integers stay, integral floats within ±2^53 lose their fraction, others stay
-/// floats (browser protocol §5.1).
+/// floats (PROTOCOL.md A5.1).
 pub fn normalise_number(n: &serde_json::Number) -> Value {
     if let Some(i) = n.as_i64() {
         return Value::from(i);

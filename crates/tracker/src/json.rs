@@ -1,5 +1,5 @@
 //! `JsonResolver`: the tracker over a JSON-like tree of `Rc` nodes whose identity is the `Rc` pointer
-//! (lua-and-tracking.md §0). Used by the tracker tests and by the Rust backend client library.
+//! (ARCHITECTURE.md). Used by the tracker tests and by the Rust backend client library.
 //!
 //! The tree mirrors what the tracker needs from Lua tables, without Lua: objects with fields, an
 //! optional type name and an optional prototype (for defaults and shared methods, like `__index`);
@@ -22,7 +22,7 @@ use crate::protocol::ErrorCode;
 /// A method: called with the object it was found on (`self`) and, for writes, the value.
 pub type Method = dyn Fn(&JValue, Option<JValue>) -> Result<JValue, VarError>;
 
-/// A wrapper type (§4.4): decides the wrapper of a variable from its raw value and current wrapper.
+/// A wrapper type (docs/variables.md "Wrappers"): decides the wrapper of a variable from its raw value and current wrapper.
 pub type WrapperFn = dyn Fn(&WrapRequest<'_, JValue>) -> Result<Wrapped<JValue>, VarError>;
 
 /// A value of the tree. Cloning copies a handle; objects, sequences and functions have identity.

@@ -4,8 +4,8 @@
 //!
 //! The tracker owns the variable tree (ids, parents, paths, properties, access, priorities), turns
 //! resolved host values into snapshots (value JSON without text), keeps the object registry that gives
-//! objects stable `{"obj":N}` ids, finds what changed and assembles the updates (lua-and-tracking.md
-//! §1–§4). It knows nothing about Lua: the Lua backend plugs in `LuaResolver`, tests and the Rust backend
+//! objects stable `{"obj":N}` ids, finds what changed and assembles the updates (the model is
+//! described in docs/variables.md). It knows nothing about Lua: the Lua backend plugs in `LuaResolver`, tests and the Rust backend
 //! client plug in [`JsonResolver`].
 //!
 //! # Re-entrancy
@@ -77,11 +77,11 @@ impl VarError {
     }
 }
 
-/// The connection (or backend link) a change came from, so it is not echoed back to it (§4.3). Opaque
+/// The connection (or backend link) a change came from, so it is not echoed back to it (docs/variables.md "Change detection"). Opaque
 /// to the tracker; the session uses its connection ids.
 pub type Origin = u64;
 
-/// A wrapper computation request (§4.4), handed to [`Resolver::wrap`].
+/// A wrapper computation request (docs/variables.md "Wrappers"), handed to [`Resolver::wrap`].
 pub struct WrapRequest<'a, V> {
     /// The variable being wrapped (Lua passes a handle for it to `T:new(variable)`).
     pub var: VarId,
@@ -105,7 +105,7 @@ pub enum Wrapped<V> {
     None,
 }
 
-/// What the tracker needs from a host language (lua-and-tracking.md §0). Semantics are normative,
+/// What the tracker needs from a host language (ARCHITECTURE.md). Semantics are normative,
 /// names are ours.
 ///
 /// Contract for re-entrancy: any method may run host code that calls back into the tracker's
@@ -137,7 +137,7 @@ pub trait Resolver {
     /// Calls method `name` of `base`: `None` = `m(self)`, `Some(v)` = `m(self, v)`. A nil base gives nil;
     /// a non-callable `base[name]` gives `path-failure`.
     fn call(&self, base: &Self::Value, key: &Self::Key, arg: Option<Self::Value>) -> Result<Self::Value, VarError>;
-    /// What kind of value this is, for snapshots (§3.1).
+    /// What kind of value this is, for snapshots (docs/variables.md "Values").
     fn classify(&self, v: &Self::Value) -> Kind;
     /// Compares a string value with `bytes` without copying it: `Some(equal)` if `v` is a string, `None`
     /// otherwise or when unsupported (the tracker then classifies). Lets an unchanged string cost no
@@ -158,14 +158,14 @@ pub trait Resolver {
     }
     /// Element `i` (0-based) of a value classified as `Kind::Seq`.
     fn elem(&self, v: &Self::Value, i: usize) -> Self::Value;
-    /// The derived `type` of a value (§3.3), if any.
+    /// The derived `type` of a value (docs/variables.md "Values"), if any.
     fn type_of(&self, v: &Self::Value) -> Option<String>;
     /// Converts written value JSON to a host value; `{"obj":N}` is looked up in `registry` (unknown →
     /// `not-found`). The registry passed holds at least the ids the JSON mentions.
     // The name predates this trait's users (`LuaResolver`); renaming it would break them.
     #[allow(clippy::wrong_self_convention)]
     fn from_json(&self, json: &Json, registry: &ObjectRegistry<Self::Value>) -> Result<Self::Value, VarError>;
-    /// Computes a variable's wrapper (§4.4, §5.4). Called on the first computation, when the raw
+    /// Computes a variable's wrapper (docs/variables.md "Wrappers", docs/viewdefs.md "Other wrappers"). Called on the first computation, when the raw
     /// snapshot changes, when the `wrapper` property changes, and every pass for `Transform` wrappers.
     /// The default supports no wrapper types.
     fn wrap(&self, _request: WrapRequest<'_, Self::Value>) -> Result<Wrapped<Self::Value>, VarError> {
@@ -175,7 +175,7 @@ pub trait Resolver {
     fn destroy_wrapper(&self, _var: VarId, _wrapper: &Self::Value) -> Result<(), VarError> {
         Ok(())
     }
-    /// Instantiates type `type_name` for the `create` property (§2.3). The default knows no types.
+    /// Instantiates type `type_name` for the `create` property (docs/variables.md "Access"). The default knows no types.
     fn create_value(&self, type_name: &str) -> Result<Self::Value, VarError> {
         Err(VarError::new(ErrorCode::NotFound, format!("unknown type {type_name:?}")))
     }
@@ -191,7 +191,7 @@ pub enum Owner {
     Remote,
 }
 
-/// The `access` property (§1.3).
+/// The `access` property (docs/variables.md "Access").
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub enum Access {
     R,
@@ -228,7 +228,7 @@ impl Access {
     }
 }
 
-/// Who sets properties: decides the §1.2 rules (browsers may not set creator properties after create,
+/// Who sets properties: decides the docs/variables.md "Properties" rules (browsers may not set creator properties after create,
 /// `lua` or `wrapper`; their `type` and `viewdefs` are ignored).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Writer {
@@ -268,7 +268,7 @@ impl<R: Resolver> Tracker<R> {
         self.shared.create_root(&self.resolver, id, value, props)
     }
 
-    /// Creates a path variable under `parent` (§1.5), owned like its parent; readable ones are computed
+    /// Creates a path variable under `parent` (docs/variables.md), owned like its parent; readable ones are computed
     /// at once. See [`Shared::create`].
     pub fn create(
         &mut self,
@@ -293,7 +293,7 @@ impl<R: Resolver> Tracker<R> {
         self.shared.update(&self.resolver, id, properties, value, writer, origin)
     }
 
-    /// Sets properties (§1.2). See [`Shared::set_properties`].
+    /// Sets properties (docs/variables.md "Properties"). See [`Shared::set_properties`].
     pub fn set_properties(
         &mut self,
         id: VarId,
@@ -304,7 +304,7 @@ impl<R: Resolver> Tracker<R> {
         self.shared.set_properties(id, props, writer, origin)
     }
 
-    /// Writes a value (§2.3). See [`Shared::write`].
+    /// Writes a value (docs/variables.md "Access"). See [`Shared::write`].
     pub fn write(&mut self, id: VarId, value: &Json, origin: Option<Origin>) -> Result<(), VarError> {
         self.shared.write(&self.resolver, id, value, origin)
     }
@@ -319,7 +319,7 @@ impl<R: Resolver> Tracker<R> {
         self.shared.set_active(id, active)
     }
 
-    /// One detection pass and the ordered updates it yields (§4.2, §4.3).
+    /// One detection pass and the ordered updates it yields (docs/variables.md "Change detection").
     pub fn detect_changes(&mut self) -> Changes {
         self.shared.detect(&self.resolver)
     }

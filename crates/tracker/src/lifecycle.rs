@@ -1,4 +1,4 @@
-//! Creating and destroying variables (lua-and-tracking.md §1.3, §1.5, §2.3 `create=T`).
+//! Creating and destroying variables (docs/variables.md `create=T`).
 
 use std::sync::Arc;
 
@@ -34,7 +34,7 @@ struct Spec<K> {
 
 /// Merges the `?query` of `path` into the properties (the query overrides) and applies the creator
 /// rules. `intern` is `Some` for locally resolved variables: the path is then required, checked against
-/// the access mode (§1.3) and interned.
+/// the access mode (docs/variables.md "Access") and interned.
 fn prepare<R: Resolver>(res: Option<&R>, props: &[PropertyWrite], writer: Writer) -> Result<Spec<R::Key>, VarError> {
     let mut merged: Vec<PropertyWrite> = Vec::with_capacity(props.len());
     let mut query = Vec::new();
@@ -81,7 +81,7 @@ fn prepare<R: Resolver>(res: Option<&R>, props: &[PropertyWrite], writer: Writer
     Ok(Spec { props: merged, decisions, access, path, denied })
 }
 
-/// Parses a path, applies the §1.3 create refusals and interns its names.
+/// Parses a path, applies the docs/variables.md "Access" create refusals and interns its names.
 fn local_path<R: Resolver>(res: &R, text: &str, access: Access) -> Result<LocalPath<R::Key>, VarError> {
     let parsed = parse_path(text)?;
     let n = parsed.segments.len();
@@ -114,7 +114,7 @@ fn local_path<R: Resolver>(res: &R, text: &str, access: Access) -> Result<LocalP
 }
 
 impl<R: Resolver> Shared<R> {
-    /// Creates a path variable `id` under `parent` (§1.5), owned like its parent. Refusals (the variable
+    /// Creates a path variable `id` under `parent` (docs/variables.md), owned like its parent. Refusals (the variable
     /// does not exist afterwards): `id-in-use`, unknown parent → `not-found`, empty or bad path, unknown
     /// access, `m(_)` not last → `bad-message`, `m(_)` with `r`/`rw` or `m()` last with `w` →
     /// `access-denied`. Readable variables are computed at once; a read error there (or an unknown
@@ -185,7 +185,7 @@ impl<R: Resolver> Shared<R> {
         Ok(())
     }
 
-    /// Creates a Lua value-variable under `parent` (`session:createVariable(parent, obj)`, §5.1): it
+    /// Creates a Lua value-variable under `parent` (`session:createVariable(parent, obj)`, docs/lua-api.md): it
     /// shows `value`, re-snapshotted each pass, and sits in the tree for ordering and destroy.
     pub fn create_child_showing(
         &self,
@@ -262,7 +262,7 @@ impl<R: Resolver> Shared<R> {
         Ok(At { id, seq })
     }
 
-    /// The create-time computation of a readable variable, with `create=T` (§2.3): if the path is nil
+    /// The create-time computation of a readable variable, with `create=T` (docs/variables.md "Access"): if the path is nil
     /// and ends in a name or index, the resolver instantiates T, assigns it there and the path is re-read.
     fn first_computation(&self, res: &R, at: At) {
         let wants_create = self.with_var(at, |v| v.prop("create").is_some()) == Some(true);

@@ -1,4 +1,4 @@
-//! The path grammar (lua-and-tracking.md §2.1): `a.b`, 0-based indices, `..`, `m()`, `m(_)`.
+//! The path grammar (docs/variables.md "Paths"): `a.b`, 0-based indices, `..`, `m()`, `m(_)`.
 //!
 //! Parsing is pure and happens once at create; names are interned by the resolver afterwards.
 

@@ -1,5 +1,5 @@
 //! Peeking: reading plain fields of one value without running host code, so a pass can confirm a run of
-//! unchanged siblings in one critical section and one host entry (lua-and-tracking.md §4.6 P5).
+//! unchanged siblings in one critical section and one host entry (BENCHMARKS.md).
 //!
 //! A peek is an optimisation only. It answers "certainly this primitive" or "don't know"; every "don't
 //! know", and every value that differs from the stored snapshot, goes through the normal read

@@ -1,4 +1,4 @@
-//! Property writes (lua-and-tracking.md §1.2): who may set what, suffix priorities, `""` deletes, the
+//! Property writes (docs/variables.md "Properties"): who may set what, suffix priorities, `""` deletes, the
 //! `type` pin, and change recording. No host code runs here, so everything happens under one lock.
 
 use super::budget::{prop_bytes, Bytes};
@@ -21,7 +21,7 @@ pub(crate) enum Decision {
     Deny,
 }
 
-/// The §1.2 rules. `at_create`: the creator's own properties (`path`, `access`, `create`, `wrapper`)
+/// The docs/variables.md "Properties" rules. `at_create`: the creator's own properties (`path`, `access`, `create`, `wrapper`)
 /// are allowed only then.
 pub(crate) fn decide(name: &str, writer: Writer, at_create: bool) -> Decision {
     match name {
@@ -85,7 +85,7 @@ pub(crate) fn held<R: Resolver>(var: &Var<R>) -> usize {
 impl<R: Resolver> Shared<R> {
     /// Sets properties of an existing variable: suffix priorities apply, `""` deletes, re-setting an
     /// equal value and priority is not a change. Changes are reported at the next pass with `origin`
-    /// (not echoed to it). Refused names (§1.2) yield one `access-denied`; the other properties apply.
+    /// (not echoed to it). Refused names (docs/variables.md "Properties") yield one `access-denied`; the other properties apply.
     /// Changing `wrapper` rewraps at the next computation; `priority` moves the value's bucket;
     /// `inactive` stops computing the subtree and drops writes into it. A property over the tracker's
     /// limits (count, size, session bytes) is refused with `limit-exceeded`, which then wins over

@@ -1,4 +1,4 @@
-//! The object registry (lua-and-tracking.md §3.2): stable `{"obj":N}` ids per object identity, counted
+//! The object registry (docs/variables.md "Values"): stable `{"obj":N}` ids per object identity, counted
 //! by the snapshots that mention them and dropped when no snapshot does.
 //!
 //! Every occurrence of an object in a *stored* snapshot slot (a variable's raw, wrapper and sent

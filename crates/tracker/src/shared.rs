@@ -51,8 +51,9 @@ impl<R: Resolver> State<R> {
         self.vars.get_mut(&at.id).filter(|v| v.seq == at.seq).map(|v| &mut **v)
     }
 
-    /// The value a child of `id` starts from (§2.2): the wrapper, else the raw value (a root's `fixed`
-    /// before its first computation). `None` = nil. Variables without a value (`w`, `action`)
+    /// The value a child of `id` starts from (docs/variables.md "Paths"): the wrapper, else the raw
+    /// value (a root's `fixed` before its first computation). `None` = nil. Variables without a value
+    /// (`w`, `action`)
     /// make their children fail with `path-failure`.
     pub fn nav_value(&self, id: VarId) -> Result<Option<R::Value>, VarError> {
         let var = self

@@ -1,5 +1,5 @@
-//! Tracker tests over [`JsonResolver`]: the lua-and-tracking.md §8 checklist items that do not need Lua
-//! (numbered as there), plus lifecycle, emission and re-entrancy.
+//! Tracker tests over [`JsonResolver`]: the rules of docs/variables.md that do not need Lua (paths,
+//! access, values, change detection, wrappers), plus lifecycle, emission and re-entrancy.
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -102,7 +102,6 @@ fn unknown_variable_is_not_found() {
 
 // ----- Paths and access -----
 
-/// §8.1
 #[test]
 fn index_segments_read_sequence_elements() {
     let items = JValue::seq([JValue::object([("name", s("first"))]), JValue::object([("name", s("second"))])]);
@@ -116,7 +115,6 @@ fn index_segments_read_sequence_elements() {
     assert_eq!(error_code(&t, 4), None);
 }
 
-/// §8.2
 #[test]
 fn prototype_defaults_and_methods_get_the_instance() {
     let full_name = JValue::func(|this, _| {
@@ -132,7 +130,6 @@ fn prototype_defaults_and_methods_get_the_instance() {
     assert_eq!(t.property(v(4), "type").as_deref(), Some("Person"));
 }
 
-/// §8.3
 #[test]
 fn nil_before_a_segment_is_null_and_scalars_cannot_be_indexed() {
     let mut t = tracker(JValue::object([("a", JValue::object([])), ("n", i(5))]));
@@ -149,7 +146,6 @@ fn nil_before_a_segment_is_null_and_scalars_cannot_be_indexed() {
     assert_eq!(state[1]["data"]["code"], "path-failure");
 }
 
-/// §8.4
 #[test]
 fn up_segments_step_back_and_climb_variables() {
     let list = JValue::seq([JValue::object([("item", JValue::object([("name", s("x"))])), ("index", i(5))])]);
@@ -179,7 +175,6 @@ fn up_segments_step_back_and_climb_variables() {
     assert_eq!(value(&t, 11), json!(1), "two climbs reach the app");
 }
 
-/// §8.5
 #[test]
 fn names_bad_calls_and_queries() {
     let mut t = tracker(JValue::object([("01", s("z")), ("x", JValue::object([]))]));
@@ -196,7 +191,6 @@ fn names_bad_calls_and_queries() {
     assert_eq!(error_code(&t, 4), Some(ErrorCode::NotFound));
 }
 
-/// §8.6
 #[test]
 fn create_refusals_leave_no_variable() {
     let m = JValue::func(|_, _| Ok(JValue::object([("x", i(1))])));
@@ -224,7 +218,6 @@ fn create_refusals_leave_no_variable() {
     assert_eq!(t.len(), 5);
 }
 
-/// §8.7
 #[test]
 fn writes_to_read_only_variables_and_roots_are_denied() {
     let app = JValue::object([("a", s("keep"))]);
@@ -237,7 +230,6 @@ fn writes_to_read_only_variables_and_roots_are_denied() {
     assert_eq!(t.write(v(9), &json!(1), Some(1)).unwrap_err().code, ErrorCode::NotFound);
 }
 
-/// §8.8
 #[test]
 fn call_semantics_per_access_mode() {
     let log = Rc::new(std::cell::RefCell::new(Vec::<String>::new()));
@@ -274,7 +266,6 @@ fn call_semantics_per_access_mode() {
     assert_eq!(t.shared().value_json(v(3)), None, "actions have no value");
 }
 
-/// §8.9
 #[test]
 fn unknown_parent_and_duplicate_ids() {
     let mut t = tracker(JValue::object([("a", i(1))]));
@@ -286,7 +277,6 @@ fn unknown_parent_and_duplicate_ids() {
     assert_eq!(t.len(), 2);
 }
 
-/// §8.10
 #[test]
 fn browsers_cannot_set_creator_properties_but_the_rest_applies() {
     let mut t = tracker(JValue::object([("a", i(1))]));
@@ -327,7 +317,6 @@ fn browsers_cannot_set_creator_properties_but_the_rest_applies() {
 
 // ----- Values and registry -----
 
-/// §8.11
 #[test]
 fn empty_sequences_are_arrays_and_objects_are_ids() {
     let mut t = tracker(JValue::object([("e", JValue::seq([])), ("o", JValue::object([]))]));
@@ -337,7 +326,6 @@ fn empty_sequences_are_arrays_and_objects_are_ids() {
     assert_eq!(value(&t, 3), json!({"obj": 2}));
 }
 
-/// §8.12
 #[test]
 fn nested_arrays_and_number_normalisation() {
     let arr = JValue::seq([i(1), i(2), JValue::seq([i(3), i(4)])]);
@@ -365,7 +353,6 @@ fn nested_arrays_and_number_normalisation() {
     assert_eq!(error_code(&t, 2), Some(ErrorCode::LimitExceeded));
 }
 
-/// §8.13
 #[test]
 fn one_object_in_two_variables_has_one_id() {
     let x = JValue::object([]);
@@ -384,7 +371,6 @@ fn one_object_in_two_variables_has_one_id() {
     assert_eq!(value(&t, 4), json!({"obj": 3}), "after release the same object gets a new id");
 }
 
-/// §8.14
 #[test]
 fn create_destroy_cycles_do_not_grow_the_registry() {
     let fresh = JValue::func(|_, _| Ok(JValue::seq([JValue::object([]), JValue::object([])])));
@@ -405,7 +391,6 @@ fn create_destroy_cycles_do_not_grow_the_registry() {
     assert!(st.dirty.len() <= 100);
 }
 
-/// §8.15
 #[test]
 fn writing_an_object_reference_stores_the_object_itself() {
     let x = JValue::object([]);
@@ -428,7 +413,6 @@ fn writing_an_object_reference_stores_the_object_itself() {
     assert_eq!(t.write(v(3), &deep, Some(1)).unwrap_err().code, ErrorCode::LimitExceeded);
 }
 
-/// §8.16
 #[test]
 fn type_is_derived_cleared_and_pinned() {
     let app = JValue::object([("v", JValue::typed("Adder", [])), ("w", s("text"))]);
@@ -460,7 +444,6 @@ fn counters() -> (usize, usize) {
     (JSON_BUILDS.with(|c| c.get()), SNAP_BUILDS.with(|c| c.get()))
 }
 
-/// §8.17
 #[test]
 fn a_pass_without_mutation_emits_nothing_and_builds_nothing() {
     let app = JValue::object([
@@ -481,7 +464,6 @@ fn a_pass_without_mutation_emits_nothing_and_builds_nothing() {
     assert_eq!(counters(), before, "no JSON and no snapshot built for unchanged variables");
 }
 
-/// §8.18
 #[test]
 fn one_mutation_yields_one_update() {
     let app = JValue::object([("a", i(1)), ("b", i(2)), ("c", i(3))]);
@@ -514,7 +496,6 @@ fn ordered_run() -> String {
     detect(&mut t).to_string()
 }
 
-/// §8.19
 #[test]
 fn emission_order_is_by_bucket_then_preorder_and_deterministic() {
     let first = ordered_run();
@@ -531,7 +512,7 @@ fn emission_order_is_by_bucket_then_preorder_and_deterministic() {
     }
 }
 
-/// §8.20 (ViewList's `fallbackNamespace:high` before the update carrying `type`)
+/// ViewList's `fallbackNamespace:high` goes before the update carrying `type`.
 #[test]
 fn a_high_property_precedes_the_type_update() {
     let app = JValue::object([("v", s("s"))]);
@@ -551,7 +532,6 @@ fn a_high_property_precedes_the_type_update() {
     );
 }
 
-/// §8.21
 #[test]
 fn writes_are_not_echoed_unless_the_value_read_back_differs() {
     let norm = JValue::func(|this, arg| match arg {
@@ -592,7 +572,6 @@ fn writes_are_not_echoed_unless_the_value_read_back_differs() {
     assert_eq!(out(&changes, Some(2)), json!([{"type":"update","data":{"varId":2,"properties":{"elementId":"e"}}}]));
 }
 
-/// §8.22
 #[test]
 fn a_failing_getter_reports_once_and_recovery_resends() {
     let mode = Rc::new(Cell::new(0u8));
@@ -629,7 +608,6 @@ fn a_failing_getter_reports_once_and_recovery_resends() {
     assert_eq!(error_code(&t, 2), None);
 }
 
-/// §8.23
 #[test]
 fn unwatched_subtrees_cost_nothing_and_rewatch_gets_the_full_value() {
     let res = JsonResolver::new();
@@ -658,7 +636,6 @@ fn unwatched_subtrees_cost_nothing_and_rewatch_gets_the_full_value() {
     assert_eq!(state, json!([{"type":"update","data":{"varId":3,"value":null,"properties":{"path":"x"}}}]));
 }
 
-/// §8.24
 #[test]
 fn inactive_subtrees_drop_writes_silently() {
     let sub = JValue::object([("x", i(1))]);
@@ -675,7 +652,7 @@ fn inactive_subtrees_drop_writes_silently() {
     assert_eq!(sub.get("x").as_int(), Some(5));
 }
 
-/// §8.25 (and §4.4: children navigate the wrapper, transform wrappers, failures).
+/// Wrappers (docs/variables.md "Wrappers"): children navigate the wrapper, transform wrappers, failures.
 #[test]
 fn wrappers_run_on_first_computation_and_raw_change() {
     let res = JsonResolver::new();

@@ -1,10 +1,10 @@
-//! Snapshots: a resolved value reduced to what the wire can show (lua-and-tracking.md §3.1). Both change
+//! Snapshots: a resolved value reduced to what the wire can show (docs/variables.md "Values"). Both change
 //! comparison and value JSON come from the snapshot; no text is built to compare.
 //!
 //! Three steps, so that the common case (nothing changed) neither allocates nor touches the registry:
 //! - [`matches`] compares a host value with a stored snapshot (P2: no JSON, no allocation);
 //! - [`build`] makes a [`Fresh`] snapshot of a changed value without taking registry counts;
-//! - [`Fresh::commit`] registers its objects when, and only when, the snapshot is stored (§3.2).
+//! - [`Fresh::commit`] registers its objects when, and only when, the snapshot is stored (docs/variables.md "Values").
 
 use serde_json::Value as Json;
 

@@ -1,4 +1,4 @@
-//! One variable of the tree (lua-and-tracking.md §1.1) and its bookkeeping: properties with priorities
+//! One variable of the tree (docs/variables.md) and its bookkeeping: properties with priorities
 //! and the changes waiting for the next pass (its ordered children are in `children.rs`).
 
 use std::sync::Arc;
@@ -9,7 +9,7 @@ use super::{Access, Origin, Resolver, VarError};
 use crate::ids::VarId;
 use crate::protocol::Priority;
 
-/// One step of a parsed path with its names interned (§2.1).
+/// One step of a parsed path with its names interned (docs/variables.md "Paths").
 pub(crate) enum Seg<K> {
     Name(K),
     Index(u32),
@@ -33,7 +33,7 @@ pub struct Prop {
     pub priority: Priority,
 }
 
-/// The variable's wrapper (§4.4).
+/// The variable's wrapper (docs/variables.md "Wrappers").
 pub(crate) enum WrapState<V> {
     None,
     /// A `new`-style wrapper object: kept until the raw value changes or the `wrapper` property does.
@@ -127,7 +127,7 @@ pub(crate) struct Var<R: Resolver> {
     /// Snapshot last reported as the value (stored slot: holds counts).
     pub sent_snap: Option<Arc<Snap>>,
     pub error: Option<VarError>,
-    /// A `create=T` failure at create (§2.3): reported by the first pass in the value's place, even
+    /// A `create=T` failure at create (docs/variables.md "Access"): reported by the first pass in the value's place, even
     /// though the path itself reads fine (as nil).
     pub create_error: Option<VarError>,
     /// Type derived from the value or wrapper at the last derivation ("" when none).

@@ -1,4 +1,4 @@
-//! Value writes (lua-and-tracking.md §2.3) and the combined inbound `update`.
+//! Value writes (docs/variables.md "Access") and the combined inbound `update`.
 
 use serde_json::Value as Json;
 
@@ -16,7 +16,7 @@ fn denied(description: impl Into<String>) -> VarError {
 }
 
 impl<R: Resolver> Shared<R> {
-    /// An inbound `update`: properties first (§1.2), then the value if present (§2.3). Returns the
+    /// An inbound `update`: properties first (docs/variables.md "Properties"), then the value if present (docs/variables.md "Access"). Returns the
     /// errors for the sender, in that order (empty on success).
     pub fn update(
         &self,
@@ -45,10 +45,10 @@ impl<R: Resolver> Shared<R> {
         errors
     }
 
-    /// Writes a value (§2.3). Refused with `access-denied` for `r` variables and roots; silently dropped
+    /// Writes a value (docs/variables.md "Access"). Refused with `access-denied` for `r` variables and roots; silently dropped
     /// inside an `inactive` subtree. The JSON is converted (`{"obj":N}` is the registered object itself,
     /// unknown → `not-found`; deeper than 32 → `limit-exceeded`), all but the last segment are walked
-    /// (nil → `path-failure`) and the last one is applied per the §2.3 table. Host effects before an
+    /// (nil → `path-failure`) and the last one is applied per the docs/variables.md "Access" table. Host effects before an
     /// error persist. A value that would take the session's tracked bytes (`--max-session-bytes`, with
     /// the variable's current snapshot counted as freed) over budget is `limit-exceeded` before anything
     /// runs. After an `rw` success the written value becomes the cache and, if the sent value
@@ -98,7 +98,7 @@ impl<R: Resolver> Shared<R> {
     }
 }
 
-/// The last-segment table of §2.3. Return values of calls are ignored.
+/// The last-segment table of docs/variables.md "Access". Return values of calls are ignored.
 fn apply_last<R: Resolver>(res: &R, target: &Target<R>, access: Access, v: R::Value) -> Result<(), VarError> {
     let c = &target.base;
     match (target.last(), access) {
@@ -108,7 +108,7 @@ fn apply_last<R: Resolver>(res: &R, target: &Target<R>, access: Access, v: R::Va
         (Seg::Call(k), Access::Rw) => res.call(c, k, Some(v)).map(drop),
         (Seg::Call(k), Access::Action) => res.call(c, k, None).map(drop),
         (Seg::CallArg(k), Access::W | Access::Action) => res.call(c, k, Some(v)).map(drop),
-        // Refused at create (§1.3); kept as a guard.
+        // Refused at create (docs/variables.md "Access"); kept as a guard.
         (Seg::Call(_), _) | (Seg::CallArg(_), _) => Err(denied("this access mode cannot write this path")),
     }
 }

@@ -1,4 +1,4 @@
--- Adder: two inputs and their sum (browser-protocol.md §16, frontend.md §14.1).
+-- Adder: two inputs and their sum.
 Adder = session:prototype("Adder", {a = "", b = ""})
 
 function Adder:compute()

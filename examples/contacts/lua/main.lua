@@ -1,4 +1,4 @@
--- Contacts: a searchable address book with a detail box and an edit form (frontend.md §14.3).
+-- Contacts: a searchable address book with a detail box and an edit form.
 --
 -- The list goes through lua.ViewList with `itemWrapper=ContactPresenter`, so each row has its own
 -- presenter (holding the row-only `expanded` flag) that follows its contact, not its position.

@@ -1,4 +1,4 @@
--- Tasks: a to-do list with a filter (frontend.md §14.2). The list is shown through lua.ViewList, so
+-- Tasks: a to-do list with a filter. The list is shown through lua.ViewList, so
 -- each row keeps its identity while tasks are added, removed or filtered.
 
 -- Trims white space in linear time. (The usual `s:match("^%s*(.-)%s*$")` backtracks quadratically on a
