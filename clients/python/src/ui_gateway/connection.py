@@ -4,6 +4,7 @@ and the epoch and replay rules of PROTOCOL.md B6 and B10."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import threading
@@ -30,6 +31,9 @@ except ImportError:  # pragma: no cover - older websockets
     from websockets import connect as _ws_connect  # type: ignore
 
     _HEADERS_ARG = "extra_headers"
+
+
+_HAS_PROXY_ARG = "proxy" in inspect.signature(_ws_connect).parameters
 
 
 def _refused_status(e: BaseException) -> Optional[int]:
@@ -152,6 +156,8 @@ class Backend:
         headers = {"Authorization": f"Bearer {cfg.token}"} if cfg.token else {}
         kwargs: Dict[str, Any] = {_HEADERS_ARG: headers, "compression": None, "max_size": None,
                                   "ping_interval": 20, "ping_timeout": cfg.silence_timeout, "open_timeout": cfg.connect_timeout}
+        if _HAS_PROXY_ARG:
+            kwargs["proxy"] = None  # like the Rust client: a direct connection
         try:
             ws = await _ws_connect(cfg.url, **kwargs)
         except Exception as e:

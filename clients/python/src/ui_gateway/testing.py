@@ -16,6 +16,7 @@ The gateway is the ``ui-gateway`` binary from ``$UI_GATEWAY_BIN``, else ``PATH``
 from __future__ import annotations
 
 import http.client
+import inspect
 import json
 import os
 import re
@@ -140,9 +141,10 @@ class Gateway:
         finally:
             conn.close()
 
-    def open(self, session: Optional[str] = None, timeout: float = DEFAULT_TIMEOUT) -> "Tab":
-        """A browser tab on ``session`` (a new session when ``None``), bootstrapped with ``watch 1``."""
-        return Tab(self, session or self.new_session(), timeout)
+    def open(self, session: Optional[str] = None, timeout: float = DEFAULT_TIMEOUT, wait_root: bool = True) -> "Tab":
+        """A browser tab on ``session`` (a new session when ``None``), bootstrapped with ``watch 1``
+        and, with ``wait_root``, ready once variable 1 has arrived."""
+        return Tab(self, session or self.new_session(), timeout, wait_root)
 
     def __enter__(self) -> "Gateway":
         return self.start()
@@ -158,7 +160,7 @@ class Tab:
     """One browser tab: its own variables (client ids from 2), what the gateway sent it, and helpers
     to read, write, call and wait as a frontend would."""
 
-    def __init__(self, gateway: Gateway, session: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+    def __init__(self, gateway: Gateway, session: str, timeout: float = DEFAULT_TIMEOUT, wait_root: bool = True) -> None:
         self.gateway = gateway
         self.session = session
         self.timeout = timeout
@@ -170,8 +172,15 @@ class Tab:
         self.close_code: Optional[int] = None
         self._next_id = 2
         self._paths: Dict[Tuple[int, str, str], int] = {}
-        self._ws = ws_connect(f"ws://{gateway.addr}/ws/{session}", compression=None, max_size=None)
+        kwargs: Dict[str, Any] = {"compression": None, "max_size": None}
+        if "proxy" in inspect.signature(ws_connect).parameters:
+            kwargs["proxy"] = None  # loopback: never through an HTTP proxy from the environment
+        # Entered as a context manager (newer websockets warn otherwise); left in close().
+        self._ws = ws_connect(f"ws://{gateway.addr}/ws/{session}", **kwargs).__enter__()
         self.send([{"type": "watch", "data": {"varId": 1}}])
+        if wait_root:
+            # As the frontends do: children are created once variable 1 is known.
+            self.wait(lambda t: 1 in t.values or 1 in t.errors, timeout, "variable 1")
 
     # ----- raw protocol -----
 
@@ -218,6 +227,15 @@ class Tab:
             if self.close_code is not None:
                 raise AssertionError(f"connection closed ({self.close_code}) waiting for {what}")
             self.pump(min(0.1, max(0.0, deadline - time.monotonic())))
+
+    def wait_closed(self, timeout: Optional[float] = None) -> int:
+        """Reads frames until the gateway closes the socket; returns the close code."""
+        deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
+        while self.close_code is None:
+            if time.monotonic() > deadline:
+                raise AssertionError("timed out waiting for the connection to close")
+            self.pump(0.1)
+        return self.close_code
 
     # ----- variables -----
 
@@ -289,7 +307,7 @@ class Tab:
     def close(self) -> None:
         """Closes the tab's socket (the gateway destroys its variables)."""
         try:
-            self._ws.close()
+            self._ws.__exit__(None, None, None)
         except Exception:
             pass
 
@@ -317,9 +335,9 @@ class AppTest:
             raise GatewayError("the backend did not connect: " + "\n".join(self.gateway.output[-20:]))
         return self
 
-    def open(self, session: Optional[str] = None, timeout: float = DEFAULT_TIMEOUT) -> Tab:
+    def open(self, session: Optional[str] = None, timeout: float = DEFAULT_TIMEOUT, wait_root: bool = True) -> Tab:
         """A new tab: on a new session, or on ``session`` (another tab's ``tab.session``)."""
-        return self.gateway.open(session, timeout)
+        return self.gateway.open(session, timeout, wait_root)
 
     def close(self) -> None:
         if self.backend is not None:
