@@ -57,3 +57,13 @@ def test_wrong_kind_and_private_names_fail():
         tab.wait_error("__class__", "path-failure")
         tab.wait_error("add", "path-failure")  # a method read as a field
         assert tab.value("items.1.done") is True
+
+
+def test_the_readme_example():
+    with AppTest(todo.app, site=SITE) as t:
+        tab = t.open()
+        assert tab.value("remaining()") == 1
+        tab.write("newText", "bread")
+        tab.call("add()")
+        tab.wait_for("remaining()", 2)
+        assert tab.value("items.2.text") == "bread"

@@ -10,8 +10,6 @@ import logging
 import threading
 from typing import Any, Callable, Dict, List, Optional
 
-import websockets
-
 from .config import Backoff, ClientConfig
 from .errors import ClientError, ProtocolMismatch, Refused
 from .session import CONNECTED, HYBRID, Session
