@@ -95,3 +95,23 @@ def test_hybrid_client_variables_under_lua():
         while True not in seen and time.monotonic() < deadline:
             time.sleep(0.05)
         assert seen[0] is False and seen[-1] is True
+
+
+def test_handle_from_an_asyncio_task_on_the_clients_loop():
+    import asyncio
+
+    def app(session):
+        handle = session.handle()
+
+        async def feed():
+            for _ in range(3):
+                await asyncio.sleep(0.01)
+                handle.update(lambda c: setattr(c, "count", c.count + 1))
+
+        # The factory runs on the client's event loop: it may start tasks there.
+        asyncio.get_running_loop().create_task(feed())
+        return counter.Counter()
+
+    with AppTest(app, site=COUNTER_SITE) as t:
+        tab = t.open()
+        tab.wait_for("count", 3)
