@@ -166,9 +166,11 @@ async fn python_backend_drives_the_tasks_app() {
         return;
     }
     let gw = start(gateway_args(Mode::Connected, example_site("tasks"))).await;
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/python/backend.py");
+    // The Tasks driver on the Python client library (clients/python), used from the source tree.
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let mut child = tokio::process::Command::new("python3")
-        .arg(script)
+        .arg(root.join("examples/python/tasks.py"))
+        .env("PYTHONPATH", root.join("clients/python/src"))
         .env("UI_BACKEND_URL", format!("ws://{}/backend", gw.addr))
         .env("UI_BACKEND_TOKEN", TOKEN)
         .kill_on_drop(true)
