@@ -181,7 +181,6 @@ fn linked_documents() -> Vec<PathBuf> {
 }
 
 #[test]
-#[ignore = "enabled once section-map is applied"]
 fn spec_references_point_into_the_repository() {
     let found = dangling_references();
     assert!(found.is_empty(), "{} references point outside the repository:\n{}", found.len(), found.join("\n"));

@@ -71,7 +71,7 @@ impl RunningGateway {
         Ok(RunningGateway { addr, gateway, http, _site_watcher: site_watcher })
     }
 
-    /// Graceful shutdown (operations.md §8): close the listener (`/healthz` answers 503 from now on),
+    /// Graceful shutdown (docs/deployment.md "Shutdown"): close the listener (`/healthz` answers 503 from now on),
     /// end every session (sockets close with 1001, a backend hears `closed` for each, ascending, then
     /// 1001), wait for those sockets to finish their close, then let HTTP finish. Returns whether all
     /// of it made the deadline.

@@ -39,7 +39,7 @@ pub enum StartError {
 }
 
 impl StartError {
-    /// The process exit code for this failure (operations.md §1).
+    /// The process exit code for this failure (docs/configuration.md).
     pub fn exit_code(&self) -> i32 {
         match self {
             StartError::Bind { .. } | StartError::Watch(_) | StartError::Runtime(_) => 1,
@@ -59,7 +59,7 @@ pub struct SocketConfig {
 }
 
 /// The live WebSocket tasks (browser and backend), so shutdown can wait until their close frames are
-/// out (operations.md §8 steps 2–3) before the process exits.
+/// out (docs/deployment.md "Shutdown") before the process exits.
 #[derive(Debug, Default)]
 pub struct SocketTally {
     open: AtomicUsize,

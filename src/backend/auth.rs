@@ -1,6 +1,6 @@
-//! Who may open `/backend` (backend-protocol.md §2): with a token configured, every request needs
-//! `Authorization: Bearer <token>` (compared in constant time; the scheme name is case-insensitive, RFC
-//! 7235 §2.1); without one, only local requests.
+//! Who may open `/backend` (PROTOCOL.md B2): with a token configured, every request needs
+//! `Authorization: Bearer <token>` (compared in constant time; the scheme name is case-insensitive,
+//! RFC 7235 §2.1); without one, only local requests.
 
 use std::net::SocketAddr;
 

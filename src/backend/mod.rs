@@ -1,12 +1,12 @@
-//! The `/backend` link (backend-protocol.md): at most one external backend program per gateway process,
+//! The `/backend` link (PROTOCOL.md Part B): at most one external backend program per gateway process,
 //! connected over a WebSocket, serving the sessions' remote variables in connected and hybrid modes.
 //!
 //! [`BackendHub`] is the shared switchboard: it knows the epoch, whether a backend is connected (and
 //! which connection, by generation), and queues frames to it. Sessions talk to it directly; the socket
 //! task in [`socket`] owns the connection, routes inbound batches to session mailboxes and, on connect,
-//! walks the live sessions in ascending order so each sends its replay batch (§10) before the next.
+//! walks the live sessions in ascending order so each sends its replay batch (PROTOCOL.md B10) before the next.
 //!
-//! `auth` decides who may connect (§2).
+//! `auth` decides who may connect (PROTOCOL.md B2).
 
 pub mod auth;
 pub mod socket;

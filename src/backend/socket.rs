@@ -1,4 +1,4 @@
-//! The `/backend` WebSocket (backend-protocol.md §2–§4, §10): checks in the spec's order, the welcome,
+//! The `/backend` WebSocket (PROTOCOL.md B2, B3, B4, B10): checks in the spec's order, the welcome,
 //! the replay walk, routing of inbound batches to session mailboxes, keepalive, and the outage that
 //! follows any close.
 

@@ -1,4 +1,4 @@
-//! The HTTP surface (operations.md §4–§6): session creation at `/`, the shell at `/<id>`, the browser
+//! The HTTP surface (docs/deployment.md "HTTP routes", "Security"): session creation at `/`, the shell at `/<id>`, the browser
 //! WebSocket at `/ws/<id>`, `/healthz`, built-in assets and the site's static files.
 
 pub mod origin;
@@ -144,7 +144,7 @@ async fn metrics(State(gw): State<Arc<Gateway>>) -> Response<Body> {
 }
 
 async fn healthz(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
-    // During shutdown (operations.md §8 step 1) open keep-alive connections still reach this: 503.
+    // During shutdown (docs/deployment.md "Shutdown") open keep-alive connections still reach this: 503.
     let stopping = gw.stopping.load(std::sync::atomic::Ordering::Acquire);
     let body = serde_json::json!({
         "status": if stopping { "stopping" } else { "ok" },

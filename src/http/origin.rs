@@ -1,5 +1,5 @@
 //! The `Origin` check on `/ws/<id>`, the `Host` check on every request, and the "local request" rule
-//! (operations.md §6).
+//! (docs/deployment.md "Security").
 
 use std::net::SocketAddr;
 

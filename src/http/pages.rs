@@ -11,7 +11,7 @@ macro_rules! js {
 }
 
 /// Built-in frontend assets under `/_ui/`: (name, content type, body). The frontend is plain ES modules
-/// (frontend.md §1), so every module is listed here and imported by relative URL.
+/// (docs/attributes.md lists what they implement), so every module is listed here and imported by relative URL.
 pub const ASSETS: &[(&str, &str, &str)] = &[
     js!("main.js"),
     js!("bootstrap.js"),

@@ -1,6 +1,6 @@
 //! The HTTP/1.1 serve loop: accepts connections and runs hyper on each with the router.
 //!
-//! It stands in for `axum::serve`, which hides what operations.md §6–§8 need:
+//! It stands in for `axum::serve`, which hides what the request limits and the graceful shutdown (docs/deployment.md "Security", "Shutdown") need:
 //! - hyper's head-size limit, so a request head over 16 KiB gets `431`;
 //! - the header read timeout and idle limit of [`super::timeouts`], which need to see each request
 //!   start and end;
@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 
 use super::timeouts::{ConnTimeouts, RequestCycle, TimedStream};
 
-/// The largest request head (request line and headers) read before answering `431` (operations.md §6).
+/// The largest request head (request line and headers) read before answering `431` (docs/deployment.md "Security").
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 
 /// The HTTP server task and the two switches shutdown turns.

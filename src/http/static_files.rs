@@ -1,4 +1,4 @@
-//! Static files from the site's `html/` (operations.md §4): safe path resolution, a fixed content-type
+//! Static files from the site's `html/` (docs/deployment.md "HTTP routes"): safe path resolution, a fixed content-type
 //! table, strong ETags with `If-None-Match`, no directory listings.
 
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! Connection timeouts under hyper (operations.md §6–§7), applied to the accepted TCP stream:
+//! Connection timeouts under hyper (docs/deployment.md "Security", docs/limits.md), applied to the accepted TCP stream:
 //!
 //! - **Header read timeout** (10 s): a request head must arrive in full within it, counted from the
 //!   accept for a connection's first request and from the first byte of each later request. A stalled

@@ -1,4 +1,4 @@
-//! The `session`, `ui` and `EMPTY` globals `main.lua` and app code use (lua-and-tracking.md §5).
+//! The `session`, `ui` and `EMPTY` globals `main.lua` and app code use (docs/lua-api.md).
 //!
 //! Functions that touch variables live in `variables.rs`, timers in `timers.rs`, code loading in
 //! `modules.rs`; this file holds the rest. The [`ApiState`] they all share is in `state.rs`.

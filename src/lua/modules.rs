@@ -1,4 +1,4 @@
-//! Code loading inside the sandbox (lua-and-tracking.md §6): `require`, `dofile` and `loadfile`, confined
+//! Code loading inside the sandbox (docs/lua-limits.md): `require`, `dofile` and `loadfile`, confined
 //! to the site's `lua/` files as the session last got them (cached at startup, replaced by hot reload).
 
 use std::sync::Arc;

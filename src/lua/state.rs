@@ -29,7 +29,7 @@ pub struct ApiState {
     pub destroyed: Vec<crate::ids::VarId>,
     /// The current app object (`getApp`).
     pub app: Option<Value>,
-    /// `lua` property values Lua set on variable 1, run after the current phase (§5.7).
+    /// `lua` property values Lua set on variable 1, run after the current phase (docs/lua-api.md "The lua property").
     pub pending_lua: Vec<String>,
 }
 

@@ -1,4 +1,4 @@
-//! Lua timers (lua-and-tracking.md §5.3): `setTimeout`, `setInterval`, `setImmediate`, `clearTimer`
+//! Lua timers (docs/lua-api.md "Timers"): `setTimeout`, `setInterval`, `setImmediate`, `clearTimer`
 //! and aliases. Lua only records timers (in [`super::state::Timers`]); the session task fires them, each as
 //! its own batch.
 

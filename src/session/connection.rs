@@ -21,14 +21,14 @@ pub struct Connection {
     global_to_client: HashMap<i64, i64>,
     /// Global ids this connection watches.
     pub watches: HashSet<VarId>,
-    /// Types whose viewdefs were delivered (set D of browser protocol §13).
+    /// Types whose viewdefs were delivered (set D of PROTOCOL.md A13).
     seen_types: HashSet<String>,
     /// Viewdefs hot reload changed for types this connection has, not yet sent.
     reloaded_viewdefs: BTreeMap<String, String>,
     /// Errors and destroys produced while processing client messages, in production order.
     notices: Vec<ServerMessage>,
-    /// Updates (and detection errors) in emission order, each with its priority bucket (browser
-    /// protocol §12). Lua's pass already emits in bucket order and queues everything as medium; updates
+    /// Updates (and detection errors) in emission order, each with its priority bucket (PROTOCOL.md
+    /// A12). Lua's pass already emits in bucket order and queues everything as medium; updates
     /// of backend-owned variables carry their real bucket, so a flush can order them.
     updates: Vec<(Priority, ServerMessage)>,
     flush_at: Option<Instant>,
@@ -141,7 +141,7 @@ impl Connection {
         self.arm(delay);
     }
 
-    /// Hot reload: queues the changed viewdefs whose type this connection has already met (§13); the
+    /// Hot reload: queues the changed viewdefs whose type this connection has already met (PROTOCOL.md A13); the
     /// others reach it the usual way when it meets their type.
     pub fn push_reloaded_viewdefs(&mut self, changed: &BTreeMap<String, String>, delay: Duration) {
         let before = self.reloaded_viewdefs.len();

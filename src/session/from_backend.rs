@@ -55,7 +55,7 @@ impl Session {
     }
 
     /// Whether the backend may address `id`: variable 1, its own variables, and remote browser
-    /// variables it was told about (§5).
+    /// variables it was told about (PROTOCOL.md B5).
     fn addressable(&self, id: VarId) -> Option<Owner> {
         let owner = self.owner(id)?;
         match owner {
@@ -315,7 +315,7 @@ impl Session {
 
     // ---- outage and return ----------------------------------------------------------------------
 
-    /// The backend connection `generation` is gone (§10): remote state freezes, the backend's own
+    /// The backend connection `generation` is gone (PROTOCOL.md B10): remote state freezes, the backend's own
     /// variables go, watchers of a remote (or missing) variable 1 are told once.
     pub(super) fn backend_down(&mut self, generation: u64) {
         if !self.link.go_away(generation) {
@@ -345,7 +345,7 @@ impl Session {
         self.deliver_changes();
     }
 
-    /// A backend connection `generation` is up and reached this session (§10): an engaged session sends
+    /// A backend connection `generation` is up and reached this session (PROTOCOL.md B10): an engaged session sends
     /// its replay batch, then goes live.
     pub(super) fn backend_up(&mut self, generation: u64) {
         if !self.link.enabled() || self.link.live_generation() == Some(generation) {

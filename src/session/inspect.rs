@@ -1,4 +1,4 @@
-//! The debug view of a session (operations.md §4: `/<id>/variables[.json]`), built by the session's
+//! The debug view of a session (docs/deployment.md "HTTP routes": `/<id>/variables[.json]`), built by the session's
 //! own task so it is a consistent snapshot.
 
 use serde_json::{json, Value as Json};

@@ -289,7 +289,7 @@ impl Session {
         }
     }
 
-    /// Hot reload (lua-and-tracking.md §5.8): adopt the new snapshot, rerun the files this session
+    /// Hot reload (docs/lua-api.md "Hot reload"): adopt the new snapshot, rerun the files this session
     /// loaded whose text changed (in the order it first loaded them, each its own phase), then one pass;
     /// changed viewdefs go to the connections that have their type. A failing file is logged and the
     /// session goes on with what it has.
@@ -422,7 +422,7 @@ impl Session {
         }
     }
 
-    /// A browser `create` (browser protocol §4.1): owned like its parent.
+    /// A browser `create` (PROTOCOL.md A4.1): owned like its parent.
     fn create(&mut self, conn: ConnId, create: Create) {
         let Some(c) = self.connections.get(conn) else { return };
         if c.owns_client_id(create.id) {
@@ -514,7 +514,7 @@ impl Session {
         }
     }
 
-    /// Ends a Lua phase: runs the `lua` property values Lua queued (§5.7), then tells connections about
+    /// Ends a Lua phase: runs the `lua` property values Lua queued (docs/lua-api.md "The lua property"), then tells connections about
     /// variables Lua destroyed with `destroyVariable`.
     fn settle_lua(&mut self) {
         let Some(lua) = self.lua.as_mut() else { return };

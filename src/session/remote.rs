@@ -1,4 +1,4 @@
-//! The gateway's mirror of backend-owned (remote) variables (backend-protocol.md §7–§8): the tree, the
+//! The gateway's mirror of backend-owned (remote) variables (PROTOCOL.md B7, B8): the tree, the
 //! last value, properties and error the backend sent, and the properties browsers set, so watches can be
 //! answered and tabs rebuilt without asking the backend, and a reconnecting backend gets a replay.
 
@@ -31,7 +31,7 @@ pub struct RemoteVar {
     pub browser_props: Properties,
     /// The backend's last error for it, until an update follows.
     pub error: Option<(ErrorCode, String)>,
-    /// Delivery priority of each property given one by a name suffix (browser protocol §5.3); the
+    /// Delivery priority of each property given one by a name suffix (PROTOCOL.md A5.3); the
     /// others are medium.
     pub prop_priority: HashMap<String, Priority>,
 }

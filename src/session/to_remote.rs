@@ -83,7 +83,7 @@ impl Session {
 
     // ---- browser messages bound for remote variables -------------------------------------------
 
-    /// A browser `create` under a remote parent (§7): recorded, forwarded with `nowatch:true`, then
+    /// A browser `create` under a remote parent (PROTOCOL.md B7): recorded, forwarded with `nowatch:true`, then
     /// watched unless the browser said `nowatch`.
     pub(super) fn create_remote(&mut self, conn: ConnId, create: Create, parent: VarId, global: VarId) {
         let mut props = Properties::default();
@@ -210,8 +210,8 @@ impl Session {
     }
 
     /// Queues a change of remote variable `global` for its watchers (except `skip`) as one update per
-    /// priority bucket, as browser protocol §12 orders every browser-bound update whatever its source
-    /// (backend-protocol §7): the value in the bucket of the variable's `priority` property, each
+    /// priority bucket, as PROTOCOL.md A12 orders every browser-bound update whatever its source
+    /// (PROTOCOL.md B7): the value in the bucket of the variable's `priority` property, each
     /// property (bucket, name, value) in its own bucket.
     pub(super) fn push_change(
         &mut self,

@@ -39,7 +39,7 @@ def is_int(v):
 
 
 def match(pattern, value, b, order_any=False):
-    """§2.4: patterns and placeholders."""
+    """Patterns and placeholders (protocol/vectors/README.md)."""
     if isinstance(pattern, str):
         if pattern == "$any":
             return True

@@ -1,4 +1,4 @@
-//! Reconnect delays: before attempt n, `min(15 s, 0.5 s·2^n)·U(0.5, 1)` (backend protocol §15).
+//! Reconnect delays: before attempt n, `min(15 s, 0.5 s·2^n)·U(0.5, 1)`.
 
 use std::time::Duration;
 

@@ -49,7 +49,7 @@ impl<A: Root> Sessions<A> {
         }
     }
 
-    /// Backend protocol §6: a new epoch drops everything, the same epoch the sessions not listed.
+    /// PROTOCOL.md B6: a new epoch drops everything, the same epoch the sessions not listed.
     fn welcome(&mut self, epoch: &str, live: &[VendedId]) {
         match &self.epoch {
             Some(old) if old != epoch => {
@@ -178,7 +178,7 @@ async fn serve<A: Root>(config: &ClientConfig, sessions: &mut Sessions<A>, stop:
     let (mut sink, mut stream) = ws.split();
     let silence = config.silence_timeout;
 
-    // The welcome comes first (§3).
+    // The welcome comes first (PROTOCOL.md B3).
     let welcome = loop {
         match tokio::time::timeout(silence, stream.next()).await {
             Err(_) => return End::Lost(ClientError::Silent),

@@ -3,7 +3,7 @@
 //! The Rust backend client library: write the state of a UI as plain
 //! Rust structs, and a ui-gateway running in **connected** or **hybrid** mode shows it in browsers.
 //!
-//! The client connects to the gateway's `/backend` WebSocket (backend protocol §15), builds one app
+//! The client connects to the gateway's `/backend` WebSocket, builds one app
 //! state per browser session with your factory, runs one task per session, resolves the browsers'
 //! variables against your objects, detects changes with the crate's [`tracker`](crate::tracker)
 //! after every batch and every [`SessionHandle`] closure, and sends only what changed. It reconnects

@@ -1,5 +1,5 @@
 //! One session's state on the backend side: its tracker, the variables the gateway told it about,
-//! which of them are watched, its client variables (hybrid) — and the rules of backend protocol §9
+//! which of them are watched, its client variables (hybrid) — and the rules of PROTOCOL.md B9
 //! that turn a gateway batch into the reply batch.
 //!
 //! This is the synchronous core; [`task`](super::task) runs it as one task per session.
@@ -40,7 +40,7 @@ pub(crate) struct Reply {
     pub messages: Vec<Message>,
 }
 
-/// The origin of every change the gateway made: such changes are not echoed back (§9 rule 4).
+/// The origin of every change the gateway made: such changes are not echoed back (PROTOCOL.md B9 rule 4).
 const GATEWAY: Origin = 1;
 
 /// How the gateway runs: the backend owns variable 1 (connected), or Lua does and the backend adds
@@ -217,7 +217,7 @@ impl Session {
     /// Applies one gateway batch and returns the reply frame, if there is anything to say.
     ///
     /// `first`: the session state was just built for this batch. `replay`: the first batch after a
-    /// reconnect for a session this backend already held (§9 rule 9).
+    /// reconnect for a session this backend already held (PROTOCOL.md B9 rule 9).
     pub(crate) fn apply_batch(
         &mut self,
         messages: Vec<Result<Message, MessageError>>,
@@ -238,7 +238,7 @@ impl Session {
         self.flush()
     }
 
-    /// §9 rule 9: the replay's creates are the complete set of browser variables, its watches the
+    /// PROTOCOL.md B9 rule 9: the replay's creates are the complete set of browser variables, its watches the
     /// complete set of watches; client variables are re-created.
     fn start_replay(&mut self, messages: &[Result<Message, MessageError>]) {
         let replayed: HashSet<VarId> = messages
@@ -442,7 +442,7 @@ impl Session {
         Message::Create(create)
     }
 
-    /// A watch answer (§9 rule 2): value and the properties this backend set, or the current error.
+    /// A watch answer (PROTOCOL.md B9 rule 2): value and the properties this backend set, or the current error.
     fn full_answer(&self, id: VarId) -> Vec<Message> {
         let foreign = self.browser_props.get(&id);
         let mut out = Vec::new();

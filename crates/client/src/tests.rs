@@ -1,4 +1,4 @@
-//! The session state machine against the §16 fixtures, without sockets.
+//! The session state machine against the fixture apps of `protocol/vectors/fixtures/apps.md`, without sockets.
 
 use serde_json::{json, Value as Json};
 use tokio::sync::mpsc::unbounded_channel;

@@ -1,4 +1,4 @@
-//! Change detection and update assembly (lua-and-tracking.md §4.2, §4.3).
+//! Change detection and update assembly (docs/variables.md "Change detection").
 //!
 //! A pass walks the tree in preorder (roots, then children, by creation number) with an explicit stack
 //! and a creation-number cursor per level, so host code may create or destroy variables during the pass
@@ -147,7 +147,7 @@ impl<R: Resolver> Drop for PassGuard<'_, R> {
 }
 
 impl<R: Resolver> Shared<R> {
-    /// One detection pass (§4.2) and the ordered updates it yields (§4.3). A nested call from host code
+    /// One detection pass and the ordered updates it yields (docs/variables.md "Change detection"). A nested call from host code
     /// during a pass returns no changes.
     pub fn detect(&self, res: &R) -> Changes {
         {

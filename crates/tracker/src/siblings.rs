@@ -1,4 +1,4 @@
-//! One step of a detection pass over the children of one variable (§4.2): a run of plain, unchanged
+//! One step of a detection pass over the children of one variable (docs/variables.md "Change detection"): a run of plain, unchanged
 //! siblings confirmed together, then at most one variable visited the full way.
 //!
 //! Most variables of a large tree are leaves whose path is one field of the parent's value, and most
@@ -110,7 +110,7 @@ impl<R: Resolver> Shared<R> {
                     break;
                 }
                 if !var.active || var.inactive {
-                    // Not visited, subtree included (§4.2).
+                    // Not visited, subtree included (docs/variables.md "Change detection").
                     passed.push(Passed { index, at, peeked: None, has_pending, has_children: false });
                     continue;
                 }

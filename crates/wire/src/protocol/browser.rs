@@ -7,7 +7,7 @@ use super::code::ErrorCode;
 use super::message::{parse_message, Message, MessageError, Side};
 use crate::ids::VarId;
 
-/// Per-frame limits (browser protocol §15).
+/// Per-frame limits (PROTOCOL.md A15).
 #[derive(Clone, Copy, Debug)]
 pub struct FrameLimits {
     pub max_messages: usize,

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-/// Every `code` an `error` message can carry (browser protocol §7, backend protocol §12).
+/// Every `code` an `error` message can carry (PROTOCOL.md A7, B12).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum ErrorCode {
     BadMessage,

@@ -13,7 +13,7 @@ use crate::ids::VarId;
 /// Largest id magnitude accepted: JSON integers must stay exact in a double.
 pub const MAX_ID: i64 = (1 << 53) - 1;
 
-/// Lowest id a backend may use for its own variables (backend protocol §5).
+/// Lowest id a backend may use for its own variables (PROTOCOL.md B5).
 pub const MIN_BACKEND_ID: i64 = -((1 << 32) - 1);
 
 /// Who sent the message: the rules for `create` and for values differ.
