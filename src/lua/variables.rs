@@ -16,6 +16,7 @@ use super::state::{strip_self, ApiState};
 use crate::ids::VarId;
 use crate::protocol::message::split_path_query;
 use crate::protocol::priority::split_suffix;
+use crate::protocol::property::{decide, name as property, Decision};
 use crate::protocol::{ErrorCode, PropertyWrite};
 use crate::tracker::{Shared, WeakShared, Writer};
 
@@ -137,7 +138,7 @@ pub fn install(
                 id
             };
             let res = c.resolver(lua)?;
-            let has_path = props.iter().any(|p| p.name == "path" && !p.value.is_empty());
+            let has_path = props.iter().any(|p| p.name == property::PATH && !p.value.is_empty());
             match (parent, has_path) {
                 (Some(parent), true) if obj.is_nil() => {
                     shared.create(&res, id, parent, &props, Writer::Lua).map_err(raise)?;
@@ -267,10 +268,10 @@ pub fn handle(
             let name = name.to_string_lossy();
             let (name, priority) = split_suffix(&name);
             let name = name.to_string();
-            if matches!(name.as_str(), "path" | "access" | "create") {
+            if decide(&name, Writer::Lua, false) == Decision::Deny {
                 return Err(raise_code(ErrorCode::AccessDenied, format!("{name} is fixed at create")));
             }
-            if name == "lua" {
+            if name == property::LUA {
                 if id != VarId::APP {
                     return Err(raise_code(ErrorCode::AccessDenied, "lua is a property of variable 1 only"));
                 }

@@ -8,6 +8,7 @@ use tokio::time::Instant;
 
 use super::sink::{ConnSink, SendOutcome};
 use crate::ids::{ConnId, VarId};
+use crate::protocol::property::name as property;
 use crate::protocol::{encode_server_frame, Priority, Properties, ServerMessage, UpdateOut};
 use crate::site::Viewdefs;
 
@@ -176,7 +177,7 @@ impl Connection {
             std::mem::take(&mut self.reloaded_viewdefs).into_iter().map(|(k, v)| (k, v.into())).collect();
         for (_, msg) in &self.updates {
             let ServerMessage::Update(u) = msg else { continue };
-            let Some(ty) = u.properties.get("type") else { continue };
+            let Some(ty) = u.properties.get(property::TYPE) else { continue };
             if ty.is_empty() || self.seen_types.contains(ty) {
                 continue;
             }
@@ -189,7 +190,7 @@ impl Connection {
         }
         if !delivered.is_empty() {
             let mut props = Properties::default();
-            props.set("viewdefs", &serde_json::Value::Object(delivered).to_string());
+            props.set(property::VIEWDEFS, &serde_json::Value::Object(delivered).to_string());
             frame.push(ServerMessage::Update(UpdateOut { var_id: VarId::APP, value: None, properties: props }));
         }
         frame.extend(coalesce(std::mem::take(&mut self.updates)));

@@ -9,6 +9,7 @@ use super::Session;
 use crate::ids::VarId;
 use crate::protocol::backend::BackendBatch;
 use crate::protocol::message::MIN_BACKEND_ID;
+use crate::protocol::property::{decide, name as property, Decision};
 use crate::protocol::{
     Create, ErrorCode, Message, Priority, Properties, PropertyWrite, ServerMessage, Update, UpdateOut,
 };
@@ -130,15 +131,19 @@ impl Session {
         let mut kept = Vec::with_capacity(props.len());
         let mut lua_code = None;
         for p in props {
-            match p.name.as_str() {
-                "viewdefs" => self.backend_error(id, ErrorCode::AccessDenied, "backends may not send viewdefs"),
-                "lua" if id != VarId::APP => {
+            // The backend owns its variables, so it may restate their creator properties (`at_create`);
+            // `lua` is dropped by the table because the session runs it instead of storing it.
+            match (p.name.as_str(), decide(&p.name, Writer::Backend, true)) {
+                (property::LUA, _) if id != VarId::APP => {
                     self.backend_error(id, ErrorCode::AccessDenied, "lua is a property of variable 1 only")
                 }
-                "lua" if self.lua.is_none() => {
+                (property::LUA, _) if self.lua.is_none() => {
                     self.backend_error(id, ErrorCode::BadMessage, "no Lua in connected mode")
                 }
-                "lua" => lua_code = Some(p.value.clone()),
+                (property::LUA, _) => lua_code = Some(p.value.clone()),
+                (_, Decision::Deny) => {
+                    self.backend_error(id, ErrorCode::AccessDenied, format!("backends may not send {}", p.name))
+                }
                 _ => kept.push(p.clone()),
             }
         }

@@ -6,6 +6,7 @@ use serde_json::{json, Value as Json};
 use super::remote::Creator;
 use super::Session;
 use crate::ids::VarId;
+use crate::protocol::property::name as property;
 use crate::protocol::Properties;
 
 fn props_json(props: &Properties) -> Json {
@@ -72,9 +73,9 @@ impl Session {
             "id": id.0,
             "parentId": parent.map_or(0, |p| p.0),
             "owner": owner,
-            "type": prop("type"),
-            "path": prop("path"),
-            "access": props.get("access").unwrap_or("rw"),
+            "type": prop(property::TYPE),
+            "path": prop(property::PATH),
+            "access": props.get(property::ACCESS).unwrap_or("rw"),
             "value": value.unwrap_or(Json::Null),
             "properties": props_json(props),
             "childIds": children.iter().map(|c| c.0).collect::<Vec<_>>(),

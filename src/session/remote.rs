@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use serde_json::Value as Json;
 
 use crate::ids::{ConnId, VarId};
+use crate::protocol::property::name as property;
 use crate::protocol::{ErrorCode, Priority, Properties, ServerMessage, UpdateOut};
 
 /// Who created a remote variable.
@@ -39,12 +40,12 @@ pub struct RemoteVar {
 impl RemoteVar {
     /// `w` and `action` variables have no value to show.
     pub fn readable(&self) -> bool {
-        !matches!(self.props.get("access"), Some("w" | "action"))
+        !matches!(self.props.get(property::ACCESS), Some("w" | "action"))
     }
 
     /// The bucket of a value change: the variable's `priority` property (medium when unset).
     pub fn value_priority(&self) -> Priority {
-        self.props.get("priority").map_or(Priority::Medium, Priority::from_property)
+        self.props.get(property::PRIORITY).map_or(Priority::Medium, Priority::from_property)
     }
 
     /// The bucket of a change of property `name`: a suffix sets the property's priority, no suffix

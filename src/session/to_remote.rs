@@ -14,6 +14,7 @@ use super::backend_link::Emitted;
 use super::remote::{set_prop, Creator, RemoteVar};
 use super::Session;
 use crate::ids::{ConnId, VarId};
+use crate::protocol::property::{decide, name as property, Decision, Writer};
 use crate::protocol::{
     Create, ErrorCode, Message, Priority, Properties, PropertyWrite, ServerMessage, Update, UpdateOut,
 };
@@ -90,16 +91,16 @@ impl Session {
         let mut denied = Vec::new();
         let mut forwarded = Vec::new();
         for p in &create.properties {
-            match p.name.as_str() {
-                "type" | "viewdefs" => {}
-                "lua" => denied.push("lua"),
-                _ => {
+            match decide(&p.name, Writer::Browser, true) {
+                Decision::Drop => {}
+                Decision::Deny => denied.push(p.name.as_str()),
+                Decision::Store | Decision::Pin => {
                     set_prop(&mut props, &p.name, &p.value);
                     forwarded.push(p.clone());
                 }
             }
         }
-        if props.get("path").is_none_or(str::is_empty) {
+        if props.get(property::PATH).is_none_or(str::is_empty) {
             return self.error(conn, create.id, ErrorCode::BadMessage, "create needs a non-empty path");
         }
         self.remote.insert(global, Some(parent), Creator::Browser(conn), None, props);
@@ -165,9 +166,9 @@ impl Session {
         let mut changed = Vec::new();
         let limits = self.config.backend.as_ref().map_or_else(Default::default, |h| h.bytes.mirror);
         for p in update.properties.as_deref().unwrap_or(&[]) {
-            match p.name.as_str() {
-                "path" | "access" | "create" | "wrapper" | "lua" => denied.push(p.name.clone()),
-                "type" | "viewdefs" => {}
+            match decide(&p.name, Writer::Browser, false) {
+                Decision::Deny => denied.push(p.name.clone()),
+                Decision::Drop => {}
                 _ if !mirror_admits(self.remote.get(global), &limits, &p.name, &p.value) => over.push(p.name.clone()),
                 _ => {
                     if let Some(var) = self.remote.get_mut(global) {

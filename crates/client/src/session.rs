@@ -14,6 +14,7 @@ use super::object::{Obj, Object};
 use super::resolver::ObjectResolver;
 use super::value::UiValue;
 use crate::ids::{VarId, VendedId};
+use crate::protocol::property::name as property;
 use crate::protocol::{Create, ErrorCode, ErrorReport, Message, MessageError, PropertyWrite, ServerMessage, Update};
 use crate::tracker::{Access, JValue, Origin, Tracker, Writer};
 
@@ -449,7 +450,7 @@ impl Session {
         for mut m in self.tracker.full_state(id) {
             if let ServerMessage::Update(u) = &mut m {
                 u.properties.0.retain(|(name, _)| {
-                    name != "path" && name != "access" && !foreign.is_some_and(|f| f.contains(name))
+                    name != property::PATH && name != property::ACCESS && !foreign.is_some_and(|f| f.contains(name))
                 });
                 if u.value.is_none() && u.properties.is_empty() {
                     continue;
@@ -468,11 +469,11 @@ impl Session {
 }
 
 fn client_create(var: &ClientVar) -> Message {
-    let property = |name: &str, value: &str| PropertyWrite { name: name.into(), value: value.into(), priority: None };
+    let write = |name: &str, value: &str| PropertyWrite { name: name.into(), value: value.into(), priority: None };
     Message::Create(Create {
         id: var.id,
         parent_id: Some(var.parent),
-        properties: vec![property("path", &var.path), property("access", var.access.as_str())],
+        properties: vec![write(property::PATH, &var.path), write(property::ACCESS, var.access.as_str())],
         value: None,
         nowatch: !var.watch,
         unbound: false,

@@ -11,6 +11,7 @@ use super::value;
 use super::variable::{LocalPath, Seg, WrapState};
 use super::{Resolver, VarError, WrapRequest, Wrapped};
 use crate::ids::VarId;
+use crate::protocol::property::name as property;
 use crate::protocol::ErrorCode;
 
 fn path_failure(description: impl Into<String>) -> VarError {
@@ -181,7 +182,7 @@ impl<R: Resolver> Shared<R> {
                 WrapState::Object(w) => Some(w.clone()),
                 _ => None,
             };
-            (v.prop("wrapper").unwrap_or("").to_string(), existing)
+            (v.prop(property::WRAPPER).unwrap_or("").to_string(), existing)
         }) else {
             return Ok(());
         };
@@ -275,7 +276,7 @@ impl<R: Resolver> Shared<R> {
             Nothing,
         }
         let Some(source) = self.with_var(at, |v| {
-            let wrapper_prop = || v.prop("wrapper").unwrap_or("").to_string();
+            let wrapper_prop = || v.prop(property::WRAPPER).unwrap_or("").to_string();
             match &v.wrapper {
                 WrapState::Object(w) => Source::Value(w.clone(), wrapper_prop()),
                 WrapState::Computed(_) => Source::Name(wrapper_prop()),
@@ -298,11 +299,11 @@ impl<R: Resolver> Shared<R> {
         var.derived_type = derived;
         let shown = var.effective_type().to_string();
         // Derived from the host's value, so never refused; its bytes are booked like any property's.
-        let old = var.prop("type").map_or(0, |v| super::budget::prop_bytes("type", v));
-        let changed = var.set_prop("type", &shown, None);
-        st.bytes.book_prop(old, var.prop("type").map_or(0, |v| super::budget::prop_bytes("type", v)));
+        let old = var.prop(property::TYPE).map_or(0, |v| super::budget::prop_bytes(property::TYPE, v));
+        let changed = var.set_prop(property::TYPE, &shown, None);
+        st.bytes.book_prop(old, var.prop(property::TYPE).map_or(0, |v| super::budget::prop_bytes(property::TYPE, v)));
         if let Some(priority) = changed {
-            st.note_prop(at, "type", priority, None);
+            st.note_prop(at, property::TYPE, priority, None);
         }
     }
 }

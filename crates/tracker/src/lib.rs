@@ -228,14 +228,8 @@ impl Access {
     }
 }
 
-/// Who sets properties: decides the docs/variables.md "Properties" rules (browsers may not set creator properties after create,
-/// `lua` or `wrapper`; their `type` and `viewdefs` are ignored).
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Writer {
-    Browser,
-    Backend,
-    Lua,
-}
+/// Who sets properties (the rule table is `protocol::property::decide`).
+pub use crate::protocol::Writer;
 
 /// The per-session change tracker: a resolver plus the [`Shared`] variable table.
 ///

@@ -8,6 +8,7 @@ use super::shared::{At, Shared};
 use super::variable::{LocalPath, Seg, ValueNote, Var, WrapState};
 use super::{Access, Resolver, VarError, Writer};
 use crate::ids::VarId;
+use crate::protocol::property::name as property;
 use crate::protocol::{ErrorCode, PropertyWrite};
 
 /// A successful create. The variable exists even if its first computation failed (the error is in its
@@ -39,7 +40,7 @@ fn prepare<R: Resolver>(res: Option<&R>, props: &[PropertyWrite], writer: Writer
     let mut merged: Vec<PropertyWrite> = Vec::with_capacity(props.len());
     let mut query = Vec::new();
     for p in props {
-        if p.name == "path" {
+        if p.name == property::PATH {
             let (path, q) = split_query(&p.value);
             merged.push(PropertyWrite { name: p.name.clone(), value: path.to_string(), priority: p.priority });
             query = q;
@@ -57,9 +58,9 @@ fn prepare<R: Resolver>(res: Option<&R>, props: &[PropertyWrite], writer: Writer
         }
     }
     let find = |name: &str| merged.iter().rev().find(|p| p.name == name).map(|p| p.value.as_str());
-    let access_text = find("access").unwrap_or("");
+    let access_text = find(property::ACCESS).unwrap_or("");
     let access = Access::parse(access_text).ok_or_else(|| bad(format!("unknown access {access_text:?}")))?;
-    let path_text = find("path").unwrap_or("");
+    let path_text = find(property::PATH).unwrap_or("");
     let path = match res {
         Some(res) => {
             if path_text.is_empty() {
@@ -265,7 +266,7 @@ impl<R: Resolver> Shared<R> {
     /// The create-time computation of a readable variable, with `create=T` (docs/variables.md "Access"): if the path is nil
     /// and ends in a name or index, the resolver instantiates T, assigns it there and the path is re-read.
     fn first_computation(&self, res: &R, at: At) {
-        let wants_create = self.with_var(at, |v| v.prop("create").is_some()) == Some(true);
+        let wants_create = self.with_var(at, |v| v.prop(property::CREATE).is_some()) == Some(true);
         let raw = match self.resolve(res, at) {
             Ok(None) => return,
             Ok(Some(v)) if wants_create && res.is_nil(&v) => match self.create_value(res, at) {
@@ -285,7 +286,7 @@ impl<R: Resolver> Shared<R> {
 
     /// Runs the `create` property for a nil path; `Ok(None)` when there is nothing to do.
     fn create_value(&self, res: &R, at: At) -> Result<Option<R::Value>, VarError> {
-        let Some(type_name) = self.with_var(at, |v| v.prop("create").map(str::to_string)).flatten() else {
+        let Some(type_name) = self.with_var(at, |v| v.prop(property::CREATE).map(str::to_string)).flatten() else {
             return Ok(None);
         };
         let Some(target) = self.target(res, at)? else { return Ok(None) };

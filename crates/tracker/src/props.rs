@@ -6,37 +6,10 @@ use super::shared::{At, Shared};
 use super::variable::Var;
 use super::{Origin, Resolver, VarError, Writer};
 use crate::ids::VarId;
+use crate::protocol::property::name as property;
 use crate::protocol::{ErrorCode, Priority, PropertyWrite};
 
-/// What happens to one property write.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Decision {
-    /// Stored and reported.
-    Store,
-    /// `type` from Lua or the backend: pins the type shown when none is derived.
-    Pin,
-    /// Ignored without an error (`type`/`viewdefs` from browsers; `lua`, which the session runs).
-    Drop,
-    /// Refused with `access-denied`; the message's other properties still apply.
-    Deny,
-}
-
-/// The docs/variables.md "Properties" rules. `at_create`: the creator's own properties (`path`, `access`, `create`, `wrapper`)
-/// are allowed only then.
-pub(crate) fn decide(name: &str, writer: Writer, at_create: bool) -> Decision {
-    match name {
-        "path" | "access" | "create" if at_create => Decision::Store,
-        "path" | "access" | "create" => Decision::Deny,
-        "lua" if writer == Writer::Browser => Decision::Deny,
-        "lua" => Decision::Drop,
-        "viewdefs" if writer == Writer::Backend => Decision::Deny,
-        "viewdefs" => Decision::Drop,
-        "type" if writer == Writer::Browser => Decision::Drop,
-        "type" => Decision::Pin,
-        "wrapper" if writer == Writer::Browser && !at_create => Decision::Deny,
-        _ => Decision::Store,
-    }
-}
+pub(crate) use crate::protocol::property::{decide, Decision};
 
 pub(crate) fn denied(names: &[&str]) -> VarError {
     VarError::new(ErrorCode::AccessDenied, format!("may not set {}", names.join(", ")))
@@ -53,10 +26,10 @@ pub(crate) fn apply<'a, R: Resolver>(
     Ok(match decision {
         Decision::Store => store(var, bytes, &p.name, &p.value, p.priority)?.map(|pr| (p.name.as_str(), pr)),
         Decision::Pin => {
-            bytes.check_prop(&var.props, "type", &p.value)?;
+            bytes.check_prop(&var.props, property::TYPE, &p.value)?;
             var.pinned_type = (!p.value.is_empty()).then(|| p.value.clone());
             let shown = var.effective_type().to_string();
-            store(var, bytes, "type", &shown, p.priority)?.map(|pr| ("type", pr))
+            store(var, bytes, property::TYPE, &shown, p.priority)?.map(|pr| (property::TYPE, pr))
         }
         Decision::Drop | Decision::Deny => None,
     })

@@ -7,6 +7,7 @@ use super::children::Children;
 use super::value::Snap;
 use super::{Access, Origin, Resolver, VarError};
 use crate::ids::VarId;
+use crate::protocol::property::name as property;
 use crate::protocol::Priority;
 
 /// One step of a parsed path with its names interned (docs/variables.md "Paths").
@@ -210,9 +211,9 @@ impl<R: Resolver> Var<R> {
         };
         if changed.is_some() {
             match name {
-                "priority" => self.value_priority = Priority::from_property(value),
+                property::PRIORITY => self.value_priority = Priority::from_property(value),
                 "inactive" => self.inactive = !value.is_empty(),
-                "wrapper" => self.rewrap = true,
+                property::WRAPPER => self.rewrap = true,
                 _ => {}
             }
         }

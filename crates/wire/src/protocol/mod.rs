@@ -7,6 +7,7 @@ pub mod browser;
 pub mod code;
 pub mod message;
 pub mod priority;
+pub mod property;
 
 pub use browser::{
     encode_server_frame, parse_client_frame, ClientFrame, ErrorOut, FrameError, FrameLimits, Properties, ServerMessage,
@@ -15,3 +16,4 @@ pub use browser::{
 pub use code::{close, ErrorCode};
 pub use message::{Create, ErrorReport, Message, MessageError, PropertyWrite, Side, Update};
 pub use priority::Priority;
+pub use property::{decide, Decision, Writer};
