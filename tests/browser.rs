@@ -4,6 +4,12 @@
 //! Each test starts its own gateway on an ephemeral port and its own Chromium, waits on DOM
 //! conditions and `ui-busy` (never on time), and leaves a screenshot in `target/screenshots/`.
 
+#[allow(dead_code)]
+#[path = "../examples/counter_backend/main.rs"]
+mod counter;
+#[allow(dead_code)]
+#[path = "../examples/dashboard_backend/main.rs"]
+mod dashboard;
 #[path = "browser/harness.rs"]
 mod harness;
 
@@ -715,4 +721,62 @@ async fn generic_sl_elements() {
     b.settle().await;
     assert_eq!(b.count(".ui-error").await, 0);
     b.close().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// reload with a backend: connected and hybrid mode
+// ---------------------------------------------------------------------------------------------
+
+/// Gateway arguments for a backend-driven example site.
+fn backend_site_args(site: &str, mode: ui_gateway::config::Mode) -> ui_gateway::config::ServeArgs {
+    let mut args = site_args(Some(site));
+    args.mode = mode;
+    args
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromedriver"]
+async fn a_reload_renders_with_a_backend() {
+    use ui_gateway::config::Mode;
+    use ui_gateway_client::{Client, ClientConfig};
+
+    // Connected: the only tab reloads, so variable 1's tally falls to 0 and the new page's watch goes
+    // to the backend; the page must still get the type (and viewdefs) and render the current count.
+    let gw = gateway_with(backend_site_args("counter_backend/site", Mode::Connected)).await;
+    let backend =
+        Client::new(ClientConfig::new(format!("ws://{}/backend", gw.addr))).connected(counter::app).start().unwrap();
+    let b = Browser::launch().await;
+    let url = open_app(&b, &gw).await;
+    b.wait("document.querySelector('button') !== null").await;
+    b.click("button").await;
+    b.click("button").await;
+    b.wait("document.querySelector('span')?.textContent === '2'").await;
+    for round in 0..2 {
+        b.js("location.reload()", vec![]).await;
+        b.wait("document.querySelector('button') !== null").await;
+        b.wait("document.querySelector('span')?.textContent === '2'").await;
+        assert_eq!(b.url().await, url, "round {round}: the same session");
+    }
+    b.click("button").await;
+    b.wait("document.querySelector('span')?.textContent === '3'").await;
+    b.settle().await;
+    assert_eq!(b.count(".ui-error").await, 0);
+    b.close().await;
+    backend.stop();
+
+    // Hybrid: Lua owns variable 1, the backend feeds client variables; after a reload the page renders
+    // again and the backend's numbers keep arriving.
+    let gw = gateway_with(backend_site_args("dashboard_backend/site", Mode::Hybrid)).await;
+    let backend =
+        Client::new(ClientConfig::new(format!("ws://{}/backend", gw.addr))).hybrid(dashboard::app).start().unwrap();
+    let b = Browser::launch().await;
+    open_app(&b, &gw).await;
+    b.wait("Number(document.querySelector('[ui-value=samples]')?.textContent) > 0").await;
+    b.js("location.reload()", vec![]).await;
+    b.wait("document.querySelector('h1') !== null").await;
+    b.wait("Number(document.querySelector('[ui-value=samples]')?.textContent) > 1").await;
+    b.settle().await;
+    assert_eq!(b.count(".ui-error").await, 0);
+    b.close().await;
+    backend.stop();
 }

@@ -83,12 +83,12 @@ impl Connections {
         }
     }
 
-    /// Queues `msg` in priority bucket `bucket` for every connection watching `global`, except `skip`
-    /// (the writer: a write is not echoed to its writer).
-    pub fn push_to_watchers(&mut self, global: VarId, msg: &ServerMessage, skip: Option<ConnId>, bucket: Priority) {
+    /// Queues `msg` in priority bucket `bucket` for every connection watching `global`, except those in
+    /// `skip` (the writer: a write is not echoed to its writer; watchers getting the full state instead).
+    pub fn push_to_watchers(&mut self, global: VarId, msg: &ServerMessage, skip: &[ConnId], bucket: Priority) {
         let delay = self.flush_delay;
         for c in self.by_id.values_mut() {
-            if Some(c.id) != skip && c.watches.contains(&global) {
+            if !skip.contains(&c.id) && c.watches.contains(&global) {
                 c.push_update_at(msg.clone(), delay, bucket);
             }
         }

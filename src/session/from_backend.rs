@@ -117,7 +117,8 @@ impl Session {
                 let watched = self.connections.is_watched(e.var_id);
                 if watched {
                     let bucket = var.value_priority();
-                    self.connections.push_to_watchers(e.var_id, &msg, None, bucket);
+                    self.connections.push_to_watchers(e.var_id, &msg, &[], bucket);
+                    self.awaiting_answer.remove(&e.var_id);
                 } else if let Creator::Browser(conn) = creator {
                     self.connections.push_update(conn, msg);
                 }
@@ -198,6 +199,11 @@ impl Session {
             set_prop(&mut mirror, &p.name, &p.value);
         }
         self.remote.insert(c.id, parent, Creator::Backend, c.value, mirror);
+        if self.tallies.get(&c.id).is_some_and(|n| *n > 0) {
+            if let Some(var) = self.remote.get_mut(c.id) {
+                var.watched_before = true;
+            }
+        }
         self.record_priorities(c.id, &props);
         if c.id == VarId::APP {
             self.answer_app_watchers();
@@ -227,7 +233,7 @@ impl Session {
         self.record_priorities(VarId::APP, &props);
         // A full update is one message, like a watch answer.
         let msg = ServerMessage::Update(UpdateOut { var_id: VarId::APP, value, properties: shown });
-        self.connections.push_to_watchers(VarId::APP, &msg, None, Priority::Medium);
+        self.connections.push_to_watchers(VarId::APP, &msg, &[], Priority::Medium);
     }
 
     /// Variable 1 just appeared: every connection watching it gets its full state.
@@ -263,7 +269,18 @@ impl Session {
                     None if recovered => var.value.clone(),
                     None => None,
                 };
-                self.push_change(id, value, changed, None);
+                // Watchers waiting for the answer to a forwarded watch get the full state, the others
+                // what changed.
+                let awaiting = self.awaiting_answer.remove(&id).unwrap_or_default();
+                self.push_change(id, value, changed, &awaiting);
+                if !awaiting.is_empty() {
+                    let state = self.remote.full_state(id);
+                    for conn in awaiting {
+                        for msg in &state {
+                            self.connections.push_update(conn, msg.clone());
+                        }
+                    }
+                }
             }
             Owner::Lua => {
                 if let Some(lua) = self.lua.as_mut() {

@@ -86,6 +86,9 @@ pub struct Session {
     link: BackendLink,
     /// Whether a browser frame arrived (the backend hears of a session with its first one).
     engaged: bool,
+    /// Remote variables whose forwarded watch is not answered yet, with the connections that get the
+    /// full state when the answer arrives (see `watch_remote`).
+    awaiting_answer: HashMap<VarId, Vec<ConnId>>,
     /// Lua-owned variables the backend watches (client variables, variable 1 in hybrid mode).
     backend_watches: HashSet<VarId>,
     /// Lua-owned variables whose full state the backend gets after the pass.
@@ -144,6 +147,7 @@ impl Session {
             tallies: HashMap::new(),
             remote: Default::default(),
             engaged: false,
+            awaiting_answer: HashMap::new(),
             backend_watches: HashSet::new(),
             backend_full: Vec::new(),
             backend_vars: HashMap::new(),
@@ -507,6 +511,7 @@ impl Session {
     fn forget_variables(&mut self, destroyed: &[VarId]) {
         for id in destroyed {
             self.tallies.remove(id);
+            self.awaiting_answer.remove(id);
             self.changes_of.remove(id);
             self.backend_watches.remove(id);
             self.backend_vars.remove(id);

@@ -35,6 +35,9 @@ pub struct RemoteVar {
     /// Delivery priority of each property given one by a name suffix (PROTOCOL.md A5.3); the
     /// others are medium.
     pub prop_priority: HashMap<String, Priority>,
+    /// Some connection watched it before: a watch forwarded later (the tally fell to 0 in between, as
+    /// when the only tab reloads) is owed the full state when the backend answers.
+    pub watched_before: bool,
 }
 
 impl RemoteVar {
@@ -137,6 +140,7 @@ impl RemoteVars {
             browser_props,
             error: None,
             prop_priority: HashMap::new(),
+            watched_before: false,
         };
         self.vars.insert(id, var);
     }

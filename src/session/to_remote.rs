@@ -140,6 +140,16 @@ impl Session {
         }
         let readable = self.remote.get(global).is_some_and(|v| v.readable());
         let from_mirror = !forwarded || (explicit && !readable);
+        let rewatch = self.remote.get(global).is_some_and(|v| v.watched_before);
+        if let Some(var) = self.remote.get_mut(global) {
+            var.watched_before = true;
+        }
+        if forwarded && !from_mirror && rewatch {
+            // The backend answers this watch with an update, which the mirror applies as a change: a
+            // tab that re-watches after the tally fell to 0 (a reload) would get only what differs from
+            // the mirror and could not render. It gets the full state when the answer arrives instead.
+            self.awaiting_answer.entry(global).or_default().push(conn);
+        }
         if from_mirror {
             for msg in self.remote.full_state(global) {
                 self.connections.push_update(conn, msg);
@@ -191,7 +201,7 @@ impl Session {
             let text = format!("over the property limits: {}", over.join(", "));
             self.error(conn, update.var_id, ErrorCode::LimitExceeded, text);
         }
-        self.push_change(global, None, changed, Some(conn));
+        self.push_change(global, None, changed, &[conn]);
         if update.value.is_none() && forwarded.is_empty() {
             return;
         }
@@ -219,7 +229,7 @@ impl Session {
         global: VarId,
         value: Option<Json>,
         props: Vec<(Priority, String, String)>,
-        skip: Option<ConnId>,
+        skip: &[ConnId],
     ) {
         let value_bucket = self.remote.get(global).map_or(Priority::Medium, RemoteVar::value_priority);
         for bucket in Priority::ORDER {
