@@ -115,6 +115,15 @@ pub struct ServeArgs {
     #[arg(long, env = "UI_BACKEND_MAX_FRAME", default_value = "16MiB", value_parser = parse_bytes)]
     pub backend_max_frame: usize,
 
+    /// Backend workers that may be connected at once (a worker pool); one more is closed with 4409.
+    #[arg(long, env = "UI_MAX_BACKENDS", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub max_backends: u32,
+
+    /// How long a named backend worker (`/backend?worker=NAME`) that dropped without draining keeps
+    /// its sessions for its return before they move to the other workers (DUR; 0 = move at once).
+    #[arg(long, env = "UI_BACKEND_GRACE", default_value = "2s", value_parser = parse_duration)]
+    pub backend_grace: std::time::Duration,
+
     /// Per-session message buffer while no backend is connected.
     #[arg(long, env = "UI_BACKEND_BUFFER", default_value_t = 1000)]
     pub backend_buffer: usize,

@@ -93,6 +93,14 @@ pub struct Metrics {
     pub lua_memory: Gauge,
     lua_limit_hits: Family<Labels, Counter>,
     pub backend_connected: Gauge,
+    /// Connected backend workers, those draining, and the sessions pinned to any worker.
+    pub backend_workers: Gauge,
+    pub backend_draining: Gauge,
+    pub backend_pinned: Gauge,
+    /// Sessions handed from one worker to another (`reason`: worker-gone, grace-over, reclaimed).
+    backend_handovers: Family<Labels, Counter>,
+    /// Sessions pinned to each connected worker, by worker label.
+    backend_worker_sessions: Family<Labels, Gauge>,
     pub backend_buffered: Gauge,
     pub backend_dropped: Counter,
     /// Mailbox items that left their `ui-lua` worker after running past the slice.
@@ -144,6 +152,11 @@ impl Metrics {
             lua_memory: Default::default(),
             lua_limit_hits: Default::default(),
             backend_connected: Default::default(),
+            backend_workers: Default::default(),
+            backend_draining: Default::default(),
+            backend_pinned: Default::default(),
+            backend_handovers: Default::default(),
+            backend_worker_sessions: Default::default(),
             backend_buffered: Default::default(),
             backend_dropped: Default::default(),
             lua_escapes: Default::default(),
@@ -192,6 +205,23 @@ impl Metrics {
         r.register("ui_lua_memory_bytes", "Lua heap in use, all sessions", m.lua_memory.clone());
         r.register("ui_lua_limit_hits", "Lua limit violations", m.lua_limit_hits.clone());
         r.register("ui_backend_connected", "1 while a backend is connected", m.backend_connected.clone());
+        r.register("ui_backend_workers", "Connected backend workers", m.backend_workers.clone());
+        r.register(
+            "ui_backend_draining_workers",
+            "Connected backend workers that are draining",
+            m.backend_draining.clone(),
+        );
+        r.register("ui_backend_pinned_sessions", "Sessions pinned to a backend worker", m.backend_pinned.clone());
+        r.register(
+            "ui_backend_handovers",
+            "Sessions handed from one backend worker to another, by reason",
+            m.backend_handovers.clone(),
+        );
+        r.register(
+            "ui_backend_worker_sessions",
+            "Sessions pinned to each backend worker",
+            m.backend_worker_sessions.clone(),
+        );
         r.register(
             "ui_backend_buffered_messages",
             "Messages buffered for an absent backend",
@@ -328,6 +358,24 @@ impl Metrics {
     pub fn variables_delta(&self, owner: &str, delta: i64) {
         if delta != 0 {
             self.variables.get_or_create(&labels(&[("owner", owner)])).inc_by(delta);
+        }
+    }
+
+    /// A session moved to another backend worker (`reason`: `worker-gone`, `grace-over`).
+    pub fn backend_handover(&self, reason: &'static str) {
+        self.backend_handovers.get_or_create(&labels(&[("reason", reason)])).inc();
+    }
+
+    /// Sessions pinned to worker `label` (`None`: the worker left, its series goes).
+    pub fn backend_worker_sessions(&self, label: &str, sessions: Option<usize>) {
+        let key = labels(&[("worker", label)]);
+        match sessions {
+            Some(n) => {
+                self.backend_worker_sessions.get_or_create(&key).set(n as i64);
+            }
+            None => {
+                self.backend_worker_sessions.remove(&key);
+            }
         }
     }
 

@@ -180,7 +180,9 @@ impl Gateway {
                     overflow_bytes: args.backend_overflow_bytes,
                     mirror: tracker_limits,
                 };
-                Some(Arc::new(BackendHub::new(mode.as_str(), token, limits, bytes)))
+                let pool =
+                    crate::backend::PoolLimits { max_workers: args.max_backends as usize, grace: args.backend_grace };
+                Some(Arc::new(BackendHub::new(mode.as_str(), token, limits, bytes, pool)))
             }
             _ => None,
         };

@@ -38,7 +38,7 @@ pub enum CloseReason {
     SessionEnded,
     /// The session already has its maximum of connections.
     ConnectionLimit,
-    /// Another backend holds the `/backend` link.
+    /// The backend worker pool is full (`--max-backends`).
     BackendBusy,
 }
 
@@ -56,7 +56,7 @@ impl CloseReason {
             CloseReason::UnknownSession => (close::UNKNOWN_SESSION, "unknown-session"),
             CloseReason::SessionEnded => (close::UNKNOWN_SESSION, "session-ended"),
             CloseReason::ConnectionLimit => (close::CONNECTION_LIMIT, "connection-limit"),
-            CloseReason::BackendBusy => (close::BACKEND_BUSY, "backend already connected"),
+            CloseReason::BackendBusy => (close::BACKEND_BUSY, "backend pool full"),
         }
     }
 
@@ -235,7 +235,7 @@ mod tests {
             (CloseReason::UnknownSession, 4404, "unknown-session"),
             (CloseReason::SessionEnded, 4404, "session-ended"),
             (CloseReason::ConnectionLimit, 4429, "connection-limit"),
-            (CloseReason::BackendBusy, 4409, "backend already connected"),
+            (CloseReason::BackendBusy, 4409, "backend pool full"),
         ];
         for (reason, code, text) in table {
             assert_eq!(reason.on_wire(), Some((code, text)), "{reason:?}");

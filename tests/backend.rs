@@ -148,7 +148,10 @@ async fn connected_worked_example_with_a_second_tab_and_a_backend_restart() {
 
 #[tokio::test]
 async fn one_backend_at_a_time_and_auth_rules() {
-    let gw = start(connected_args()).await;
+    // A pool of one: a second worker finds the pool full (4409).
+    let mut pool_of_one = connected_args();
+    pool_of_one.max_backends = 1;
+    let gw = start(pool_of_one).await;
     let mut k = backend(&gw, json!([])).await;
     let mut second = connect_backend(&gw, &[]).await.unwrap();
     assert_eq!(second.closed().await, 4409);

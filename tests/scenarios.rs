@@ -552,7 +552,11 @@ impl Run<'_> {
             }
             "connect-backend" => {
                 let name = backend_endpoint(step)?;
-                let url = format!("ws://{}/backend", self.peer_addr(step.get("peer"))?);
+                let mut url = format!("ws://{}/backend", self.peer_addr(step.get("peer"))?);
+                // A worker's name and capacity (PROTOCOL.md B15), e.g. "worker=a&capacity=2".
+                if let Some(query) = step.get("query").and_then(Value::as_str) {
+                    url = format!("{url}?{query}");
+                }
                 let socket = self.connect(&url, step.get("headers")).await?;
                 self.endpoints.insert(name, Endpoint::new(Kind::Backend, socket));
                 Ok(())
@@ -562,13 +566,15 @@ impl Run<'_> {
                 let name = backend_endpoint(step)?;
                 let ep = self.endpoints.remove(&name).ok_or_else(|| format!("no open endpoint {name:?}"))?;
                 let held_link = ep.welcomed.load(Ordering::SeqCst);
+                let workers = self.gateway()?.gateway.backend.as_ref().map_or(0, |hub| hub.worker_count());
                 drop(ep);
-                // A connection that got the welcome held the backend link: wait until the gateway has
-                // noticed the drop and released it, so a following connect is not refused with 4409.
+                // A connection that got the welcome was a worker of the pool: wait until the gateway has
+                // noticed the drop and released it (so a following connect is not refused, and the
+                // hand-over of its sessions has started).
                 if held_link {
                     let hub = self.gateway()?.gateway.backend.clone().ok_or("no backend link in this mode")?;
                     let deadline = tokio::time::Instant::now() + CLOSE_WAIT;
-                    while hub.is_connected() {
+                    while hub.worker_count() >= workers {
                         if tokio::time::Instant::now() >= deadline {
                             return Err("the gateway did not notice the dropped backend".into());
                         }

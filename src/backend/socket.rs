@@ -1,6 +1,7 @@
-//! The `/backend` WebSocket (PROTOCOL.md B2, B3, B4, B10): checks in the spec's order, the welcome,
-//! the replay walk, routing of inbound batches to session mailboxes, keepalive, and the outage that
-//! follows any close.
+//! One `/backend` worker connection (PROTOCOL.md B2, B3, B4, B10, B15): checks in the protocol's order,
+//! admission to the pool and the welcome, the replay walk over the sessions it starts with, routing of
+//! its inbound batches to session mailboxes (only for sessions pinned to it), `hello` and `drain`,
+//! keepalive, and the hand-over of its sessions when it goes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -19,10 +20,11 @@ use std::collections::{HashMap, VecDeque};
 
 use parking_lot::Mutex;
 
-use super::{auth, BackendHub, Outgoing, SEND_QUEUE};
+use super::pool::{Handover, Route};
+use super::{auth, BackendHub, Claimed, Outgoing, WorkerInfo, SEND_QUEUE};
 use crate::ids::VendedId;
-use crate::protocol::backend::{encode_batch, BackendBatch};
-use crate::protocol::backend::{encode_closed, encode_frame_error, encode_welcome, parse_backend_frame};
+use crate::protocol::backend::{encode_batch, BackendBatch, BackendFrame};
+use crate::protocol::backend::{encode_closed, encode_frame_error, parse_worker_frame};
 use crate::protocol::close;
 use crate::protocol::message::{ErrorReport, Message as ProtocolMessage};
 use crate::protocol::ErrorCode;
@@ -33,13 +35,41 @@ use crate::websocket::{self, close_now, CloseReason, Inbound};
 /// JSON nesting accepted in backend frames (values nest at most 32 deep inside a few envelope levels).
 const MAX_DEPTH: usize = 128;
 
-/// `GET /backend`: mode (404) → method (405) → authentication (401/403) → upgrade (400) → single
-/// backend (4409 after the upgrade).
+/// Longest worker name accepted in `?worker=`.
+const MAX_WORKER_NAME: usize = 64;
+
+/// Reads `?worker=NAME&capacity=N` (both optional). Names are short and plain (letters, digits, `.`,
+/// `_`, `-`): they appear in logs and metric labels.
+fn worker_info(query: Option<&str>) -> Result<WorkerInfo, &'static str> {
+    let mut info = WorkerInfo { name: None, capacity: 1 };
+    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "worker" => {
+                let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+                if value.is_empty() || value.len() > MAX_WORKER_NAME || !value.chars().all(plain) {
+                    return Err("worker names are 1-64 letters, digits, '.', '_' or '-'");
+                }
+                info.name = Some(value.to_string());
+            }
+            "capacity" => match value.parse::<u32>() {
+                Ok(n) if n >= 1 => info.capacity = n,
+                _ => return Err("capacity is a whole number of at least 1"),
+            },
+            _ => {}
+        }
+    }
+    Ok(info)
+}
+
+/// `GET /backend`: mode (404) → method (405) → authentication (401/403) → upgrade and worker query
+/// (400) → pool full (4409 after the upgrade).
 pub async fn endpoint(
     State(gw): State<Arc<Gateway>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     method: Method,
     headers: HeaderMap,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response<Body> {
     let Some(hub) = gw.backend.clone() else {
@@ -67,26 +97,57 @@ pub async fn endpoint(
     let Ok(upgrade) = upgrade else {
         return (StatusCode::BAD_REQUEST, "not a WebSocket upgrade").into_response();
     };
+    let info = match worker_info(query.as_deref()) {
+        Ok(info) => info,
+        Err(why) => return (StatusCode::BAD_REQUEST, why).into_response(),
+    };
     websocket::with_frame_limit(upgrade, hub.limits.max_frame_bytes)
-        .on_upgrade(move |socket| run(gw, hub, socket, peer))
+        .on_upgrade(move |socket| run(gw, hub, socket, peer, info))
         .into_response()
 }
 
-async fn run(gw: Arc<Gateway>, hub: Arc<BackendHub>, socket: WebSocket, peer: SocketAddr) {
+/// Finds a live session's handle by its vended id.
+fn session(gw: &Gateway, vended: VendedId) -> Option<SessionHandle> {
+    gw.sessions.get_internal_id(vended).and_then(|id| gw.sessions.get_session(&id))
+}
+
+/// Tells the sessions of a departed worker (connection `from`) where they stand: moved sessions leave
+/// quietly and replay to their new worker; kept ones wait quietly for the worker's return; waiting
+/// ones are in an outage browsers hear about.
+async fn hand_over(gw: &Gateway, from: u64, handover: Handover, reason: &'static str) {
+    for vended in handover.kept {
+        if let Some(h) = session(gw, vended) {
+            h.backend_down(from, true).await;
+        }
+    }
+    for (vended, to) in handover.moved {
+        if let Some(h) = session(gw, vended) {
+            h.backend_down(from, true).await;
+            let _ = h.backend_up(to).await;
+            crate::metrics::metrics().backend_handover(reason);
+        }
+    }
+    for vended in handover.waiting {
+        if let Some(h) = session(gw, vended) {
+            h.backend_down(from, false).await;
+            h.backend_lost().await;
+        }
+    }
+}
+
+async fn run(gw: Arc<Gateway>, hub: Arc<BackendHub>, socket: WebSocket, peer: SocketAddr, info: WorkerInfo) {
     let _open = gw.live_sockets.enter();
     let (tx, rx) = mpsc::channel::<Outgoing>(SEND_QUEUE);
     let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    // The welcome is queued before the link is published, so nothing can overtake it.
-    let mut sessions = gw.sessions.vended_ids();
-    sessions.sort();
-    let welcome = encode_welcome(&hub.epoch, hub.mode, &sessions, &hub.limits);
-    let _ = tx.try_send(Outgoing::Frame(welcome));
-    let Some(generation) = hub.claim(tx.clone(), queued.clone()) else {
-        tracing::warn!(peer = %peer, reason = "busy", "backend refused");
-        crate::metrics::metrics().connection_refused("backend", "busy");
+    // The hub queues the welcome before it publishes the worker, so nothing can overtake it.
+    let claimed = hub.claim(info, tx.clone(), queued.clone(), || gw.sessions.vended_ids());
+    let Some(Claimed { generation, sessions }) = claimed else {
+        tracing::warn!(peer = %peer, reason = "pool-full", "backend refused");
+        crate::metrics::metrics().connection_refused("backend", "pool-full");
         return close_now(socket, CloseReason::BackendBusy).await;
     };
-    tracing::info!(peer = %peer, epoch = %hub.epoch, sessions = sessions.len(), "backend connected");
+    let worker = hub.worker_label(generation);
+    tracing::info!(peer = %peer, worker = %worker, epoch = %hub.epoch, sessions = sessions.len(), "backend connected");
     crate::metrics::metrics().connection_opened("backend");
     let (ws_tx, mut ws_rx) = socket.split();
     let (heard_tx, heard_rx) = tokio::sync::watch::channel(Instant::now());
@@ -97,15 +158,12 @@ async fn run(gw: Arc<Gateway>, hub: Arc<BackendHub>, socket: WebSocket, peer: So
         let _ = done_tx.send(());
     });
 
-    // Replay: each live session, ascending, queues its replay batch before the next is asked.
+    // Replay: each session it starts with, ascending, queues its replay batch before the next is asked.
     let replay = {
         let gw = gw.clone();
         tokio::spawn(async move {
-            let mut ids = gw.sessions.vended_ids();
-            ids.sort();
-            for vended in ids {
-                let handle = gw.sessions.get_internal_id(vended).and_then(|id| gw.sessions.get_session(&id));
-                if let Some(handle) = handle {
+            for vended in sessions {
+                if let Some(handle) = session(&gw, vended) {
                     let _ = handle.backend_up(generation).await;
                 }
             }
@@ -136,21 +194,32 @@ async fn run(gw: Arc<Gateway>, hub: Arc<BackendHub>, socket: WebSocket, peer: So
             Inbound::Failed(reason) => break Some(reason),
         };
         crate::metrics::metrics().frame_received("backend", bytes.len());
-        match parse_backend_frame(&bytes, MAX_DEPTH) {
+        match parse_worker_frame(&bytes, MAX_DEPTH) {
             Err(e) => {
                 let _ = tx.send(Outgoing::Frame(encode_frame_error(e.code, &e.description))).await;
             }
-            Ok(batch) => {
+            Ok(BackendFrame::Hello(hello)) => {
+                if let Some(capacity) = hello.capacity {
+                    hub.set_capacity(generation, capacity);
+                }
+            }
+            Ok(BackendFrame::Drain) => {
+                if hub.drain(generation) {
+                    tracing::info!(worker = %worker, "backend worker draining: no new sessions for it");
+                }
+            }
+            Ok(BackendFrame::Batch(batch)) => {
                 for msg in batch.messages.iter().flatten() {
                     crate::metrics::metrics().message_received("backend", msg.type_name());
                 }
                 let vended = batch.session;
-                let handle = gw.sessions.get_internal_id(vended).and_then(|id| gw.sessions.get_session(&id));
-                match handle {
-                    Some(h) => router.route(h, batch, bytes.len()),
-                    None => {
-                        let _ = tx.send(Outgoing::Frame(encode_closed(vended))).await;
-                    }
+                let Some(handle) = session(&gw, vended) else {
+                    let _ = tx.send(Outgoing::Frame(encode_closed(vended))).await;
+                    continue;
+                };
+                match hub.route(vended, generation) {
+                    Route::Own => router.route(handle, batch, bytes.len()),
+                    Route::Other(_) => router.refuse(vended),
                 }
             }
         }
@@ -163,17 +232,27 @@ async fn run(gw: Arc<Gateway>, hub: Arc<BackendHub>, socket: WebSocket, peer: So
     // writer would wait for more frames forever.
     router.stop();
     drop(router);
-    hub.release(generation);
+    let (handover, grace) = hub.release(generation);
     drop(tx);
     let _ = writer.await;
-    let live = gw.sessions.vended_ids();
     let code = close_code.map_or(close::NORMAL, CloseReason::code);
-    tracing::warn!(peer = %peer, code, sessions = live.len(), "backend gone");
+    tracing::warn!(
+        peer = %peer, worker = %worker, code, moved = handover.moved.len(), kept = handover.kept.len(),
+        waiting = handover.waiting.len(), "backend gone"
+    );
     crate::metrics::metrics().connection_closed("backend", code);
-    for vended in live {
-        if let Some(h) = gw.sessions.get_internal_id(vended).and_then(|id| gw.sessions.get_session(&id)) {
-            h.backend_down(generation).await;
-        }
+    hand_over(&gw, generation, handover, "worker-gone").await;
+    if let Some((name, grace)) = grace {
+        // The worker may come back under its name; if not, its sessions move when the grace ends.
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            let handover = hub.expire(&name, generation);
+            if !handover.moved.is_empty() || !handover.waiting.is_empty() {
+                tracing::info!(worker = %name, moved = handover.moved.len(), waiting = handover.waiting.len(),
+                    "backend worker did not return: its sessions move");
+            }
+            hand_over(&gw, generation, handover, "grace-over").await;
+        });
     }
 }
 
@@ -233,6 +312,18 @@ impl Router {
                 parked.insert(vended, p);
             }
         }
+    }
+
+    /// A batch for a session another worker serves: refused with a typed error in the session's name;
+    /// nothing else changes (the session never sees it).
+    fn refuse(&self, vended: VendedId) {
+        tracing::warn!(vended = %vended, "a backend worker sent a batch for a session pinned to another worker");
+        let error = ProtocolMessage::Error(ErrorReport {
+            var_id: crate::ids::VarId::NONE,
+            code: ErrorCode::AccessDenied,
+            description: format!("session {vended} is served by another worker"),
+        });
+        let _ = self.tx.try_send(Outgoing::Frame(encode_batch(vended, false, &[error])));
     }
 
     /// The session's overflow is full: the batch is lost; the backend is told in the session's name.
@@ -331,6 +422,23 @@ async fn write_loop(
                 }
                 if ws_tx.send(Message::Ping(Default::default())).await.is_err() { break; }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_queries() {
+        assert_eq!(worker_info(None).unwrap(), WorkerInfo { name: None, capacity: 1 });
+        assert_eq!(
+            worker_info(Some("worker=api-2.eu&capacity=4&x=y")).unwrap(),
+            WorkerInfo { name: Some("api-2.eu".into()), capacity: 4 }
+        );
+        for bad in ["worker=", "worker=a%20b", "capacity=0", "capacity=x", &format!("worker={}", "w".repeat(65))] {
+            assert!(worker_info(Some(bad)).is_err(), "{bad}");
         }
     }
 }

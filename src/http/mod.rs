@@ -155,6 +155,8 @@ async fn healthz(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
             Some(hub) if hub.is_connected() => "connected",
             Some(_) => "disconnected",
         },
+        // Backend workers connected (0 in embedded mode).
+        "workers": gw.backend.as_ref().map_or(0, |hub| hub.worker_count()),
     });
     let status = if stopping { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
     (status, [(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "no-store")], body.to_string())

@@ -22,17 +22,27 @@ use crate::tracker::json_bytes;
 enum State {
     /// Embedded mode: there is no backend.
     None,
-    /// Connected (connection `generation`); `opened` once this connection got a batch for the session.
+    /// Not yet engaged: no worker chosen (the session is pinned when it first needs one).
+    Unassigned,
+    /// Served by worker connection `generation`; `opened` once it got a batch for the session.
     Live { generation: u64, opened: bool },
-    /// No backend: `update`s for it wait in `buffer` (`bytes` by [`update_bytes`]); `dropped` counts
+    /// No worker: `update`s for it wait in `buffer` (`bytes` by [`update_bytes`]); `dropped` counts
     /// what the bounds pushed out; `notified` are the connections told `backend-unavailable` in this
-    /// outage; `warned` says the full-buffer warning was logged.
-    Away { buffer: VecDeque<Update>, bytes: usize, dropped: usize, notified: HashSet<ConnId>, warned: bool },
+    /// outage; `warned` says the full-buffer warning was logged. `quiet`: the session is between two
+    /// workers (its worker dropped and may return, or another takes it): browsers are not told.
+    Away {
+        buffer: VecDeque<Update>,
+        bytes: usize,
+        dropped: usize,
+        notified: HashSet<ConnId>,
+        warned: bool,
+        quiet: bool,
+    },
 }
 
 impl State {
-    fn away() -> State {
-        State::Away { buffer: VecDeque::new(), bytes: 0, dropped: 0, notified: HashSet::new(), warned: false }
+    fn away(quiet: bool) -> State {
+        State::Away { buffer: VecDeque::new(), bytes: 0, dropped: 0, notified: HashSet::new(), warned: false, quiet }
     }
 }
 
@@ -63,16 +73,30 @@ pub(super) struct Backlog {
 }
 
 impl BackendLink {
-    /// The link of a new session: none in embedded mode, live if a backend is connected, else away.
+    /// The link of a new session: none in embedded mode, else not yet assigned to a worker.
     pub fn new(hub: Option<Arc<BackendHub>>) -> BackendLink {
-        let state = match &hub {
-            None => State::None,
-            Some(hub) => match hub.generation() {
-                Some(generation) => State::Live { generation, opened: false },
-                None => State::away(),
-            },
-        };
+        let state = if hub.is_some() { State::Unassigned } else { State::None };
         BackendLink { state, outbox: Vec::new(), hub }
+    }
+
+    /// The session got its first browser frame: it needs a worker now. The pool pins it to one, or it
+    /// is away until a worker connects (browsers hear `backend-unavailable` as in any outage).
+    pub fn engage(&mut self, vended: VendedId) {
+        if !matches!(self.state, State::Unassigned) {
+            return;
+        }
+        let Some(hub) = &self.hub else { return };
+        self.state = match hub.assign(vended) {
+            Some(generation) => State::Live { generation, opened: false },
+            None => State::away(false),
+        };
+    }
+
+    /// A worker addressed the session before any browser did: the pool pinned it to that worker.
+    pub fn adopt(&mut self, generation: u64) {
+        if matches!(self.state, State::Unassigned) {
+            self.state = State::Live { generation, opened: false };
+        }
     }
 
     /// Whether the session works with a backend at all (connected or hybrid mode).
@@ -123,7 +147,7 @@ impl BackendLink {
         let (limit, limit_bytes) =
             self.hub.as_ref().map_or((0, 0), |h| (h.limits.session_buffer.max(1), h.bytes.buffer_bytes));
         match &mut self.state {
-            State::None => false,
+            State::None | State::Unassigned => false,
             State::Live { .. } => {
                 self.outbox.push(Message::Update(update));
                 false
@@ -155,7 +179,19 @@ impl BackendLink {
     /// Whether `conn` is yet to hear `backend-unavailable` in this outage (and now counts as told).
     pub fn first_notice(&mut self, conn: ConnId) -> bool {
         match &mut self.state {
-            State::Away { notified, .. } => notified.insert(conn),
+            State::Away { notified, quiet: false, .. } => notified.insert(conn),
+            _ => false,
+        }
+    }
+
+    /// No worker took the session when its worker's grace ended: the outage is real from now on.
+    /// Returns whether it was quiet until now (browsers are owed their notice).
+    pub fn lost(&mut self) -> bool {
+        match &mut self.state {
+            State::Away { quiet, .. } if *quiet => {
+                *quiet = false;
+                true
+            }
             _ => false,
         }
     }
@@ -179,7 +215,7 @@ impl BackendLink {
         }
         let generation = *generation;
         let Some(hub) = self.hub.clone() else { return Emitted::Done };
-        if hub.generation() != Some(generation) {
+        if !hub.is_live(generation) {
             // The link dropped and this session has not been told yet: it is an outage already, so
             // the batch's updates go to the outage buffer instead of into a dead connection.
             let updates = messages
@@ -200,19 +236,20 @@ impl BackendLink {
         Emitted::Done
     }
 
-    /// Backend connection `generation` is gone: the session is away from now on. Returns false when it
-    /// was not live on that connection (nothing to do).
-    pub fn go_away(&mut self, generation: u64) -> bool {
+    /// Worker connection `generation` is gone: the session is away from now on (`quiet`: it is being
+    /// handed to another worker, browsers are not told). Returns false when it was not live on that
+    /// connection (nothing to do).
+    pub fn go_away(&mut self, generation: u64, quiet: bool) -> bool {
         if self.live_generation() != Some(generation) {
             return false;
         }
-        self.state = State::away();
+        self.state = State::away(quiet);
         self.outbox.clear();
         true
     }
 
-    /// Backend connection `generation` is up and the session was away: it is live on it now, not yet
-    /// opened. Returns what the outage left to send.
+    /// Worker connection `generation` now serves the session (it was away or unassigned): live on it,
+    /// not yet opened. Returns what an outage left to send.
     pub fn go_live(&mut self, generation: u64) -> Backlog {
         match std::mem::replace(&mut self.state, State::Live { generation, opened: false }) {
             State::Away { buffer, dropped, .. } => Backlog { updates: buffer, dropped },
@@ -260,7 +297,7 @@ mod tests {
     fn hub(session_buffer: usize, buffer_bytes: usize) -> Arc<BackendHub> {
         let limits = BackendLimits { max_frame_bytes: 1 << 20, session_buffer, max_variables: 100 };
         let bytes = ByteLimits { buffer_bytes, ..ByteLimits::default() };
-        Arc::new(BackendHub::new("connected", None, limits, bytes))
+        Arc::new(BackendHub::new("connected", None, limits, bytes, Default::default()))
     }
 
     fn update(id: i64, text: &str) -> Update {
@@ -272,6 +309,7 @@ mod tests {
     #[test]
     fn the_outage_buffer_is_bounded_and_replayed_in_order() {
         let mut link = BackendLink::new(Some(hub(3, 1 << 20)));
+        link.engage(VendedId(1));
         assert!(link.is_away(), "no backend connected yet");
         for i in 2..8 {
             assert!(link.queue_update(VendedId(1), update(i, "x")));
@@ -284,6 +322,7 @@ mod tests {
         assert_eq!(link.live_generation(), Some(9));
 
         let mut link = BackendLink::new(Some(hub(100, 300)));
+        link.engage(VendedId(1));
         for i in 2..10 {
             link.queue_update(VendedId(1), update(i, &"y".repeat(100)));
         }
@@ -296,6 +335,8 @@ mod tests {
     #[test]
     fn state_messages_and_notices_while_away() {
         let mut link = BackendLink::new(Some(hub(10, 1 << 20)));
+        assert!(!link.first_notice(ConnId(1)), "not engaged yet: no outage");
+        link.engage(VendedId(1));
         link.queue_state(Message::Watch(VarId(2)));
         assert!(link.first_notice(ConnId(1)));
         assert!(!link.first_notice(ConnId(1)));
@@ -303,8 +344,13 @@ mod tests {
         link.go_live(4);
         assert!(link.outbox.is_empty());
         assert!(!link.first_notice(ConnId(1)), "no outage, no notice");
-        assert!(link.go_away(4));
-        assert!(!link.go_away(4), "already away");
+        assert!(link.go_away(4, false));
+        assert!(!link.go_away(4, false), "already away");
         assert!(link.first_notice(ConnId(1)), "a new outage owes a new notice");
+        link.go_live(5);
+        assert!(link.go_away(5, true));
+        assert!(!link.first_notice(ConnId(2)), "between two workers browsers are not told");
+        assert!(link.lost());
+        assert!(link.first_notice(ConnId(2)), "once no worker took it, they are");
     }
 }

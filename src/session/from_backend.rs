@@ -32,6 +32,7 @@ impl Session {
         if self.link.live_generation().is_some_and(|g| g != generation) {
             return;
         }
+        self.link.adopt(generation);
         if let Some(lua) = &self.lua {
             lua.begin_phase();
         }
@@ -339,8 +340,8 @@ impl Session {
 
     /// The backend connection `generation` is gone (PROTOCOL.md B10): remote state freezes, the backend's own
     /// variables go, watchers of a remote (or missing) variable 1 are told once.
-    pub(super) fn backend_down(&mut self, generation: u64) {
-        if !self.link.go_away(generation) {
+    pub(super) fn backend_down(&mut self, generation: u64, quiet: bool) {
+        if !self.link.go_away(generation, quiet) {
             return;
         }
         let mut gone: Vec<VarId> = Vec::new();
@@ -367,6 +368,16 @@ impl Session {
         self.deliver_changes();
     }
 
+    /// The session was kept quietly for a worker that did not return and no worker took it: the
+    /// outage is real, so watchers of a backend-owned variable 1 get their `backend-unavailable` now.
+    pub(super) fn backend_lost(&mut self) {
+        if self.link.lost() && self.owner(VarId::APP) != Some(Owner::Lua) {
+            for conn in self.connections.watching(VarId::APP) {
+                self.notify_unavailable(conn);
+            }
+        }
+    }
+
     /// A backend connection `generation` is up and reached this session (PROTOCOL.md B10): an engaged session sends
     /// its replay batch, then goes live.
     pub(super) fn backend_up(&mut self, generation: u64) {
@@ -374,7 +385,7 @@ impl Session {
             return;
         }
         if let Some(previous) = self.link.live_generation() {
-            self.backend_down(previous);
+            self.backend_down(previous, true);
         }
         let backlog = self.link.go_live(generation);
         if !self.engaged {

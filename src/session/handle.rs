@@ -25,8 +25,12 @@ pub enum SessionMsg {
     Backend { generation: u64, batch: BackendBatch },
     /// Backend connection `generation` is up: send the replay batch, then reply.
     BackendUp { generation: u64, done: oneshot::Sender<()> },
-    /// Backend connection `generation` is gone.
-    BackendDown { generation: u64 },
+    /// Backend worker connection `generation` is gone; `quiet`: another worker takes the session (now
+    /// or after the worker's grace), so browsers are not told.
+    BackendDown { generation: u64, quiet: bool },
+    /// The session was kept quietly for a worker that did not come back, and no other worker took it:
+    /// browsers are told now.
+    BackendLost,
     /// The debug view: every variable and the session's change count.
     Inspect { reply: oneshot::Sender<(Vec<serde_json::Value>, u64)> },
     /// `--watch` found changed site files: the new snapshot.
@@ -100,8 +104,12 @@ impl SessionHandle {
         rx.await.map_err(|_| SessionGone)
     }
 
-    pub async fn backend_down(&self, generation: u64) {
-        let _ = self.tx.send(SessionMsg::BackendDown { generation }).await;
+    pub async fn backend_down(&self, generation: u64, quiet: bool) {
+        let _ = self.tx.send(SessionMsg::BackendDown { generation, quiet }).await;
+    }
+
+    pub async fn backend_lost(&self) {
+        let _ = self.tx.send(SessionMsg::BackendLost).await;
     }
 
     /// The session's variables for the debug pages (`None` if the session ended).

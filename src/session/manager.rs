@@ -261,13 +261,6 @@ impl SessionManager {
             st.vended_to_internal.insert(vended, id);
             st.sessions.insert(id, Entry { handle: handle.clone(), stop, _ticket: ticket });
         }
-        // A backend that connected while this session was being built may have taken its list of
-        // sessions (and walked its replay) before the session was in the table: tell the session, so
-        // it does not stay away from a live backend. A session that is already live with it ignores this.
-        if let Some(generation) = self.session_config.backend.as_ref().and_then(|hub| hub.generation()) {
-            let (done, _) = oneshot::channel();
-            let _ = handle.try_send(SessionMsg::BackendUp { generation, done });
-        }
         // A hot reload that swapped the site while this session was being built did not see it; catch up
         // (its mailbox is empty, so this cannot wait).
         let current = self.session_config.site.current();

@@ -281,7 +281,8 @@ impl Session {
                 self.backend_up(generation);
                 let _ = done.send(());
             }
-            SessionMsg::BackendDown { generation } => self.backend_down(generation),
+            SessionMsg::BackendDown { generation, quiet } => self.backend_down(generation, quiet),
+            SessionMsg::BackendLost => self.backend_lost(),
             SessionMsg::Inspect { reply } => {
                 let _ = reply.send(self.inspect());
             }
@@ -361,6 +362,7 @@ impl Session {
             Err(e) => return self.connections.push_notice(conn, e.to_message()),
         };
         self.engaged = true;
+        self.link.engage(self.vended);
         if let Some(lua) = &self.lua {
             lua.begin_phase();
         }

@@ -75,7 +75,7 @@ impl Session {
     /// outage: handled here, with the batch's updates buffered for the return.
     pub(super) fn emit_backend(&mut self, user_event: bool) {
         if let Emitted::Down { generation, updates } = self.link.emit(self.vended, self.engaged, user_event) {
-            self.backend_down(generation);
+            self.backend_down(generation, false);
             for update in updates {
                 self.update_to_backend(None, update);
             }

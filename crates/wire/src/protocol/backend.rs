@@ -192,6 +192,62 @@ fn parse_batch(mut obj: serde_json::Map<String, Value>, side: Side) -> Result<Ba
     Ok(BackendBatch { session, user_event, messages })
 }
 
+/// What a gateway receives from a backend worker: a batch, or one of the pool's control frames.
+#[derive(Debug)]
+pub enum BackendFrame {
+    Batch(BackendBatch),
+    /// `{"hello":{"capacity":N}}`: the worker's relative capacity (sessions are spread by it).
+    Hello(Hello),
+    /// `{"drain":true}`: the worker takes no new sessions and keeps its own until it closes.
+    Drain,
+}
+
+/// What a worker may announce about itself.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// Relative weight, at least 1 (absent: unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct HelloFrame {
+    hello: Hello,
+}
+
+#[derive(Serialize)]
+struct DrainFrame {
+    drain: bool,
+}
+
+/// `{"hello":{…}}`, sent by a worker.
+pub fn encode_hello(hello: Hello) -> String {
+    serde_json::to_string(&HelloFrame { hello }).expect("hello frames serialize")
+}
+
+/// `{"drain":true}`, sent by a worker that is about to go.
+pub fn encode_drain() -> String {
+    serde_json::to_string(&DrainFrame { drain: true }).expect("drain frames serialize")
+}
+
+/// Parses a worker→gateway frame: a batch, `hello` or `drain`.
+pub fn parse_worker_frame(bytes: &[u8], max_depth: usize) -> Result<BackendFrame, FrameError> {
+    let Value::Object(mut obj) = decode_json(bytes, max_depth)? else {
+        return Err(bad("backend frame is not a JSON object"));
+    };
+    if let Some(hello) = obj.remove("hello") {
+        let hello: Hello = serde_json::from_value(hello)
+            .map_err(|e| FrameError { code: ErrorCode::BadMessage, description: format!("hello: {e}") })?;
+        return Ok(BackendFrame::Hello(hello));
+    }
+    match obj.get("drain") {
+        Some(Value::Bool(true)) => return Ok(BackendFrame::Drain),
+        Some(_) => return Err(bad("\"drain\" must be true")),
+        None => {}
+    }
+    parse_batch(obj, Side::Backend).map(BackendFrame::Batch)
+}
+
 /// A frame error as a backend reads it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FrameErrorReport {
@@ -399,5 +455,22 @@ mod tests {
         ] {
             assert_eq!(Message::from(msg.clone()).to_wire(), serde_json::to_value(&msg).unwrap());
         }
+    }
+
+    #[test]
+    fn worker_control_frames() {
+        let hello = Hello { capacity: Some(3) };
+        assert!(matches!(
+            parse_worker_frame(encode_hello(hello).as_bytes(), 64).unwrap(),
+            BackendFrame::Hello(h) if h == hello
+        ));
+        assert_eq!(encode_drain(), r#"{"drain":true}"#);
+        assert!(matches!(parse_worker_frame(br#"{"drain":true}"#, 64).unwrap(), BackendFrame::Drain));
+        assert!(parse_worker_frame(br#"{"drain":1}"#, 64).is_err());
+        assert!(parse_worker_frame(br#"{"hello":{"capacity":-1}}"#, 64).is_err());
+        assert!(matches!(
+            parse_worker_frame(br#"{"session":"2","messages":[]}"#, 64).unwrap(),
+            BackendFrame::Batch(b) if b.session == VendedId(2)
+        ));
     }
 }
