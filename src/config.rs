@@ -290,6 +290,11 @@ pub struct ServeArgs {
     #[arg(long, env = "UI_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 
+    /// Development mode: the page shows errors of app code (Lua errors, bindings to missing paths,
+    /// missing viewdefs) in an overlay; without it users see a neutral message. --watch implies it.
+    #[arg(long, env = "UI_DEV", default_value_t = false, value_parser = parse_bool, num_args = 0..=1, default_missing_value = "true")]
+    pub dev: bool,
+
     /// Idle HTTP connections close after this long (docs/limits.md: 60 s). Not a flag; tests shorten it.
     #[arg(skip = Duration::from_secs(60))]
     pub http_idle_timeout: Duration,
@@ -344,6 +349,11 @@ impl ServeArgs {
         } else {
             self.debug_pages
         }
+    }
+
+    /// Whether pages show app errors to the author (`--dev`, or `--watch`, which is development too).
+    pub fn dev_mode(&self) -> bool {
+        self.dev || self.watch
     }
 
     /// Whether `/metrics` is served: `--no-metrics` wins, else `UI_METRICS` (a boolean), else on.

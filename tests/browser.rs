@@ -7,6 +7,9 @@
 #[path = "browser/harness.rs"]
 mod harness;
 
+#[path = "browser/authors.rs"]
+mod authors;
+
 use harness::*;
 use serde_json::json;
 
