@@ -26,6 +26,15 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Built-in load generator: simulated browsers against a running server (docs/configuration.md "ui-gateway loadtest").
     Loadtest(crate::loadtest::LoadtestArgs),
+    /// Create a new site in DIR (a small app that runs at once): then `ui-gateway DIR --watch`.
+    New(NewArgs),
+}
+
+/// Arguments of `ui-gateway new`.
+#[derive(Args, Debug, Clone)]
+pub struct NewArgs {
+    /// The directory to create (it must not exist, or be empty).
+    pub dir: PathBuf,
 }
 
 /// How sessions get their state (docs/configuration.md).
@@ -88,6 +97,10 @@ pub struct ServeArgs {
     /// Site directory (html/, viewdefs/, lua/main.lua); default: the built-in demo.
     #[arg(long, env = "UI_SITE")]
     pub site: Option<PathBuf>,
+
+    /// The site directory as a positional argument: `ui-gateway examples/adder` is `--site examples/adder`.
+    #[arg(value_name = "SITE", conflicts_with = "site")]
+    pub site_dir: Option<PathBuf>,
 
     /// auto, embedded, connected or hybrid.
     #[arg(long, env = "UI_MODE", value_enum, default_value = "auto")]
@@ -348,6 +361,13 @@ impl ServeArgs {
             DebugPages::Off
         } else {
             self.debug_pages
+        }
+    }
+
+    /// Moves the positional site argument into `site`, where everything else reads it.
+    pub fn take_positional_site(&mut self) {
+        if let Some(dir) = self.site_dir.take() {
+            self.site = Some(dir);
         }
     }
 

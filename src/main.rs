@@ -4,15 +4,31 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use ui_gateway::config::{Cli, Command, ServeArgs};
+
+/// `ui-gateway new DIR`: writes the scaffold and says how to run it.
+fn new_site(dir: &std::path::Path) -> ExitCode {
+    match ui_gateway::scaffold::create(dir) {
+        Ok(_) => {
+            print!("{}", ui_gateway::scaffold::next_steps(dir));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ui-gateway: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
 use ui_gateway::gateway::RunningGateway;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let args = match cli.command {
+    let mut args = match cli.command {
         Some(Command::Serve(args)) => *args,
         Some(Command::Loadtest(args)) => return ui_gateway::loadtest::main(args),
+        Some(Command::New(args)) => return new_site(&args.dir),
         None => cli.serve,
     };
+    args.take_positional_site();
     if let Err(e) = ui_gateway::logging::init(&args) {
         eprintln!("ui-gateway: {e}");
         return ExitCode::from(2);

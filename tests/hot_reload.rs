@@ -156,7 +156,11 @@ async fn a_broken_main_lua_under_watch_is_picked_up_when_fixed() {
     let frame = ws.recv().await;
     assert_eq!(frame[0]["type"], "error");
     assert!(frame[0]["data"]["description"].as_str().unwrap().contains("lua/main.lua:3:"), "{frame:?}");
-    write(&dir, "lua/main.lua", "local App = session:prototype('App', {n = 1})\nsession:createAppVariable(App:new())\n");
+    write(
+        &dir,
+        "lua/main.lua",
+        "local App = session:prototype('App', {n = 1})\nsession:createAppVariable(App:new())\n",
+    );
     // What the page does in development: ask again until the app is there.
     let deadline = tokio::time::Instant::now() + STEP;
     loop {

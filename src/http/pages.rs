@@ -33,6 +33,8 @@ pub const ASSETS: &[(&str, &str, &str)] = &[
     js!("status.js"),
     js!("style.js"),
     js!("shell.js"),
+    // The base stylesheet of the built-in shell (sites with their own html/ may link it).
+    ("base.css", CSS, include_str!("../web/base.css")),
     // The built-in demo's gallery and the stylesheets of the example apps it embeds.
     ("demo/gallery.css", CSS, include_str!("../demo/gallery.css")),
     ("demo/adder.css", CSS, include_str!("../../examples/adder/html/app.css")),

@@ -149,3 +149,43 @@ async fn backend_creating_the_app(
         }
     }
 }
+
+/// A site without html/ gets the built-in shell's base stylesheet (a system font, not the browser's
+/// serif default), and the scaffold of `ui-gateway new` works in a real page: typing a name and Enter
+/// adds a row through lua.ViewList.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromedriver"]
+async fn base_stylesheet_and_the_scaffold_in_a_page() {
+    let gw = gateway(Some("hello")).await;
+    let b = Browser::launch().await;
+    open_app(&b, &gw).await;
+    b.wait("getComputedStyle(document.body).fontFamily.includes('system-ui')").await;
+    b.wait("getComputedStyle(document.querySelector('[ui-app]')).backgroundColor === 'rgb(255, 255, 255)'").await;
+    b.settle().await;
+    b.screenshot("hello-base-style").await;
+    b.close().await;
+
+    let dir = std::env::temp_dir().join(format!("uigw-browser-scaffold-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    ui_gateway::scaffold::create(&dir).unwrap();
+    let mut args = site_args(None);
+    args.site = Some(dir.clone());
+    let gw = gateway_with(args).await;
+    let b = Browser::launch().await;
+    open_app(&b, &gw).await;
+    b.wait(
+        "document.querySelectorAll('.item').length === 1 && document.querySelector('.left-count').textContent === '1'",
+    )
+    .await;
+    b.type_into(".new-name", "Milk\u{E007}").await;
+    b.wait(
+        "document.querySelectorAll('.item').length === 2 && document.querySelector('.left-count').textContent === '2'",
+    )
+    .await;
+    b.wait("document.querySelectorAll('.item-name')[1].textContent === 'Milk'").await;
+    b.settle().await;
+    b.screenshot("scaffold").await;
+    assert!(b.console_errors().await.is_empty());
+    b.close().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
