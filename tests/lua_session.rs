@@ -114,3 +114,51 @@ async fn the_scaffolded_site_serves_and_works() {
     assert!(m.errors.is_empty(), "{:?}", m.errors);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+const PATHS_APP: &str = r#"
+A = session:prototype("A", {})
+B = session:prototype("B", {})
+function A:go() session:navigate("b") end
+function A:found() return session:resolveUrlPath("/b/") == b end
+b = B:new()
+local a = A:new()
+session:registerUrlPath("/", a)
+session:registerUrlPath("/b", b)
+session:createAppVariable(a)
+"#;
+
+/// URL paths over the browser protocol, as the built-in page uses them: variable 1 says the app has
+/// paths; the `lua.UrlPage` variable shows the presenter of its `urlPath` (an unknown one shows the
+/// default), follows a written `path` (Back/Forward) and `session:navigate` (which the page pushes).
+#[tokio::test]
+async fn url_paths_choose_the_presenter() {
+    let dir = site(&[("lua/main.lua", PATHS_APP)]);
+    let mut a = args();
+    a.site = Some(dir);
+    let gw = start(a).await;
+    let id = new_session(&gw).await;
+    let mut ws = connect(&gw, &id, None).await.unwrap();
+    let mut m = Mirror::default();
+    ws.send(watch(1)).await;
+    ws.until(&mut m, |m| m.prop(1, "type") == Some("A")).await;
+    assert_eq!(m.prop(1, "urlPaths"), Some("on"));
+    ws.send(creates(&[
+        (2, 1, json!({"path": "uiUrl..", "access": "r", "wrapper": "lua.UrlPage", "urlPath": "/nothing/here"})),
+        (3, 2, json!({"path": "presenter", "access": "r"})),
+        (4, 2, json!({"path": "path", "access": "rw"})),
+        (5, 1, json!({"path": "found()", "access": "r"})),
+        (6, 1, json!({"path": "go()", "access": "action"})),
+    ]))
+    .await;
+    ws.until(&mut m, |m| m.prop(3, "type") == Some("A") && m.value(4) == json!("/nothing/here")).await;
+    assert_eq!(m.value(5), json!(true), "resolveUrlPath normalizes the path");
+    // Back/Forward: the page writes the path.
+    ws.send(set(4, json!("/b"), false)).await;
+    ws.until(&mut m, |m| m.prop(3, "type") == Some("B")).await;
+    ws.send(set(4, json!("/"), false)).await;
+    ws.until(&mut m, |m| m.prop(3, "type") == Some("A")).await;
+    // Navigation inside the app: the path moves (and the page pushes it).
+    ws.send(set(6, Value::Null, true)).await;
+    ws.until(&mut m, |m| m.prop(3, "type") == Some("B") && m.value(4) == json!("/b")).await;
+    assert!(m.errors.is_empty(), "{:?}", m.errors);
+}

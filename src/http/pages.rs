@@ -28,6 +28,7 @@ pub const ASSETS: &[(&str, &str, &str)] = &[
     js!("keys.js"),
     js!("errors.js"),
     js!("problems.js"),
+    js!("router.js"),
     js!("reveal.js"),
     js!("scroll.js"),
     js!("status.js"),

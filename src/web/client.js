@@ -3,6 +3,7 @@
 import { CLOSE_TOO_MANY_TABS, Connection } from "./connection.js";
 import { Outbox } from "./outbox.js";
 import { devMode, Problems } from "./problems.js";
+import { Router } from "./router.js";
 import { Reveal } from "./reveal.js";
 import { Scroller } from "./scroll.js";
 import { sessionEndedMessage, StatusArea } from "./status.js";
@@ -28,6 +29,7 @@ export class Client {
     this.valueSyncs = new WeakMap(); // element → its two-way ui-value's sync (docs/attributes.md "ui-value")
     this.nextElementId = 1; // page-wide, never reset: ids stay unique across reconnections
     this.root = null;
+    this.router = null; // URL paths, once variable 1 says the app registered some
     this.status = new StatusArea();
     this.problems = new Problems({ dev: devMode(), status: this.status });
     this.appRetry = null;
@@ -112,6 +114,8 @@ export class Client {
   /** Every successful open: drop all client state, keep the old DOM visible and inert, watch 1. */
   bootstrap() {
     if (this.root) this.root.dispose();
+    this.router?.dispose();
+    this.router = null;
     for (const v of [...this.views]) v.dispose();
     this.reveal.reset();
     this.scroller.reset();
@@ -183,6 +187,7 @@ export class Client {
       if (!("value" in d) && Object.keys(rest).length === 0) return;
     }
     if (!this.store.get(id)) return;
+    if (id === 1 && !this.router && data.properties?.urlPaths === "on") this.startRouter();
     this.store.applyUpdate(id, data);
     this.problems.resolve(id === 1 ? "app" : `var:${id}`);
     if (id === 1 && this.waiting && this.store.get(1).hasValue) {
@@ -191,6 +196,14 @@ export class Client {
     }
     // After the watchers ran: a view or list may have created variables its reveal must wait for.
     this.reveal.arrived(id);
+  }
+
+  /** The app registered URL paths: the root shows the presenter of the address instead of variable 1. */
+  startRouter() {
+    this.root.clear();
+    this.root.remove();
+    this.router = new Router(this);
+    this.root = this.router.view(this.appRoot);
   }
 
   deliver(json) {

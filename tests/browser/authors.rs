@@ -189,3 +189,40 @@ async fn base_stylesheet_and_the_scaffold_in_a_page() {
     b.close().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// URL paths (examples/hello): a deep link opens the registered presenter, navigation inside the app
+/// pushes the address, Back and Forward move between the pages, and an unknown path shows the
+/// default view.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromedriver"]
+async fn url_paths_deep_link_navigation_and_back() {
+    let gw = gateway(Some("hello")).await;
+    let b = Browser::launch().await;
+    let url = open_app(&b, &gw).await;
+    b.wait("document.querySelector('.greeting')?.textContent === 'Hello, world!'").await;
+    b.fill("input", "Ada").await;
+    b.wait("document.querySelector('.greeting').textContent === 'Hello, Ada!'").await;
+
+    // Navigation inside the app: the address follows.
+    b.click(".about").await;
+    b.wait("document.querySelector('.about-greeting')?.textContent === 'Hello, Ada!'").await;
+    b.wait("location.pathname.endsWith('/about')").await;
+    // Back: the greeting again, at the session's own address; Forward: About again.
+    b.client.back().await.unwrap();
+    b.wait("document.querySelector('.greeting')?.textContent === 'Hello, Ada!'").await;
+    assert_eq!(b.url().await, url);
+    b.client.forward().await.unwrap();
+    b.wait("document.querySelector('.about-page') !== null && location.pathname.endsWith('/about')").await;
+    b.click(".back").await;
+    b.wait("document.querySelector('.greeting') !== null && !location.pathname.endsWith('/about')").await;
+
+    // A deep link in a new page load opens on the presenter of the path, with the session's state.
+    b.goto(&format!("{url}/about")).await;
+    b.wait("document.querySelector('.about-greeting')?.textContent === 'Hello, Ada!'").await;
+    b.screenshot("url-path-deep-link").await;
+    // An unknown path shows the default view.
+    b.goto(&format!("{url}/no/such/page")).await;
+    b.wait("document.querySelector('.greeting')?.textContent === 'Hello, Ada!'").await;
+    assert!(b.console_errors().await.is_empty());
+    b.close().await;
+}
