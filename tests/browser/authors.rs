@@ -226,3 +226,32 @@ async fn url_paths_deep_link_navigation_and_back() {
     assert!(b.console_errors().await.is_empty());
     b.close().await;
 }
+
+/// With --watch, a main.lua that does not load is shown on the page (file and line), and a save that
+/// fixes it brings the app up in the same page, without a reload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromedriver"]
+async fn watch_shows_a_broken_main_lua_and_recovers_on_save() {
+    let dir = temp_site(&[
+        ("lua/main.lua", "App = session:prototype('App', {n = 1})\nsession:createAppVariable(App:new(\n"),
+        ("viewdefs/App.DEFAULT.html", "<template><b class=\"n\" ui-value=\"n\"></b></template>"),
+    ]);
+    let mut args = site_args(None);
+    args.site = Some(dir.clone());
+    args.watch = true;
+    let gw = gateway_with(args).await;
+    let b = Browser::launch().await;
+    open_app(&b, &gw).await;
+    b.wait("document.querySelector('#ui-dev-errors')?.textContent.includes('The app did not start')").await;
+    let text = b.text("#ui-dev-errors").await;
+    assert!(text.contains("lua/main.lua:3:"), "{text}");
+    b.screenshot("watch-broken-main").await;
+    std::fs::write(
+        dir.join("lua/main.lua"),
+        "App = session:prototype('App', {n = 1})\nsession:createAppVariable(App:new())\n",
+    )
+    .unwrap();
+    b.wait("document.querySelector('.n')?.textContent === '1'").await;
+    b.wait("document.getElementById('ui-dev-errors') === null").await;
+    b.close().await;
+}
