@@ -26,6 +26,15 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Built-in load generator: simulated browsers against a running server (docs/configuration.md "ui-gateway loadtest").
     Loadtest(crate::loadtest::LoadtestArgs),
+    /// Create a new site in DIR (a small app that runs at once): then `ui-gateway DIR --watch`.
+    New(NewArgs),
+}
+
+/// Arguments of `ui-gateway new`.
+#[derive(Args, Debug, Clone)]
+pub struct NewArgs {
+    /// The directory to create (it must not exist, or be empty).
+    pub dir: PathBuf,
 }
 
 /// How sessions get their state (docs/configuration.md).
@@ -81,13 +90,18 @@ pub enum LogFormat {
 /// Flags of `ui-gateway serve`.
 #[derive(Args, Debug, Clone)]
 pub struct ServeArgs {
-    /// TCP listen address; port 0 picks a free port (logged).
-    #[arg(long, env = "UI_LISTEN", default_value = "127.0.0.1:8000")]
+    /// TCP listen address, HOST:PORT (a host name such as localhost resolves; IPv4 first); port 0
+    /// picks a free port (logged).
+    #[arg(long, env = "UI_LISTEN", default_value = "127.0.0.1:8000", value_parser = parse_listen)]
     pub listen: SocketAddr,
 
     /// Site directory (html/, viewdefs/, lua/main.lua); default: the built-in demo.
     #[arg(long, env = "UI_SITE")]
     pub site: Option<PathBuf>,
+
+    /// The site directory as a positional argument: `ui-gateway examples/adder` is `--site examples/adder`.
+    #[arg(value_name = "SITE", conflicts_with = "site")]
+    pub site_dir: Option<PathBuf>,
 
     /// auto, embedded, connected or hybrid.
     #[arg(long, env = "UI_MODE", value_enum, default_value = "auto")]
@@ -291,13 +305,19 @@ pub struct ServeArgs {
     #[arg(long, env = "UI_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
 
-    /// Log only the first 8 hex digits of internal session ids.
-    #[arg(long, env = "UI_REDACT_IDS", default_value_t = false, value_parser = parse_bool, num_args = 0..=1, default_missing_value = "true")]
+    /// Log only the first 8 hex digits of internal session ids (on by default: a full id is the
+    /// session's URL, a capability; `--redact-ids false` logs it whole).
+    #[arg(long, env = "UI_REDACT_IDS", default_value_t = true, value_parser = parse_bool, num_args = 0..=1, default_missing_value = "true")]
     pub redact_ids: bool,
 
     /// Graceful shutdown deadline.
     #[arg(long, env = "UI_SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
+
+    /// Development mode: the page shows errors of app code (Lua errors, bindings to missing paths,
+    /// missing viewdefs) in an overlay; without it users see a neutral message. --watch implies it.
+    #[arg(long, env = "UI_DEV", default_value_t = false, value_parser = parse_bool, num_args = 0..=1, default_missing_value = "true")]
+    pub dev: bool,
 
     /// Idle HTTP connections close after this long (docs/limits.md: 60 s). Not a flag; tests shorten it.
     #[arg(skip = Duration::from_secs(60))]
@@ -355,6 +375,18 @@ impl ServeArgs {
         }
     }
 
+    /// Moves the positional site argument into `site`, where everything else reads it.
+    pub fn take_positional_site(&mut self) {
+        if let Some(dir) = self.site_dir.take() {
+            self.site = Some(dir);
+        }
+    }
+
+    /// Whether pages show app errors to the author (`--dev`, or `--watch`, which is development too).
+    pub fn dev_mode(&self) -> bool {
+        self.dev || self.watch
+    }
+
     /// Whether `/metrics` is served: `--no-metrics` wins, else `UI_METRICS` (a boolean), else on.
     pub fn metrics_enabled(&self) -> Result<bool, String> {
         switch_enabled(self.no_metrics, "UI_METRICS")
@@ -386,6 +418,68 @@ fn switch_enabled(off_flag: bool, env: &str) -> Result<bool, String> {
     }
 }
 
+/// Why a `--listen` value is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    #[error("{0:?} is not HOST:PORT (for example 127.0.0.1:8000, localhost:8080 or [::1]:8000)")]
+    Syntax(String),
+    #[error("{0:?}: the host name does not resolve ({1})")]
+    Resolve(String, std::io::Error),
+}
+
+/// `--listen`: an IP address and port, or a host name and port (`localhost:8080`), resolved once at
+/// startup; an IPv4 address is preferred when the name has both, as browsers try it for localhost.
+pub fn parse_listen(s: &str) -> Result<SocketAddr, ListenError> {
+    if let Ok(addr) = s.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let Some((host, port)) = s.rsplit_once(':') else { return Err(ListenError::Syntax(s.into())) };
+    if host.is_empty() || port.parse::<u16>().is_err() {
+        return Err(ListenError::Syntax(s.into()));
+    }
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<SocketAddr> = s.to_socket_addrs().map_err(|e| ListenError::Resolve(s.into(), e))?.collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| ListenError::Resolve(s.into(), std::io::ErrorKind::NotFound.into()))
+}
+
+/// A clap error caused by a `UI_*` variable (not a flag on the command line) is reworded to name the
+/// variable: clap names the flag only, which the user never typed. Returns `None` for other errors.
+pub fn env_error_message(e: &clap::Error, argv: &[String]) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    use clap::CommandFactory;
+    if !matches!(e.kind(), ErrorKind::InvalidValue | ErrorKind::ValueValidation) {
+        return None;
+    }
+    let Some(ContextValue::String(arg)) = e.get(ContextKind::InvalidArg) else { return None };
+    let flag = arg.split_whitespace().next()?.to_string();
+    let long = flag.strip_prefix("--")?;
+    if argv.iter().any(|a| a == &flag || a.starts_with(&format!("{flag}="))) {
+        return None;
+    }
+    let cmd = Cli::command();
+    let mut commands = vec![cmd.clone()];
+    commands.extend(cmd.get_subcommands().cloned());
+    let env = commands.iter().flat_map(|c| c.get_arguments().cloned().collect::<Vec<_>>()).find_map(|a| {
+        (a.get_long() == Some(long)).then(|| a.get_env().map(|e| e.to_string_lossy().into_owned())).flatten()
+    })?;
+    let value = std::env::var(&env).ok()?;
+    let reason = match e.get(ContextKind::Custom) {
+        Some(ContextValue::String(s)) => format!(": {s}"),
+        _ => match e.get(ContextKind::ValidValue) {
+            Some(ContextValue::Strings(v)) => format!(" (possible values: {})", v.join(", ")),
+            _ => String::new(),
+        },
+    };
+    let source = std::error::Error::source(e).map(|s| format!(": {s}")).unwrap_or_default();
+    let why = if reason.is_empty() { source } else { reason };
+    Some(format!("environment variable {env}={value:?} is not a valid value for {flag}{why}"))
+}
+
 /// Where the site's files come from.
 pub fn site_description(site: &Option<PathBuf>) -> String {
     match site {
@@ -397,6 +491,17 @@ pub fn site_description(site: &Option<PathBuf>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listen_takes_addresses_and_host_names() {
+        assert_eq!(parse_listen("127.0.0.1:8080").unwrap(), "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(parse_listen("[::1]:80").unwrap(), "[::1]:80".parse().unwrap());
+        assert_eq!(parse_listen("localhost:8080").unwrap(), "127.0.0.1:8080".parse().unwrap());
+        assert!(matches!(parse_listen("localhost"), Err(ListenError::Syntax(_))));
+        assert!(matches!(parse_listen(":80"), Err(ListenError::Syntax(_))));
+        assert!(matches!(parse_listen("localhost:99999"), Err(ListenError::Syntax(_))));
+        assert!(matches!(parse_listen("no-such-host.invalid:80"), Err(ListenError::Resolve(..))));
+    }
 
     #[test]
     fn defaults_match_the_spec() {

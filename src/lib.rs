@@ -31,6 +31,7 @@
 //! | [`metrics`] | Prometheus metrics at `/metrics` |
 //! | [`runtime`] | the session runtime: the `ui-lua` threads session actors (and all session Lua) run on |
 //! | [`lua`] | the per-session sandboxed Lua state and the `session` API |
+//! | [`scaffold`] | `ui-gateway new DIR`: the files of a new site |
 //! | [`loadtest`] | `ui-gateway loadtest`: the load generator (browser protocol client, scenarios, report) |
 //!
 //! A frame's path: socket → [`browser`] reader (parse) → session mailbox → [`session::Session`]
@@ -54,6 +55,7 @@ pub mod logging;
 pub mod lua;
 pub mod metrics;
 pub mod runtime;
+pub mod scaffold;
 pub mod session;
 pub mod site;
 pub mod state;

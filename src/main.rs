@@ -4,15 +4,41 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use ui_gateway::config::{Cli, Command, ServeArgs};
+
+/// `ui-gateway new DIR`: writes the scaffold and says how to run it.
+fn new_site(dir: &std::path::Path) -> ExitCode {
+    match ui_gateway::scaffold::create(dir) {
+        Ok(_) => {
+            print!("{}", ui_gateway::scaffold::next_steps(dir));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ui-gateway: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
 use ui_gateway::gateway::RunningGateway;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let args = match cli.command {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let argv: Vec<String> = std::env::args().collect();
+            if let Some(message) = ui_gateway::config::env_error_message(&e, &argv) {
+                eprintln!("ui-gateway: {message}");
+                return ExitCode::from(2);
+            }
+            e.exit()
+        }
+    };
+    let mut args = match cli.command {
         Some(Command::Serve(args)) => *args,
         Some(Command::Loadtest(args)) => return ui_gateway::loadtest::main(args),
+        Some(Command::New(args)) => return new_site(&args.dir),
         None => cli.serve,
     };
+    args.take_positional_site();
     if let Err(e) = ui_gateway::logging::init(&args) {
         eprintln!("ui-gateway: {e}");
         return ExitCode::from(2);
@@ -26,6 +52,11 @@ async fn serve(args: ServeArgs) -> ExitCode {
         Ok(r) => r,
         Err(e) => {
             eprintln!("ui-gateway: {e}");
+            if let ui_gateway::gateway::StartError::Bind { source, .. } = &e {
+                if source.kind() == std::io::ErrorKind::AddrInUse {
+                    eprintln!("Another program (perhaps another ui-gateway) uses that port. Pick another with --listen, or let the system choose a free one: --listen 127.0.0.1:0");
+                }
+            }
             return ExitCode::from(e.exit_code() as u8);
         }
     };

@@ -36,13 +36,17 @@ pub enum StartError {
     Watch(#[from] crate::watch::WatchError),
     #[error("cannot start the session runtime: {0}")]
     Runtime(std::io::Error),
+    /// `main.lua` does not compile or fails when run: the gateway refuses to start (with `--watch` it
+    /// starts, logs it, and the pages show it until a save fixes it).
+    #[error("{site}/lua/main.lua does not load: {message}\nFix it and start again (or run with --watch to fix it while the gateway runs).")]
+    MainLua { site: String, message: String },
 }
 
 impl StartError {
     /// The process exit code for this failure (docs/configuration.md).
     pub fn exit_code(&self) -> i32 {
         match self {
-            StartError::Bind { .. } | StartError::Watch(_) | StartError::Runtime(_) => 1,
+            StartError::Bind { .. } | StartError::Watch(_) | StartError::Runtime(_) | StartError::MainLua { .. } => 1,
             _ => 2,
         }
     }
@@ -199,7 +203,9 @@ impl Gateway {
             mailbox: args.mailbox as usize,
             max_variables: args.max_variables,
             backend: backend.clone(),
+            dev: args.dev_mode(),
         };
+        check_main_lua(&session_config, args)?;
         let timeouts = Timeouts { session: args.session_timeout, unclaimed: args.unclaimed_timeout };
         let runtime = SessionRuntime::new(RuntimeSize {
             workers: args.lua_threads,
@@ -296,4 +302,24 @@ fn once_a_minute(last: &Mutex<Option<tokio::time::Instant>>) -> bool {
         return true;
     }
     false
+}
+
+/// Runs the site's `main.lua` once in a throwaway Lua state, as a session would, so a site that
+/// cannot start is reported at startup with its file and line instead of on every page. With
+/// `--watch` the author is about to fix it: the error is logged and the gateway serves anyway (pages
+/// show the error, and the session picks up the fix on save).
+fn check_main_lua(config: &SessionConfig, args: &ServeArgs) -> Result<(), StartError> {
+    let site = config.site.current();
+    let (Some(lua_config), Some(source)) = (&config.lua, site.main_lua.as_deref()) else { return Ok(()) };
+    let Ok(mut trial) = crate::lua::LuaBackend::new(crate::ids::VendedId(0), lua_config, site.lua_sources.clone())
+    else {
+        return Ok(()); // the sessions report a Lua state that cannot be created themselves
+    };
+    let Err(e) = trial.load_main(source) else { return Ok(()) };
+    let site_name = crate::config::site_description(&args.site);
+    if args.watch {
+        tracing::error!(site = %site_name, message = %e.description, "lua/main.lua does not load; pages show the error until it is fixed");
+        return Ok(());
+    }
+    Err(StartError::MainLua { site: site_name, message: e.description })
 }

@@ -13,6 +13,9 @@ mod dashboard;
 #[path = "browser/harness.rs"]
 mod harness;
 
+#[path = "browser/authors.rs"]
+mod authors;
+
 use harness::*;
 use serde_json::json;
 

@@ -140,6 +140,8 @@ async fn failing_main_lua_keeps_the_session_and_watch_gets_lua_error() {
     let dir = site(&[("lua/main.lua", "local x = nil\nerror('cannot start: ' .. 'broken config')")]);
     let mut a = args();
     a.site = Some(dir);
+    // Without --watch such a site does not start at all (see the next test).
+    a.watch = true;
     let gw = start(a).await;
     let id = new_session(&gw).await;
     let mut ws = connect(&gw, &id, None).await.unwrap();
@@ -152,11 +154,35 @@ async fn failing_main_lua_keeps_the_session_and_watch_gets_lua_error() {
     assert!(frame[0]["data"]["description"].as_str().unwrap().contains("cannot start: broken config"));
 }
 
+/// A `main.lua` that does not compile, or fails when run, stops the gateway at startup with the file,
+/// the line and the message (exit code 1), instead of a page that breaks for every visitor.
+#[tokio::test]
+async fn startup_refuses_a_main_lua_that_does_not_load() {
+    for (source, line, text) in [
+        ("local App = {}\nfunction App:total(\nlocal x = 1\nend", 3, "expected"),
+        ("local t = {}\n\nlocal n = t.count + 1", 3, "attempt to perform arithmetic"),
+    ] {
+        let mut a = args();
+        a.site = Some(site(&[("lua/main.lua", source)]));
+        let e = match ui_gateway::gateway::RunningGateway::start(&a).await {
+            Err(e) => e,
+            Ok(_) => panic!("a broken main.lua must not start: {source}"),
+        };
+        let message = e.to_string();
+        assert!(matches!(e, ui_gateway::gateway::StartError::MainLua { .. }), "{message}");
+        assert!(message.contains(&format!("lua/main.lua:{line}:")), "{message}");
+        assert!(message.contains(text), "{message}");
+        assert!(message.contains("--watch"), "the message says how to fix it while running: {message}");
+        assert_eq!(e.exit_code(), 1);
+    }
+}
+
 #[tokio::test]
 async fn runaway_main_lua_is_a_timeout_not_a_hang() {
     let dir = site(&[("lua/main.lua", "while true do end")]);
     let mut a = args();
     a.site = Some(dir);
+    a.watch = true;
     a.lua_instructions = 2_000_000;
     let gw = start(a).await;
     let id = new_session(&gw).await;

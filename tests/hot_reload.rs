@@ -136,3 +136,40 @@ async fn watch_needs_a_site_directory() {
     assert_eq!(err.exit_code(), 2);
     assert!(err.to_string().contains("--site"), "{err}");
 }
+
+/// A `main.lua` that does not load does not stop a `--watch` gateway: the page hears the error for
+/// variable 1 (and asks again), and once a save fixes the file, the session's hot reload reruns it
+/// and the next `watch` of variable 1 gets the app, without a new session.
+#[tokio::test]
+async fn a_broken_main_lua_under_watch_is_picked_up_when_fixed() {
+    let dir = site(&[
+        ("lua/main.lua", "local App = session:prototype('App', {n = 1})\nsession:createAppVariable(App:new(\n"),
+        ("viewdefs/App.DEFAULT.html", "<template><b ui-value=\"n\"></b></template>"),
+    ]);
+    let mut a = args();
+    a.site = Some(dir.clone());
+    a.watch = true;
+    let gw = start(a).await;
+    let id = new_session(&gw).await;
+    let mut ws = connect(&gw, &id, None).await.unwrap();
+    ws.send(watch(1)).await;
+    let frame = ws.recv().await;
+    assert_eq!(frame[0]["type"], "error");
+    assert!(frame[0]["data"]["description"].as_str().unwrap().contains("lua/main.lua:3:"), "{frame:?}");
+    write(
+        &dir,
+        "lua/main.lua",
+        "local App = session:prototype('App', {n = 1})\nsession:createAppVariable(App:new())\n",
+    );
+    // What the page does in development: ask again until the app is there.
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        assert!(tokio::time::Instant::now() < deadline, "the fixed main.lua never produced variable 1");
+        ws.send(watch(1)).await;
+        let frame = ws.recv().await;
+        if frame.iter().any(|m| m["type"] == "update" && m["data"]["varId"] == 1 && m["data"].get("value").is_some()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -35,7 +35,8 @@ async fn destroyed_reason(id: &str) -> String {
     let deadline = Instant::now() + STEP;
     loop {
         let text = String::from_utf8_lossy(&logs.lock().unwrap()).to_string();
-        if let Some(line) = text.lines().find(|l| l.contains("session destroyed") && l.contains(id)) {
+        // Ids are redacted to their first 8 hex digits by default.
+        if let Some(line) = text.lines().find(|l| l.contains("session destroyed") && l.contains(&id[..8])) {
             let reason = line.split("reason=").nth(1).expect("a reason field").split_whitespace().next().unwrap();
             return reason.trim_matches('"').to_string();
         }

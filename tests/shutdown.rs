@@ -183,3 +183,94 @@ async fn healthz_answers_503_on_open_keep_alive_connections_after_sigterm() {
     drop(tab);
     assert_eq!(gw.exit_code().await, 0, "log:\n{}", gw.log());
 }
+
+/// The binary's own error texts (issue 17): each says what to fix, and the exit code tells a script
+/// whether it was the configuration (2) or the environment (1).
+mod cli {
+    use std::process::{Command, Output};
+
+    fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ui-gateway"));
+        cmd.args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("the binary runs")
+    }
+
+    fn stderr(o: &Output) -> String {
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    }
+
+    fn temp(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("uigw-cli-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn a_bad_environment_variable_is_named() {
+        let o = run(&["--listen", "127.0.0.1:0"], &[("UI_SESSION_TIMEOUT", "abc")]);
+        assert_eq!(o.status.code(), Some(2));
+        let e = stderr(&o);
+        assert!(e.contains("UI_SESSION_TIMEOUT=\"abc\"") && e.contains("--session-timeout"), "{e}");
+        let o = run(&["--listen", "127.0.0.1:0"], &[("UI_MODE", "embeded")]);
+        assert_eq!(o.status.code(), Some(2));
+        let e = stderr(&o);
+        assert!(e.contains("UI_MODE") && e.contains("embedded"), "{e}");
+        // A bad flag on the command line is clap's usual message, naming the flag.
+        let o = run(&["--session-timeout", "5x"], &[]);
+        assert_eq!(o.status.code(), Some(2));
+        assert!(stderr(&o).contains("'--session-timeout"), "{}", stderr(&o));
+    }
+
+    #[test]
+    fn a_port_in_use_suggests_port_0() {
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = taken.local_addr().unwrap().to_string();
+        let o = run(&["--listen", &addr], &[]);
+        assert_eq!(o.status.code(), Some(1));
+        let e = stderr(&o);
+        assert!(e.contains(&format!("cannot listen on {addr}")) && e.contains("--listen 127.0.0.1:0"), "{e}");
+    }
+
+    #[test]
+    fn a_broken_main_lua_stops_startup_with_file_and_line() {
+        let dir = temp("broken");
+        std::fs::create_dir_all(dir.join("lua")).unwrap();
+        std::fs::write(dir.join("lua/main.lua"), "local App = {}\nfunction App:total(\nlocal x = 1\nend\n").unwrap();
+        let o = run(&["--listen", "127.0.0.1:0", dir.to_str().unwrap()], &[]);
+        assert_eq!(o.status.code(), Some(1));
+        let e = stderr(&o);
+        assert!(e.contains("lua/main.lua:3:") && e.contains("--watch"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn new_writes_a_site_once_and_it_starts_by_host_name() {
+        let dir = temp("new");
+        let o = run(&["new", dir.to_str().unwrap()], &[]);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        assert!(String::from_utf8_lossy(&o.stdout).contains("--watch"));
+        assert!(dir.join("lua/main.lua").is_file() && dir.join("html/app.css").is_file());
+        let o = run(&["new", dir.to_str().unwrap()], &[]);
+        assert_eq!(o.status.code(), Some(1));
+        assert!(stderr(&o).contains("not empty"), "{}", stderr(&o));
+        // The site as a positional argument, on a host name.
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ui-gateway"))
+            .args(["--listen", "localhost:0", dir.to_str().unwrap()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(line.starts_with("ui-gateway serving embedded on http://127.0.0.1:"), "{line}");
+        // Both forms of the site at once is refused.
+        let o = run(&["--site", "examples/adder", dir.to_str().unwrap()], &[]);
+        assert_eq!(o.status.code(), Some(2));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

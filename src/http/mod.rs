@@ -235,7 +235,10 @@ async fn session_page(gw: &Gateway, id: &SessionId, headers: &HeaderMap, head: b
         Some(p) if p.is_file() => tokio::fs::read_to_string(&p).await.ok(),
         _ => None,
     };
-    let body = shell.unwrap_or_else(|| pages::SHELL_HTML.to_string());
+    let mut body = shell.unwrap_or_else(|| pages::SHELL_HTML.to_string());
+    if gw.sessions.session_config().dev {
+        body = pages::mark_dev(&body);
+    }
     let mut cookie = format!("ui-session={id}; Path=/; SameSite=Lax");
     if origin::forwarded_https(headers) {
         cookie.push_str("; Secure");

@@ -27,11 +27,15 @@ pub const ASSETS: &[(&str, &str, &str)] = &[
     js!("values.js"),
     js!("keys.js"),
     js!("errors.js"),
+    js!("problems.js"),
+    js!("router.js"),
     js!("reveal.js"),
     js!("scroll.js"),
     js!("status.js"),
     js!("style.js"),
     js!("shell.js"),
+    // The base stylesheet of the built-in shell (sites with their own html/ may link it).
+    ("base.css", CSS, include_str!("../web/base.css")),
     // The built-in demo's gallery and the stylesheets of the example apps it embeds.
     ("demo/gallery.css", CSS, include_str!("../demo/gallery.css")),
     ("demo/adder.css", CSS, include_str!("../../examples/adder/html/app.css")),
@@ -53,6 +57,20 @@ pub const AT_CAPACITY_HTML: &str = "<!doctype html>\n<html lang=\"en\"><head><me
 pub const TOO_MANY_HTML: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Too many sessions</title></head>\n<body><h1>Too many new sessions</h1>\n<p>Too many sessions were started from your address. Please try again in a moment.</p></body></html>\n";
 
 pub const NOT_FOUND_HTML: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Not found</title></head>\n<body><h1>Not found</h1><p><a href=\"/\">Start a new session</a>.</p></body></html>\n";
+
+/// The marker the frontend reads to show app errors to the author (`--dev`, `--watch`).
+pub const DEV_META: &str = "<meta name=\"ui-gateway-dev\" content=\"on\">";
+
+/// Adds [`DEV_META`] to a shell page: into `<head>` when it has one, else in front (a site's own
+/// `html/index.html` may be any valid HTML, where `<head>` is optional).
+pub fn mark_dev(page: &str) -> String {
+    let lower = page.to_ascii_lowercase();
+    let open = ["<head>", "<head "].iter().filter_map(|t| lower.find(t)).min();
+    match open.and_then(|i| lower[i..].find('>').map(|j| i + j + 1)) {
+        Some(at) => format!("{}\n{DEV_META}{}", &page[..at], &page[at..]),
+        None => format!("{DEV_META}\n{page}"),
+    }
+}
 
 /// Escapes text for HTML element content and attribute values.
 fn escape(s: &str) -> String {
@@ -102,3 +120,20 @@ td,th{{border-bottom:1px solid #ddd;padding:.3em .8em;text-align:left;vertical-a
 /// `GET /` when the new session could not be built (its `main.lua` failed the host or overran the
 /// watchdog): 500.
 pub const INTERNAL_ERROR_HTML: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Error</title></head>\n<body><h1>Something went wrong</h1><p>The session could not be started. <a href=\"/\">Try again</a>.</p></body></html>\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dev_marker_goes_into_the_head_or_in_front() {
+        let marked = mark_dev(SHELL_HTML);
+        let head = marked.find("<head>").unwrap();
+        assert!(marked.find(DEV_META).unwrap() > head);
+        assert!(marked.find(DEV_META).unwrap() < marked.find("</head>").unwrap());
+        assert_eq!(mark_dev("<HEAD lang=x><title>t</title>"), format!("<HEAD lang=x>\n{DEV_META}<title>t</title>"));
+        assert_eq!(mark_dev("<div ui-app></div>"), format!("{DEV_META}\n<div ui-app></div>"));
+        assert_eq!(mark_dev("<header>x</header>"), format!("{DEV_META}\n<header>x</header>"));
+        assert!(!SHELL_HTML.contains(DEV_META), "production pages carry no marker");
+    }
+}

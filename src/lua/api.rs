@@ -12,6 +12,7 @@ use super::state::{strip_self, ApiState};
 use crate::ids::VendedId;
 
 pub fn install(lua: &Lua, vended: VendedId, state: Arc<Mutex<ApiState>>) -> mlua::Result<()> {
+    lua.set_app_data(super::resolver::AuthorErrors::new(vended));
     let g = lua.globals();
     let session = lua.create_table()?;
     session.set("_sessionID", vended.to_string())?;

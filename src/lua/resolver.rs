@@ -189,6 +189,96 @@ fn first_line(msg: &str) -> String {
     msg.split("\nstack traceback:").next().unwrap_or(msg).trim_end().to_string()
 }
 
+/// How many distinct messages a session remembers for rate limiting; past it the oldest goes.
+const AUTHOR_ERROR_MESSAGES: usize = 32;
+/// The same message is logged again at most once per this interval (with how often it repeated).
+const AUTHOR_ERROR_REPEAT: std::time::Duration = std::time::Duration::from_secs(60);
+/// Log lines per session per [`AUTHOR_ERROR_REPEAT`] window, over all messages.
+const AUTHOR_ERROR_BURST: u32 = 10;
+
+/// Errors in app code (a method, getter or setter that raised, a path naming no function) go to the
+/// log at WARN so an author sees them where they look, not only in the browser's DOM attributes.
+/// A throwing getter fails on every pass, so the log is rate limited per session (a burst per
+/// window) and per message (once per window, then the count of repeats), with a bounded table.
+/// It lives in the Lua state's app data: one per session, installed by `api::install`.
+pub struct AuthorErrors {
+    vended: String,
+    window_start: std::time::Instant,
+    logged_in_window: u32,
+    /// Message → (when last logged, repeats since), oldest first.
+    seen: std::collections::VecDeque<(String, std::time::Instant, u64)>,
+}
+
+impl AuthorErrors {
+    pub fn new(vended: crate::ids::VendedId) -> Self {
+        AuthorErrors {
+            vended: vended.to_string(),
+            window_start: std::time::Instant::now(),
+            logged_in_window: 0,
+            seen: Default::default(),
+        }
+    }
+
+    /// Whether to log `message` now, and how many times it repeated unlogged before.
+    fn admit(&mut self, message: &str, now: std::time::Instant) -> Option<u64> {
+        if now.duration_since(self.window_start) >= AUTHOR_ERROR_REPEAT {
+            self.window_start = now;
+            self.logged_in_window = 0;
+        }
+        let slot = self.seen.iter().position(|(m, _, _)| m == message);
+        if let Some(i) = slot {
+            let (_, last, repeats) = &mut self.seen[i];
+            if now.duration_since(*last) < AUTHOR_ERROR_REPEAT || self.logged_in_window >= AUTHOR_ERROR_BURST {
+                *repeats += 1;
+                return None;
+            }
+            let before = *repeats;
+            *last = now;
+            *repeats = 0;
+            self.logged_in_window += 1;
+            return Some(before);
+        }
+        if self.logged_in_window >= AUTHOR_ERROR_BURST {
+            return None;
+        }
+        if self.seen.len() >= AUTHOR_ERROR_MESSAGES {
+            self.seen.pop_front();
+        }
+        self.seen.push_back((message.to_string(), now, 0));
+        self.logged_in_window += 1;
+        Some(0)
+    }
+}
+
+/// Splits a Lua message `lua/main.lua:5: attempt to …` into file, line and the rest.
+pub fn split_location(message: &str) -> (Option<&str>, Option<u32>, &str) {
+    let mut parts = message.splitn(3, ':');
+    if let (Some(file), Some(line), Some(rest)) = (parts.next(), parts.next(), parts.next()) {
+        if let Ok(n) = line.parse::<u32>() {
+            if !file.is_empty() && !file.contains(' ') {
+                return (Some(file), Some(n), rest.trim_start());
+            }
+        }
+    }
+    (None, None, message)
+}
+
+/// Logs an app-code error at WARN, within the session's rate limits.
+fn author_error(lua: &Lua, name: &str, message: &str) {
+    let Ok(Some(mut errors)) = lua.try_app_data_mut::<AuthorErrors>() else { return };
+    let Some(repeated) = errors.admit(message, std::time::Instant::now()) else { return };
+    let (file, line, text) = split_location(message);
+    tracing::warn!(
+        target: "ui_gateway::lua",
+        vended = %errors.vended,
+        method = name,
+        file = file.unwrap_or("?"),
+        line = line.unwrap_or(0),
+        repeated,
+        "app code failed: {text}"
+    );
+}
+
 /// Pauses the collector while alive (and restarts it only if it was running), so no finalizer runs.
 struct GcPause<'a> {
     lua: &'a Lua,
@@ -274,7 +364,11 @@ impl Resolver for LuaResolver {
                     None => return Err(VarError::new(ErrorCode::PathFailure, format!("{name} is not callable"))),
                 }
             }
-            _ => return Err(VarError::new(ErrorCode::PathFailure, format!("{name} is not a function"))),
+            _ => {
+                let e = VarError::new(ErrorCode::PathFailure, format!("{name} is not a function"));
+                author_error(&self.lua, &name, &e.description);
+                return Err(e);
+            }
         };
         Self::app_function(&name, &callee)?;
         let mut args: Vec<Value> = Vec::with_capacity(3);
@@ -282,7 +376,13 @@ impl Resolver for LuaResolver {
         args.push(base.clone());
         args.extend(arg);
         let result = callee.call::<Value>(mlua::MultiValue::from_iter(args));
-        result.map_err(|e| self.error(e))
+        result.map_err(|e| {
+            let e = self.error(e);
+            if e.code == ErrorCode::LuaError {
+                author_error(&self.lua, &name, &e.description);
+            }
+            e
+        })
     }
 
     fn classify(&self, v: &Value) -> Kind {
@@ -485,6 +585,86 @@ fn json_to_lua(lua: &Lua, json: &Json, registry: &ObjectRegistry<Value>, depth: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lua_messages_split_into_file_line_and_text() {
+        assert_eq!(
+            split_location("lua/main.lua:5: attempt to perform arithmetic on a nil value"),
+            (Some("lua/main.lua"), Some(5), "attempt to perform arithmetic on a nil value")
+        );
+        assert_eq!(split_location("totl is not a function"), (None, None, "totl is not a function"));
+        assert_eq!(split_location("bad: thing: here"), (None, None, "bad: thing: here"));
+    }
+
+    /// A getter that throws on every pass logs once per window per message, a burst bounds a session
+    /// whatever the messages, repeats are counted, and the table of messages stays bounded.
+    #[test]
+    fn author_errors_are_rate_limited_per_message_and_per_session() {
+        let mut e = AuthorErrors::new(crate::ids::VendedId(7));
+        let t0 = std::time::Instant::now();
+        assert_eq!(e.admit("a", t0), Some(0));
+        for _ in 0..5 {
+            assert_eq!(e.admit("a", t0), None, "the same message inside the window is not logged again");
+        }
+        let later = t0 + AUTHOR_ERROR_REPEAT;
+        assert_eq!(e.admit("a", later), Some(5), "after the window it is logged with the repeats");
+        let mut logged = 1; // "a" at `later`
+        for i in 0..100 {
+            if e.admit(&format!("m{i}"), later).is_some() {
+                logged += 1;
+            }
+        }
+        assert_eq!(logged, AUTHOR_ERROR_BURST, "a burst bounds a session's lines per window");
+        for i in 0..100 {
+            e.admit(&format!("n{i}"), later + AUTHOR_ERROR_REPEAT * (i + 2));
+        }
+        assert!(e.seen.len() <= AUTHOR_ERROR_MESSAGES);
+    }
+
+    /// Through the resolver: a method that raises is logged at WARN with its file and line.
+    #[test]
+    fn a_throwing_method_is_logged_with_file_and_line() {
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || Capture(writer.clone()))
+            .with_ansi(false)
+            .with_max_level(tracing::Level::WARN)
+            .finish();
+        let (lua, r) = resolver();
+        lua.set_app_data(AuthorErrors::new(crate::ids::VendedId(3)));
+        let obj: Value = lua
+            .load("return {vote = function(self) return self.votes + self.weight end, votes = 1}")
+            .set_name("@lua/main.lua")
+            .eval()
+            .unwrap();
+        let key = Value::String(lua.create_string("vote").unwrap());
+        let missing = Value::String(lua.create_string("totl").unwrap());
+        tracing::subscriber::with_default(subscriber, || {
+            let e = r.call(&obj, &key, None).unwrap_err();
+            assert_eq!(e.code, ErrorCode::LuaError);
+            let e = r.call(&obj, &missing, None).unwrap_err();
+            assert_eq!(e.code, ErrorCode::PathFailure);
+        });
+        let log = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
+        assert!(log.contains("WARN"), "{log}");
+        assert!(log.contains("file=\"lua/main.lua\"") || log.contains("file=lua/main.lua"), "{log}");
+        assert!(log.contains("line=1"), "{log}");
+        assert!(log.contains("method=\"vote\"") || log.contains("method=vote"), "{log}");
+        assert!(log.contains("arithmetic on a nil value"), "{log}");
+        assert!(log.contains("totl is not a function"), "{log}");
+    }
+
+    struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Capture {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
 
     fn resolver() -> (Lua, LuaResolver) {
         let lua = Lua::new();

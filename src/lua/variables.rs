@@ -185,6 +185,13 @@ pub fn install(
         })?,
     )?;
 
+    // URL paths: Lua code over the functions above (it wraps createAppVariable).
+    let create_app: mlua::Function = session.get("createAppVariable")?;
+    lua.load(include_str!("url_paths.lua"))
+        .set_name("=url_paths")
+        .set_mode(mlua::ChunkMode::Text)
+        .call::<Value>((session.clone(), create_app))?;
+
     let (weak, st) = (ctx.shared.clone(), ctx.state.clone());
     lua.set_named_registry_value(
         HANDLE_KEY,

@@ -50,6 +50,8 @@ pub struct SessionConfig {
     pub max_variables: usize,
     /// The backend link, in connected and hybrid modes.
     pub backend: Option<Arc<BackendHub>>,
+    /// Development mode (`--dev` or `--watch`): pages show app errors to the author in an overlay.
+    pub dev: bool,
 }
 
 impl Default for SessionConfig {
@@ -62,6 +64,7 @@ impl Default for SessionConfig {
             mailbox: 1024,
             max_variables: 100_000,
             backend: None,
+            dev: false,
         }
     }
 }

@@ -2,6 +2,8 @@
 // incoming frames, and re-bootstraps on every successful open without reloading the page.
 import { CLOSE_TOO_MANY_TABS, Connection } from "./connection.js";
 import { Outbox } from "./outbox.js";
+import { devMode, Problems } from "./problems.js";
+import { Router } from "./router.js";
 import { Reveal } from "./reveal.js";
 import { Scroller } from "./scroll.js";
 import { sessionEndedMessage, StatusArea } from "./status.js";
@@ -12,6 +14,10 @@ import { Viewdefs } from "./viewdefs.js";
 
 const LOST_NOTICE_DELAY_MS = 1000;
 const ERROR_NOTICE_MS = 10000;
+// In development, a page whose app did not start asks again this often: a save that fixes main.lua
+// (hot reload reruns it) then shows the app without a reload.
+const APP_RETRY_MS = 1500;
+export const WAITING_MESSAGE = "Waiting for the application…";
 
 export class Client {
   constructor({ appRoot, socketUrl }) {
@@ -23,7 +29,11 @@ export class Client {
     this.valueSyncs = new WeakMap(); // element → its two-way ui-value's sync (docs/attributes.md "ui-value")
     this.nextElementId = 1; // page-wide, never reset: ids stay unique across reconnections
     this.root = null;
+    this.router = null; // URL paths, once variable 1 says the app registered some
     this.status = new StatusArea();
+    this.problems = new Problems({ dev: devMode(), status: this.status });
+    this.appRetry = null;
+    this.waiting = false; // connected mode: no backend has created variable 1 yet
     this.scroller = new Scroller();
     this.reveal = new Reveal({ update: () => this.refreshBusy(), changed: (n) => this.changed(n) });
     this.lostTimer = null;
@@ -104,6 +114,8 @@ export class Client {
   /** Every successful open: drop all client state, keep the old DOM visible and inert, watch 1. */
   bootstrap() {
     if (this.root) this.root.dispose();
+    this.router?.dispose();
+    this.router = null;
     for (const v of [...this.views]) v.dispose();
     this.reveal.reset();
     this.scroller.reset();
@@ -175,9 +187,23 @@ export class Client {
       if (!("value" in d) && Object.keys(rest).length === 0) return;
     }
     if (!this.store.get(id)) return;
+    if (id === 1 && !this.router && data.properties?.urlPaths === "on") this.startRouter();
     this.store.applyUpdate(id, data);
+    this.problems.resolve(id === 1 ? "app" : `var:${id}`);
+    if (id === 1 && this.waiting && this.store.get(1).hasValue) {
+      this.waiting = false;
+      this.status.setConnection(null);
+    }
     // After the watchers ran: a view or list may have created variables its reveal must wait for.
     this.reveal.arrived(id);
+  }
+
+  /** The app registered URL paths: the root shows the presenter of the address instead of variable 1. */
+  startRouter() {
+    this.root.clear();
+    this.root.remove();
+    this.router = new Router(this);
+    this.root = this.router.view(this.appRoot);
   }
 
   deliver(json) {
@@ -197,18 +223,52 @@ export class Client {
     const id = d.varId;
     const code = d.code ?? "";
     const description = d.description ?? "";
-    if (typeof id === "number" && id > 1 && this.store.get(id)) {
+    const rec = typeof id === "number" && id > 1 ? this.store.get(id) : null;
+    if (rec) {
       this.store.applyError(id, code, description);
       this.reveal.arrived(id);
+      this.problems.variableError(id, rec.props.path, code, description);
       return;
     }
     // A notice for a variable this connection created and has since destroyed is stale, not news:
     // the server had computed it before our destroy arrived (e.g. a view changing type). says
     // messages for unknown ids are ignored; only ids never known go to the status area (docs/attributes.md "What the frontend adds to the page").
     if (typeof id === "number" && id > 1 && id < this.store.nextId) return;
-    if (id === 1) this.reveal.arrived(1);
+    if (id === 1) {
+      this.reveal.arrived(1);
+      if (!this.store.get(1)?.hasValue) return this.appMissing(code, description);
+    }
+    if (this.problems.dev) {
+      this.problems.report(`notice:${code}:${description}`, code, description);
+      return;
+    }
     console.error(`ui-gateway: ${code}: ${description}`, d);
     this.status.flash(`${code}: ${description}`, ERROR_NOTICE_MS);
+  }
+
+  /**
+   * Variable 1 does not exist: main.lua failed, or no backend has created it yet. In development the
+   * panel says why and the page asks again until it arrives (a save with --watch fixes it).
+   */
+  appMissing(code, description) {
+    if (code === "backend-unavailable") {
+      // Connected mode before the backend has created the app: not an error, it is on its way (the
+      // server sends variable 1 to this watch when the backend creates it).
+      console.info(`ui-gateway: waiting for the application (${description})`);
+      this.waiting = true;
+      this.status.setConnection(WAITING_MESSAGE);
+      return;
+    }
+    if (!this.problems.dev) {
+      console.error(`ui-gateway: ${code}: ${description}`);
+      this.status.flash(`${code}: ${description}`, ERROR_NOTICE_MS);
+      return;
+    }
+    this.problems.report("app", `The app did not start (${code})`, `${description}\nFix it and save: this page picks up the fix.`);
+    clearTimeout(this.appRetry);
+    this.appRetry = setTimeout(() => {
+      if (this.isOpen() && !this.store.get(1)?.hasValue) this.outbox.enqueue("watch", { varId: 1 });
+    }, APP_RETRY_MS);
   }
 
   // ---- test and debug hooks ----
@@ -233,6 +293,7 @@ export class Client {
         keys: () => client.viewdefs.keys(),
       },
       drop: () => client.conn?.drop(),
+      problems: () => client.problems.list(),
     };
   }
 }

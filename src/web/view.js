@@ -6,6 +6,8 @@ import { HIDDEN_CLASS } from "./reveal.js";
 import { parseBinding } from "./values.js";
 import { ViewList } from "./viewlist.js";
 
+const MISSING_VIEWDEF_GRACE_MS = 300;
+
 export class View {
   /**
    * Either `placeholder` (an element in the DOM, replaced by renders and put back by clears) or
@@ -86,10 +88,35 @@ export class View {
     if (key === null) {
       this.ctx.pending.add(this);
       if (this.key !== null) this.clear();
+      this.reportMissing(type, rec);
       return;
     }
     this.ctx.pending.delete(this);
+    this.ctx.problems.resolve(`viewdef:${this.varId}`);
     if (key !== this.key || force) this.render(key);
+  }
+
+  /**
+   * No viewdef for the value's type: the server sends a type's viewdefs before the first value of
+   * that type, so after a short grace period (a viewdef may be on its way) this is the author's to
+   * fix. The message names the files the cascade tried (docs/viewdefs.md "Choosing a viewdef").
+   */
+  reportMissing(type, rec) {
+    clearTimeout(this.missingTimer);
+    this.missingTimer = setTimeout(() => {
+      if (this.disposed || this.key !== null || !this.ctx.pending.has(this)) return;
+      const tried = [this.namespace(), rec.props.fallbackNamespace, "DEFAULT"]
+        .filter((ns, i, all) => ns && all.indexOf(ns) === i)
+        .map((ns) => `viewdefs/${type}.${ns}.html`);
+      const path = rec.props.path ? ` (path "${rec.props.path}")` : "";
+      const have = this.ctx.viewdefs.keys().filter((k) => k.startsWith(`${type}.`));
+      const others = have.length ? `\nViewdefs of ${type} the page has: ${have.join(", ")}.` : "";
+      this.ctx.problems.report(
+        `viewdef:${this.varId}`,
+        `no viewdef for type ${type} in variable ${this.varId}${path}`,
+        `Tried ${tried.join(", ")}. A viewdef file is named Type.namespace.html.${others}`,
+      );
+    }, MISSING_VIEWDEF_GRACE_MS);
   }
 
   placeholderShown() {
@@ -203,6 +230,8 @@ export class View {
     }
     this.ctx.views.delete(this);
     this.ctx.pending.delete(this);
+    clearTimeout(this.missingTimer);
+    this.ctx.problems.resolve(`viewdef:${this.varId}`);
   }
 
   /** Disposes and removes the view's nodes and markers (a ViewList item going away). */
