@@ -15,7 +15,7 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use super::{Activity, Clock, EndReason, Session, SessionConfig, SessionHandle, SessionMsg, Stop};
-use crate::ids::{SessionId, VarId, VendedId};
+use crate::ids::{SessionId, VendedId};
 use crate::runtime::{RuntimeSize, SessionRuntime};
 use crate::site::Site;
 use admission::{Admission, AdmissionConfig, AdmitTicket, ClientKey};
@@ -109,8 +109,6 @@ struct Entry {
 struct State {
     /// sessions: internal id → session.
     sessions: HashMap<SessionId, Entry>,
-    /// urlPaths: (session, URL path) → presenter variable.
-    url_paths: HashMap<(SessionId, String), VarId>,
     internal_to_vended: HashMap<SessionId, VendedId>,
     vended_to_internal: HashMap<VendedId, SessionId>,
     /// Sessions being built right now (counted against the cap, so concurrent creates cannot pass it).
@@ -335,22 +333,7 @@ impl SessionManager {
         ids
     }
 
-    /// registerUrlPath: associates a URL path with a presenter variable of a session.
-    pub fn register_url_path(&self, session: &SessionId, path: &str, var: VarId) -> bool {
-        let mut st = self.state.lock();
-        if !st.sessions.contains_key(session) {
-            return false;
-        }
-        st.url_paths.insert((*session, path.to_string()), var);
-        true
-    }
-
-    /// resolveUrlPath: the presenter variable registered for a session's URL path.
-    pub fn resolve_url_path(&self, session: &SessionId, path: &str) -> Option<VarId> {
-        self.state.lock().url_paths.get(&(*session, path.to_string())).copied()
-    }
-
-    /// destroySession: removes the session and its vended id mappings and URL paths, stops its task
+    /// destroySession: removes the session and its vended id mappings, stops its task
     /// (which closes its sockets with 4404, or 1001 at shutdown) and so frees its Lua state.
     pub fn destroy_session(&self, id: &SessionId, reason: EndReason) -> bool {
         let Some(entry) = Self::remove_locked(&mut self.state.lock(), id) else { return false };
@@ -364,7 +347,6 @@ impl SessionManager {
         if let Some(vended) = st.internal_to_vended.remove(id) {
             st.vended_to_internal.remove(&vended);
         }
-        st.url_paths.retain(|(s, _), _| s != id);
         Some(entry)
     }
 
@@ -539,20 +521,6 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         assert!(a.is_closed());
-    }
-
-    #[tokio::test]
-    async fn url_paths() {
-        let m = manager(Timeouts::default(), 0);
-        let a = m.create_session(client()).await.unwrap();
-        let b = m.create_session(client()).await.unwrap();
-        assert!(m.register_url_path(&a.id, "/contacts", VarId(-3)));
-        assert_eq!(m.resolve_url_path(&a.id, "/contacts"), Some(VarId(-3)));
-        assert_eq!(m.resolve_url_path(&b.id, "/contacts"), None);
-        assert_eq!(m.resolve_url_path(&a.id, "/other"), None);
-        m.destroy_session(&a.id, EndReason::Destroyed);
-        assert_eq!(m.resolve_url_path(&a.id, "/contacts"), None);
-        assert!(!m.register_url_path(&a.id, "/contacts", VarId(1)));
     }
 
     #[tokio::test]
