@@ -53,6 +53,7 @@ pub mod loadtest;
 pub mod logging;
 pub mod lua;
 pub mod metrics;
+pub mod registry;
 pub mod runtime;
 pub mod session;
 pub mod site;

@@ -36,6 +36,8 @@ pub enum StartError {
     Watch(#[from] crate::watch::WatchError),
     #[error("cannot start the session runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("{0}")]
+    Registry(#[from] crate::registry::RegistryError),
 }
 
 impl StartError {
@@ -103,6 +105,15 @@ impl Drop for SocketGuard {
     }
 }
 
+/// What a node of a cluster brings to [`Gateway::new_in_cluster`]: the registry (already connected,
+/// see `gateway.rs`) and the epoch it kept for this node.
+#[derive(Debug, Default)]
+pub struct Cluster {
+    pub registry: Option<Arc<crate::registry::Registry>>,
+    /// The backend epoch to use instead of a fresh one (a restart keeps it).
+    pub epoch: Option<String>,
+}
+
 /// Shared state of a running gateway.
 pub struct Gateway {
     pub mode: Mode,
@@ -134,6 +145,11 @@ pub struct Gateway {
 impl Gateway {
     /// Resolves the configuration: loads the site, decides the mode, builds the session manager.
     pub fn new(args: &ServeArgs) -> Result<Gateway, StartError> {
+        Self::new_in_cluster(args, Cluster::default())
+    }
+
+    /// Like [`Gateway::new`], as a node of a cluster (`--node-id`, `--registry`).
+    pub fn new_in_cluster(args: &ServeArgs, cluster: Cluster) -> Result<Gateway, StartError> {
         let site = match &args.site {
             Some(dir) => Site::load(dir)?,
             None => Site::builtin(),
@@ -180,7 +196,11 @@ impl Gateway {
                     overflow_bytes: args.backend_overflow_bytes,
                     mirror: tracker_limits,
                 };
-                Some(Arc::new(BackendHub::new(mode.as_str(), token, limits, bytes)))
+                let hub = BackendHub::new(mode.as_str(), token, limits, bytes);
+                Some(Arc::new(match cluster.epoch {
+                    Some(epoch) => hub.with_epoch(epoch),
+                    None => hub,
+                }))
             }
             _ => None,
         };
@@ -217,7 +237,9 @@ impl Gateway {
                 args.lua_watchdog,
             )
             .with_admission(Admission::new(admission))
-            .with_redacted_ids(args.redact_ids),
+            .with_redacted_ids(args.redact_ids)
+            .with_node(args.node_id)
+            .with_registry(cluster.registry),
         );
         Ok(Gateway {
             mode,

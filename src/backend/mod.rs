@@ -101,6 +101,13 @@ impl BackendHub {
         BackendHub { epoch, mode, token, limits, bytes, current: Mutex::new(None), next_generation: AtomicU64::new(1) }
     }
 
+    /// With an epoch from outside: a node restarted with the registry keeps its epoch, so backends
+    /// keep the state of the sessions it restores (docs/deploy/cluster.md).
+    pub fn with_epoch(mut self, epoch: String) -> Self {
+        self.epoch = epoch;
+        self
+    }
+
     /// The generation of the connected backend, if one is connected.
     pub fn generation(&self) -> Option<u64> {
         self.current.lock().as_ref().map(|s| s.generation)

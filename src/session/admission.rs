@@ -365,6 +365,24 @@ impl Admission {
         Ok(AdmitTicket { admission: self.clone(), client })
     }
 
+    /// A place for a session restored from the registry after a restart: its creator is not known,
+    /// so it counts under the unspecified address, past every per-client limit (it was admitted once).
+    pub fn restored_ticket(self: &Arc<Self>) -> AdmitTicket {
+        let client = ClientKey::from_ip(std::net::Ipv4Addr::UNSPECIFIED.into());
+        let mut table = self.table.lock();
+        if !table.clients.contains_key(&client) {
+            table.clients.insert(client, ClientState { live: 0, tokens: 0.0, updated_ms: 0 });
+            table.idle += 1;
+        }
+        let state = table.clients.get_mut(&client).expect("inserted above");
+        state.live += 1;
+        if state.live == 1 {
+            table.idle -= 1;
+        }
+        drop(table);
+        AdmitTicket { admission: self.clone(), client }
+    }
+
     fn release(&self, client: ClientKey) {
         let mut table = self.table.lock();
         let Some(state) = table.clients.get_mut(&client) else { return };
