@@ -247,7 +247,7 @@ async fn created_on(node: &NodeSpec) -> u64 {
 
 async fn metric(node: &NodeSpec, prefix: &str) -> f64 {
     let text = http().get(format!("http://{}/metrics", node.addr())).send().await.unwrap().text().await.unwrap();
-    text.lines().filter_map(|l| l.strip_prefix(prefix)).filter_map(|v| v.trim().parse::<f64>().ok()).sum()
+    text.lines().filter(|l| l.starts_with(prefix)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
 }
 
 /// 3 nodes behind the shipped HAProxy config: the built-in load generator's sessions all set up and

@@ -887,6 +887,29 @@ mod tests {
         assert_eq!(t.sweep_period(), Some(Duration::from_secs(30)));
     }
 
+    /// Embedded and hybrid restart survival: `main.lua` reruns and can tell a restored session by
+    /// `session.restored`; a new session does not have it.
+    #[tokio::test]
+    async fn restored_sessions_rerun_main_lua_with_session_restored() {
+        let site = Site {
+            root: None,
+            main_lua: Some("seen = session.restored == true session:createAppVariable({})".into()),
+            lua_sources: Default::default(),
+            viewdefs: Default::default(),
+        };
+        let config = Arc::new(SessionConfig {
+            site: Arc::new(site.into()),
+            lua: Some(LuaConfig::default()),
+            ..Default::default()
+        });
+        let activity = || Arc::new(Activity::new(Clock::new()));
+        let fresh = Session::new(SessionId::generate(), VendedId(1), config.clone(), activity());
+        let restored = Session::restore(SessionId::generate(), VendedId(2), config, activity());
+        assert!(!fresh.lua().unwrap().eval::<bool>("return seen").unwrap());
+        assert!(restored.lua().unwrap().eval::<bool>("return seen").unwrap());
+        assert!(restored.lua().unwrap().eval::<bool>("return session:getApp() ~= nil").unwrap());
+    }
+
     #[tokio::test]
     async fn each_session_has_its_own_lua_state() {
         let site = Site {
