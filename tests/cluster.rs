@@ -413,39 +413,78 @@ async fn a_connected_counter_survives_sigterm_and_sigkill_restarts() {
     backend.shutdown().await.unwrap();
 }
 
-/// `--decommission`: shutdown ends the sessions for good: the registry forgets them and the next
-/// process with the same node id does not bring them back.
+/// A raw `/backend` connection: the frames it reads until the gateway closes it, and the close code.
+async fn backend_until_close(ws: &mut Ws) -> (Vec<Value>, u16) {
+    use futures::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut frames = Vec::new();
+    loop {
+        let msg = tokio::time::timeout(STEP, ws.stream.next()).await.expect("a frame in time");
+        match msg {
+            Some(Ok(Message::Text(t))) => frames.push(serde_json::from_str(&t).unwrap()),
+            Some(Ok(Message::Close(frame))) => return (frames, frame.map_or(1005, |f| u16::from(f.code))),
+            Some(Ok(_)) => {}
+            other => panic!("backend socket ended without a close frame: {other:?}"),
+        }
+    }
+}
+
+async fn raw_backend(addr: SocketAddr) -> (Ws, Value) {
+    let mut req = format!("ws://{addr}/backend").into_client_request().unwrap();
+    req.headers_mut().insert("authorization", format!("Bearer {TOKEN}").parse().unwrap());
+    let (stream, _) = tokio_tungstenite::connect_async(req).await.expect("backend connects");
+    let mut ws = Ws { stream };
+    use futures::StreamExt;
+    let welcome = loop {
+        match tokio::time::timeout(STEP, ws.stream.next()).await.unwrap().unwrap().unwrap() {
+            tokio_tungstenite::tungstenite::Message::Text(t) => break serde_json::from_str::<Value>(&t).unwrap(),
+            _ => continue,
+        }
+    };
+    (ws, welcome)
+}
+
+/// A plain restart keeps sessions and tells the backend nothing (same epoch, the welcome lists them);
+/// `--decommission` ends them for good: the backend hears `closed`, the registry forgets them and
+/// the epoch, and the next process with the same node id does not bring them back.
 #[tokio::test]
-async fn a_decommissioned_node_does_not_restore_its_sessions() {
+async fn a_restart_keeps_sessions_and_a_decommission_ends_them_for_good() {
     if !installed("redis-server") {
         return;
     }
     let redis = Redis::start().await;
     let mut spec = NodeSpec::new("06");
     spec.registry = Some(redis.url.clone());
+    spec.connected_site = Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/counter_backend/site"));
     let mut node = spec.start().await;
+    let (mut backend, welcome) = raw_backend(spec.addr()).await;
+    let epoch = welcome["welcome"]["epoch"].clone();
     let kept = new_session(spec.addr()).await;
     node.signal("TERM");
-    node.exited().await;
-    let mut node = spec.start().await;
-    assert_eq!(status(spec.addr(), &format!("/{kept}")).await, 200, "a plain restart keeps the session");
-    let mut tab = open_ws(spec.addr(), &kept).await;
-    let mut m = Mirror::default();
-    tab.send(watch(1)).await;
-    tab.until(&mut m, |m| m.values.contains_key(&1)).await;
-    drop(tab);
-    node.signal("TERM");
+    let (frames, code) = backend_until_close(&mut backend).await;
+    assert_eq!(code, 1001);
+    assert!(frames.iter().all(|f| f.get("event").is_none()), "no `closed` on a restart: {frames:?}");
     node.exited().await;
 
     spec.extra = vec!["--decommission".into()];
     let mut node = spec.start().await;
-    assert_eq!(status(spec.addr(), &format!("/{kept}")).await, 200);
+    assert_eq!(status(spec.addr(), &format!("/{kept}")).await, 200, "a plain restart keeps the session");
+    let (mut backend, welcome) = raw_backend(spec.addr()).await;
+    assert_eq!(welcome["welcome"]["epoch"], epoch, "the epoch is kept");
+    assert_eq!(welcome["welcome"]["sessions"], json!(["1"]));
     node.signal("TERM");
+    let (frames, code) = backend_until_close(&mut backend).await;
+    assert_eq!(code, 1001);
+    assert_eq!(frames, vec![json!({"session":"1","event":"closed"})]);
     node.exited().await;
     assert!(redis.records().await.is_empty(), "decommission removes the records");
+
     spec.extra.clear();
     let _node = spec.start().await;
     assert_eq!(status(spec.addr(), &format!("/{kept}")).await, 404);
+    let (_backend, welcome) = raw_backend(spec.addr()).await;
+    assert_ne!(welcome["welcome"]["epoch"], epoch, "a decommissioned node starts a new epoch");
+    assert_eq!(welcome["welcome"]["sessions"], json!([]));
 }
 
 /// Redis stops: the node keeps creating and serving sessions (node-local fallback ids) and counts

@@ -255,3 +255,32 @@ async fn probe(registry: std::sync::Weak<Registry>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_bad_url_or_a_missing_node_id_is_a_start_error() {
+        let ttl = Duration::from_secs(60);
+        assert!(matches!(Registry::connect("redis://127.0.0.1:1/", None, ttl).await, Err(RegistryError::NoNodeId)));
+        assert!(matches!(Registry::connect("http://nowhere", Some(NodeId(1)), ttl).await, Err(RegistryError::Url(_))));
+    }
+
+    /// Nothing listens on port 1: the registry starts anyway, down, and hands out fallback ids at
+    /// once (no per-creation wait), without queueing writes that could not be sent.
+    #[tokio::test]
+    async fn an_unreachable_redis_degrades_to_fallback_ids() {
+        let registry =
+            Registry::connect("redis://127.0.0.1:1/", Some(NodeId(9)), Duration::from_secs(60)).await.unwrap();
+        assert!(registry.health.is_down());
+        let (a, b) = (registry.next_vended().await, registry.next_vended().await);
+        assert_ne!(a, b);
+        assert!(FallbackIds::is_fallback(a) && FallbackIds::is_fallback(b));
+        assert_eq!(registry.epoch("ab").await, None);
+        assert!(registry.load().await.is_empty());
+        registry.forget(SessionId::generate());
+        assert!(registry.flush(Duration::from_secs(5)).await, "the writer answers a flush even when down");
+        assert_eq!(registry.ttl, Duration::from_secs(60));
+    }
+}
