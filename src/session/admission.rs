@@ -369,17 +369,18 @@ impl Admission {
     /// so it counts under the unspecified address, past every per-client limit (it was admitted once).
     pub fn restored_ticket(self: &Arc<Self>) -> AdmitTicket {
         let client = ClientKey::from_ip(std::net::Ipv4Addr::UNSPECIFIED.into());
-        let mut table = self.table.lock();
-        if !table.clients.contains_key(&client) {
-            table.clients.insert(client, ClientState { live: 0, tokens: 0.0, updated_ms: 0 });
+        let mut guard = self.table.lock();
+        let table = &mut *guard;
+        let state = table.clients.entry(client).or_insert_with(|| {
+            // A new client is counted idle until its first live session, as in `admit`.
             table.idle += 1;
-        }
-        let state = table.clients.get_mut(&client).expect("inserted above");
+            ClientState { live: 0, tokens: 0.0, updated_ms: 0 }
+        });
         state.live += 1;
         if state.live == 1 {
             table.idle -= 1;
         }
-        drop(table);
+        drop(guard);
         AdmitTicket { admission: self.clone(), client }
     }
 

@@ -416,7 +416,7 @@ impl SessionManager {
                 let Some(manager) = weak.upgrade() else { break };
                 n += 1;
                 let now = manager.clock.now_ms();
-                let all = registry.take_resync() || n % full_every == 0;
+                let all = registry.take_resync() || n.is_multiple_of(full_every);
                 manager.refresh_registry(since, all);
                 since = now;
             }
