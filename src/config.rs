@@ -319,6 +319,21 @@ pub struct ServeArgs {
     #[arg(long, env = "UI_DEV", default_value_t = false, value_parser = parse_bool, num_args = 0..=1, default_missing_value = "true")]
     pub dev: bool,
 
+    /// This node's shard prefix in a cluster: two hex digits, the first byte of every session id it
+    /// creates, so a load balancer routes `/<id>` by prefix (docs/deploy/cluster.md).
+    #[arg(long, env = "UI_NODE_ID")]
+    pub node_id: Option<crate::ids::NodeId>,
+
+    /// Session registry (redis://host:port/db): cluster-wide vended ids, sessions restored after a
+    /// restart with the same --node-id. Off by default (docs/deploy/cluster.md).
+    #[arg(long, env = "UI_REGISTRY")]
+    pub registry: Option<String>,
+
+    /// At shutdown end every session for good (backend hears `closed`, registry entries go) instead
+    /// of keeping them for the restart.
+    #[arg(long, env = "UI_DECOMMISSION", default_value_t = false, value_parser = parse_bool, num_args = 0..=1, default_missing_value = "true")]
+    pub decommission: bool,
+
     /// Idle HTTP connections close after this long (docs/limits.md: 60 s). Not a flag; tests shorten it.
     #[arg(skip = Duration::from_secs(60))]
     pub http_idle_timeout: Duration,

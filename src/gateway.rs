@@ -12,7 +12,7 @@ use crate::config::ServeArgs;
 use crate::http::serve::HttpServer;
 use crate::http::timeouts::ConnTimeouts;
 use crate::session::EndReason;
-pub use crate::state::{Gateway, StartError};
+pub use crate::state::{Cluster, Gateway, StartError};
 
 /// A gateway serving on a socket.
 pub struct RunningGateway {
@@ -21,12 +21,41 @@ pub struct RunningGateway {
     http: HttpServer,
     /// `--watch`: stops watching when the gateway goes.
     _site_watcher: Option<crate::watch::SiteWatcher>,
+    /// `--decommission`: shutdown ends sessions for good even with a registry.
+    decommission: bool,
+}
+
+/// Connects the registry (`--registry`) and fetches the epoch it keeps for this node. A registry that
+/// cannot be reached is not fatal: the node starts with a fresh epoch and restores nothing.
+async fn join_cluster(args: &ServeArgs) -> Result<Cluster, StartError> {
+    let Some(url) = &args.registry else { return Ok(Cluster::default()) };
+    let idle = match args.session_timeout.is_zero() {
+        true => crate::registry::MAX_TTL,
+        false => args.session_timeout.max(args.unclaimed_timeout),
+    };
+    let registry =
+        crate::registry::Registry::connect(url, args.node_id, idle + crate::registry::PROBE_PERIOD * 2).await?;
+    let epoch = registry.epoch(&crate::ids::SessionId::generate().to_string()).await;
+    Ok(Cluster { registry: Some(registry), epoch })
 }
 
 impl RunningGateway {
     /// Binds the listener and starts serving.
     pub async fn start(args: &ServeArgs) -> Result<RunningGateway, StartError> {
-        let gateway = Arc::new(Gateway::new(args)?);
+        let cluster = join_cluster(args).await?;
+        let kept_epoch = cluster.epoch.is_some();
+        let gateway = Arc::new(Gateway::new_in_cluster(args, cluster)?);
+        let mut restored = 0;
+        if let Some(registry) = gateway.sessions.registry().cloned() {
+            // Only with the epoch the records were made under: a backend would not know their ids.
+            let same_epoch = |r: &crate::registry::SessionRecord| match &gateway.backend {
+                Some(hub) => kept_epoch && r.epoch.as_deref() == Some(hub.epoch.as_str()),
+                None => true,
+            };
+            let records: Vec<_> = registry.load().await.into_iter().filter(same_epoch).collect();
+            restored = gateway.sessions.restore_sessions(records).await;
+            gateway.sessions.spawn_registry_refresh();
+        }
         let listener =
             TcpListener::bind(args.listen).await.map_err(|source| StartError::Bind { addr: args.listen, source })?;
         let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: args.listen, source })?;
@@ -52,6 +81,9 @@ impl RunningGateway {
             backend_token = token,
             debug_pages = %gateway.debug_pages.as_str(),
             watch = args.watch,
+            node_id = %args.node_id.map(|n| n.to_string()).unwrap_or_default(),
+            registry = args.registry.is_some(),
+            restored,
             "ui-gateway"
         );
         if gateway.backend.is_some() && !token {
@@ -68,13 +100,17 @@ impl RunningGateway {
                 );
             }
         }
-        Ok(RunningGateway { addr, gateway, http, _site_watcher: site_watcher })
+        Ok(RunningGateway { addr, gateway, http, _site_watcher: site_watcher, decommission: args.decommission })
     }
 
     /// Graceful shutdown (docs/deployment.md "Shutdown"): close the listener (`/healthz` answers 503 from now on),
     /// end every session (sockets close with 1001, a backend hears `closed` for each, ascending, then
     /// 1001), wait for those sockets to finish their close, then let HTTP finish. Returns whether all
     /// of it made the deadline.
+    ///
+    /// With a registry this is a restart unless `--decommission` (docs/deploy/cluster.md "Restart
+    /// survival"): the sessions' sockets close with 1001 but the backend hears no `closed`, and the
+    /// records stay for the next start with the same `--node-id`.
     pub async fn shutdown(self, deadline: Duration) -> bool {
         let started = tokio::time::Instant::now();
         let until = started + deadline;
@@ -82,9 +118,25 @@ impl RunningGateway {
         tracing::info!(sessions, "shutdown started");
         self.gateway.stopping.store(true, Ordering::Release);
         self.http.stop_accepting();
-        self.gateway.sessions.destroy_all(EndReason::Shutdown);
+        let registry = self.gateway.sessions.registry().cloned();
+        match (&registry, self.decommission) {
+            (Some(_), false) => {
+                self.gateway.sessions.suspend_all();
+            }
+            _ => {
+                self.gateway.sessions.destroy_all(EndReason::Shutdown);
+            }
+        }
         if let Some(hub) = &self.gateway.backend {
             hub.close(crate::protocol::close::GOING_AWAY, "shutdown");
+        }
+        if let Some(registry) = &registry {
+            if self.decommission {
+                registry.forget_epoch().await;
+            }
+            if !registry.flush(until.saturating_duration_since(tokio::time::Instant::now())).await {
+                tracing::warn!("registry writes not all sent before the shutdown deadline");
+            }
         }
         let sockets_closed = tokio::time::timeout_at(until, self.gateway.live_sockets.wait_idle()).await.is_ok();
         let finished = sockets_closed && tokio::time::timeout_at(until, self.http.drain()).await.is_ok();

@@ -54,6 +54,7 @@ pub mod loadtest;
 pub mod logging;
 pub mod lua;
 pub mod metrics;
+pub mod registry;
 pub mod runtime;
 pub mod scaffold;
 pub mod session;

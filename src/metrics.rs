@@ -118,6 +118,12 @@ pub struct Metrics {
     open_fds: Gauge,
     start_time: Gauge<f64, AtomicU64>,
     cpu_seconds: Counter<f64, AtomicU64>,
+    /// `--registry`: Redis failures by operation (each one fell back, none stopped a session).
+    registry_errors: Family<Labels, Counter>,
+    /// `--registry`: 1 while Redis answers.
+    pub registry_up: Gauge,
+    /// Sessions re-created from the registry at startup.
+    pub sessions_restored: Counter,
 }
 
 /// The process-wide metrics.
@@ -170,11 +176,25 @@ impl Metrics {
             open_fds: Default::default(),
             start_time: Default::default(),
             cpu_seconds: Default::default(),
+            registry_errors: Default::default(),
+            registry_up: Default::default(),
+            sessions_restored: Default::default(),
             registry: Registry::default(),
         };
         r.register("ui_build_info", "Build information (value 1)", m.build_info.clone());
         r.register("ui_sessions", "Live sessions", m.sessions.clone());
         r.register("ui_sessions_created", "Sessions created", m.sessions_created.clone());
+        r.register(
+            "ui_sessions_restored",
+            "Sessions re-created from the registry at startup",
+            m.sessions_restored.clone(),
+        );
+        r.register(
+            "ui_registry_errors",
+            "Registry (Redis) failures by operation; the gateway fell back and served on",
+            m.registry_errors.clone(),
+        );
+        r.register("ui_registry_up", "1 while the registry (Redis) answers", m.registry_up.clone());
         r.register("ui_sessions_destroyed", "Sessions destroyed, by reason", m.sessions_destroyed.clone());
         r.register(
             "ui_sessions_rejected",
@@ -297,6 +317,11 @@ impl Metrics {
 
     pub fn set_build_info(&self, mode: &str) {
         self.build_info.get_or_create(&labels(&[("version", env!("CARGO_PKG_VERSION")), ("mode", mode)])).set(1);
+    }
+
+    /// A registry (Redis) call failed during `op`.
+    pub fn registry_error(&self, op: &str) {
+        self.registry_errors.get_or_create(&labels(&[("op", op)])).inc();
     }
 
     pub fn session_destroyed(&self, reason: &str) {

@@ -40,6 +40,9 @@ pub enum StartError {
     /// starts, logs it, and the pages show it until a save fixes it).
     #[error("{site}/lua/main.lua does not load: {message}\nFix it and start again (or run with --watch to fix it while the gateway runs).")]
     MainLua { site: String, message: String },
+
+    #[error("{0}")]
+    Registry(#[from] crate::registry::RegistryError),
 }
 
 impl StartError {
@@ -107,6 +110,15 @@ impl Drop for SocketGuard {
     }
 }
 
+/// What a node of a cluster brings to [`Gateway::new_in_cluster`]: the registry (already connected,
+/// see `gateway.rs`) and the epoch it kept for this node.
+#[derive(Debug, Default)]
+pub struct Cluster {
+    pub registry: Option<Arc<crate::registry::Registry>>,
+    /// The backend epoch to use instead of a fresh one (a restart keeps it).
+    pub epoch: Option<String>,
+}
+
 /// Shared state of a running gateway.
 pub struct Gateway {
     pub mode: Mode,
@@ -138,6 +150,11 @@ pub struct Gateway {
 impl Gateway {
     /// Resolves the configuration: loads the site, decides the mode, builds the session manager.
     pub fn new(args: &ServeArgs) -> Result<Gateway, StartError> {
+        Self::new_in_cluster(args, Cluster::default())
+    }
+
+    /// Like [`Gateway::new`], as a node of a cluster (`--node-id`, `--registry`).
+    pub fn new_in_cluster(args: &ServeArgs, cluster: Cluster) -> Result<Gateway, StartError> {
         let site = match &args.site {
             Some(dir) => Site::load(dir)?,
             None => Site::builtin(),
@@ -186,7 +203,11 @@ impl Gateway {
                 };
                 let pool =
                     crate::backend::PoolLimits { max_workers: args.max_backends as usize, grace: args.backend_grace };
-                Some(Arc::new(BackendHub::new(mode.as_str(), token, limits, bytes, pool)))
+                let hub = BackendHub::new(mode.as_str(), token, limits, bytes, pool);
+                Some(Arc::new(match cluster.epoch {
+                    Some(epoch) => hub.with_epoch(epoch),
+                    None => hub,
+                }))
             }
             _ => None,
         };
@@ -225,7 +246,9 @@ impl Gateway {
                 args.lua_watchdog,
             )
             .with_admission(Admission::new(admission))
-            .with_redacted_ids(args.redact_ids),
+            .with_redacted_ids(args.redact_ids)
+            .with_node(args.node_id)
+            .with_registry(cluster.registry),
         );
         Ok(Gateway {
             mode,

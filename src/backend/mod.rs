@@ -161,6 +161,13 @@ impl BackendHub {
         }
     }
 
+    /// With an epoch from outside: a node restarted with the registry keeps its epoch, so backends
+    /// keep the state of the sessions it restores (docs/deploy/cluster.md).
+    pub fn with_epoch(mut self, epoch: String) -> Self {
+        self.epoch = epoch;
+        self
+    }
+
     /// Whether any worker is connected.
     pub fn is_connected(&self) -> bool {
         !self.inner.lock().slots.is_empty()

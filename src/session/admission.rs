@@ -365,6 +365,25 @@ impl Admission {
         Ok(AdmitTicket { admission: self.clone(), client })
     }
 
+    /// A place for a session restored from the registry after a restart: its creator is not known,
+    /// so it counts under the unspecified address, past every per-client limit (it was admitted once).
+    pub fn restored_ticket(self: &Arc<Self>) -> AdmitTicket {
+        let client = ClientKey::from_ip(std::net::Ipv4Addr::UNSPECIFIED.into());
+        let mut guard = self.table.lock();
+        let table = &mut *guard;
+        let state = table.clients.entry(client).or_insert_with(|| {
+            // A new client is counted idle until its first live session, as in `admit`.
+            table.idle += 1;
+            ClientState { live: 0, tokens: 0.0, updated_ms: 0 }
+        });
+        state.live += 1;
+        if state.live == 1 {
+            table.idle -= 1;
+        }
+        drop(guard);
+        AdmitTicket { admission: self.clone(), client }
+    }
+
     fn release(&self, client: ClientKey) {
         let mut table = self.table.lock();
         let Some(state) = table.clients.get_mut(&client) else { return };

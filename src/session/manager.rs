@@ -15,7 +15,8 @@ use parking_lot::Mutex;
 use tokio::sync::oneshot;
 
 use super::{Activity, Clock, EndReason, Session, SessionConfig, SessionHandle, SessionMsg, Stop};
-use crate::ids::{SessionId, VendedId};
+use crate::ids::{NodeId, SessionId, VendedId};
+use crate::registry::{Registry, SessionRecord};
 use crate::runtime::{RuntimeSize, SessionRuntime};
 use crate::site::Site;
 use admission::{Admission, AdmissionConfig, AdmitTicket, ClientKey};
@@ -133,6 +134,10 @@ pub struct SessionManager {
     admission: Arc<Admission>,
     /// `--redact-ids`: the `session destroyed` line shows 8 hex digits of the internal id.
     redact_ids: bool,
+    /// `--node-id`: the first byte of every internal id this manager creates.
+    node: Option<NodeId>,
+    /// `--registry`: vended ids from Redis, and the session records restart survival needs.
+    registry: Option<Arc<Registry>>,
 }
 
 /// A place counted in `State::creating` while a session is built. Dropping it without
@@ -186,6 +191,8 @@ impl SessionManager {
             watchdog,
             admission: Admission::new(AdmissionConfig::unlimited()),
             redact_ids: false,
+            node: None,
+            registry: None,
         }
     }
 
@@ -199,6 +206,26 @@ impl SessionManager {
     pub fn with_redacted_ids(mut self, redact: bool) -> Self {
         self.redact_ids = redact;
         self
+    }
+
+    /// With `--node-id`: internal ids start with the node's byte, so a load balancer can route them.
+    pub fn with_node(mut self, node: Option<NodeId>) -> Self {
+        self.node = node;
+        self
+    }
+
+    /// With `--registry`: vended ids come from Redis and every session is recorded there.
+    pub fn with_registry(mut self, registry: Option<Arc<Registry>>) -> Self {
+        self.registry = registry;
+        self
+    }
+
+    pub fn node(&self) -> Option<NodeId> {
+        self.node
+    }
+
+    pub fn registry(&self) -> Option<&Arc<Registry>> {
+        self.registry.as_ref()
     }
 
     pub fn admission(&self) -> &Arc<Admission> {
@@ -217,9 +244,31 @@ impl SessionManager {
         &self.session_config
     }
 
-    /// generateSessionId: a fresh internal id (128 random bits).
+    /// generateSessionId: a fresh internal id (128 random bits, or the node's byte and 120 random bits).
     pub fn generate_session_id(&self) -> SessionId {
-        SessionId::generate()
+        SessionId::generate_on(self.node)
+    }
+
+    /// The next vended id: the registry's shared counter when there is one, else this process's.
+    async fn next_vended(&self) -> VendedId {
+        match &self.registry {
+            Some(registry) => registry.next_vended().await,
+            None => VendedId(self.next_vended_id.fetch_add(1, Ordering::Relaxed)),
+        }
+    }
+
+    /// What the registry keeps of a session (its last activity converted to the wall clock).
+    fn record(&self, handle: &SessionHandle) -> Option<SessionRecord> {
+        let registry = self.registry.as_ref()?;
+        let idle_ms = self.clock.now_ms().saturating_sub(handle.activity.last_active_ms());
+        Some(SessionRecord {
+            id: handle.id,
+            vended: handle.vended,
+            node: registry.node,
+            last_active_ms: crate::registry::unix_ms().saturating_sub(idle_ms),
+            epoch: self.session_config.backend.as_ref().map(|hub| hub.epoch.clone()),
+            claimed: handle.activity.is_claimed(),
+        })
     }
 
     /// createSession for `client`: admission (memory ceiling, the client's cap and rate), a place in the
@@ -234,11 +283,63 @@ impl SessionManager {
         let ticket = self.admission.admit(client, self.clock.now_ms()).map_err(refused)?;
         let slot = self.reserve_slot().map_err(refused)?;
         let id = self.generate_session_id();
-        let vended = VendedId(self.next_vended_id.fetch_add(1, Ordering::Relaxed));
+        let vended = self.next_vended().await;
+        let handle = self.build_and_insert(id, vended, ticket, slot, false).await?;
+        if let (Some(registry), Some(record)) = (&self.registry, self.record(&handle)) {
+            registry.put(record);
+        }
+        Ok(handle)
+    }
+
+    /// Restart survival (docs/deploy/cluster.md): re-creates the sessions the registry kept for this
+    /// node, under their old internal and vended ids, before the listener opens. They count against
+    /// no client (their creators are not known) but against `--max-sessions`; past it the newest
+    /// records are dropped. Returns how many were restored.
+    pub async fn restore_sessions(&self, records: Vec<SessionRecord>) -> usize {
+        let mut restored = 0;
+        for record in records {
+            if self.session_exists(&record.id) {
+                continue;
+            }
+            let Ok(slot) = self.reserve_slot() else {
+                tracing::warn!(vended = %record.vended, "session cap reached: not restoring the rest");
+                break;
+            };
+            let ticket = self.admission.restored_ticket();
+            match self.build_and_insert(record.id, record.vended, ticket, slot, true).await {
+                Ok(handle) => {
+                    if record.claimed {
+                        handle.activity.claim();
+                    }
+                    crate::metrics::metrics().sessions_restored.inc();
+                    restored += 1;
+                }
+                Err(e) => tracing::warn!(vended = %record.vended, error = %e, "a session could not be restored"),
+            }
+        }
+        // Local vended ids (a registry that was down at creation) must not be handed out twice.
+        let max = self.state.lock().vended_to_internal.keys().map(|v| v.0).max().unwrap_or(0);
+        self.next_vended_id.fetch_max(max + 1, Ordering::Relaxed);
+        restored
+    }
+
+    /// Builds a session on the session runtime (new, or restored from the registry) and puts it in
+    /// the table.
+    async fn build_and_insert(
+        &self,
+        id: SessionId,
+        vended: VendedId,
+        ticket: AdmitTicket,
+        slot: CreatingSlot<'_>,
+        restored: bool,
+    ) -> Result<SessionHandle, CreateError> {
         let activity = Arc::new(Activity::new(self.clock));
         let config = self.session_config.clone();
         let build = self.runtime.spawn(async move {
-            let session = Session::new(id, vended, config, activity);
+            let session = match restored {
+                true => Session::restore(id, vended, config, activity),
+                false => Session::new(id, vended, config, activity),
+            };
             let site = session.site().clone();
             let (handle, stop) = session.spawn();
             (handle, stop, site)
@@ -266,6 +367,71 @@ impl SessionManager {
             let _ = handle.try_send(SessionMsg::Reload(current));
         }
         Ok(handle)
+    }
+
+    /// Writes back the records of sessions active since the last call (all of them when `all`), as
+    /// one batch: activity refreshes the records' TTL without a Redis write per frame.
+    pub fn refresh_registry(&self, since_ms: u64, all: bool) {
+        let Some(registry) = &self.registry else { return };
+        let handles: Vec<SessionHandle> = {
+            let st = self.state.lock();
+            st.sessions
+                .values()
+                .filter(|e| all || e.handle.activity.last_active_ms() >= since_ms)
+                .map(|e| e.handle.clone())
+                .collect()
+        };
+        for handle in handles {
+            if let Some(record) = self.record(&handle) {
+                registry.put(record);
+            }
+        }
+    }
+
+    /// The periodic task behind [`SessionManager::refresh_registry`]: every
+    /// [`PROBE_PERIOD`](crate::registry::PROBE_PERIOD) the active sessions, and everything once Redis
+    /// is back after an outage; sessions idle for a while are rewritten every quarter TTL anyway, so a
+    /// record never expires while its session lives.
+    pub fn spawn_registry_refresh(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        let registry = self.registry.clone()?;
+        let weak = Arc::downgrade(self);
+        let period = crate::registry::PROBE_PERIOD;
+        let full_every = (registry.ttl.as_millis() / 4 / period.as_millis()).max(1) as u64;
+        Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut n: u64 = 0;
+            let mut since = 0;
+            loop {
+                tick.tick().await;
+                let Some(manager) = weak.upgrade() else { break };
+                n += 1;
+                let now = manager.clock.now_ms();
+                let all = registry.take_resync() || n.is_multiple_of(full_every);
+                manager.refresh_registry(since, all);
+                since = now;
+            }
+        }))
+    }
+
+    /// Restart (shutdown with a registry, without `--decommission`): every session's task stops and
+    /// its sockets close with 1001 so browsers reconnect to the next process, but the backend hears
+    /// no `closed` and the records stay, so the next start with the same `--node-id` restores them.
+    /// Their activity is written once more first. Returns how many there were.
+    pub fn suspend_all(&self) -> usize {
+        self.refresh_registry(0, true);
+        let entries: Vec<(SessionId, Entry)> = {
+            let mut st = self.state.lock();
+            let ids: Vec<SessionId> = st.sessions.keys().copied().collect();
+            ids.into_iter().filter_map(|id| Self::remove_locked(&mut st, &id).map(|e| (id, e))).collect()
+        };
+        let n = entries.len();
+        for (_, entry) in entries {
+            crate::metrics::metrics().session_destroyed("suspended");
+            let _ = entry.stop.send(Stop::for_reason(EndReason::Shutdown));
+        }
+        tracing::info!(sessions = n, "sessions kept in the registry for the restart");
+        n
     }
 
     /// A place in the table for a session about to be built. When the table is full, the least
@@ -364,6 +530,9 @@ impl SessionManager {
         );
         if let Some(hub) = &self.session_config.backend {
             hub.session_closed(entry.handle.vended);
+        }
+        if let Some(registry) = &self.registry {
+            registry.forget(*id);
         }
         crate::metrics::metrics().session_destroyed(reason.as_str());
         let stop = Stop::for_reason(reason);
@@ -491,6 +660,36 @@ mod tests {
         assert_eq!(m.vended_ids(), vec![VendedId(1), VendedId(2)]);
         assert_eq!(m.count(), 2);
         assert_ne!(m.generate_session_id(), m.generate_session_id());
+    }
+
+    /// `--node-id`: every internal id starts with the node's byte (the load balancer routes by it).
+    #[tokio::test]
+    async fn a_node_id_prefixes_every_session_id() {
+        let node: NodeId = "c3".parse().unwrap();
+        let m = manager(Timeouts::default(), 0).with_node(Some(node));
+        for _ in 0..5 {
+            let s = m.create_session(client()).await.unwrap();
+            assert!(s.id.to_string().starts_with("c3"), "{}", s.id);
+            assert_eq!(s.id.node(), node);
+        }
+        assert!(m.generate_session_id().to_string().starts_with("c3"));
+    }
+
+    /// A restart without a registry record store is covered in tests/cluster.rs; here: restored
+    /// sessions keep their ids, count against no client, and new local vended ids stay above them.
+    #[tokio::test]
+    async fn restored_sessions_keep_their_ids_and_vended_ids_continue_above_them() {
+        let node = NodeId(7);
+        let m = manager(Timeouts::default(), 0).with_node(Some(node));
+        let id = SessionId::generate_on(Some(node));
+        let record = SessionRecord { id, vended: VendedId(40), node, last_active_ms: 0, epoch: None, claimed: true };
+        assert_eq!(m.restore_sessions(vec![record.clone(), record]).await, 1);
+        let restored = m.get_session(&id).unwrap();
+        assert_eq!(restored.vended, VendedId(40));
+        assert!(restored.activity.is_claimed());
+        assert_eq!(m.get_internal_id(VendedId(40)), Some(id));
+        assert_eq!(m.admission().live(client()), 0);
+        assert_eq!(m.create_session(client()).await.unwrap().vended, VendedId(41));
     }
 
     #[tokio::test]
@@ -647,6 +846,29 @@ mod tests {
         assert_eq!(Timeouts { session: Duration::ZERO, unclaimed: Duration::ZERO }.sweep_period(), None);
         let t = Timeouts::default();
         assert_eq!(t.sweep_period(), Some(Duration::from_secs(30)));
+    }
+
+    /// Embedded and hybrid restart survival: `main.lua` reruns and can tell a restored session by
+    /// `session.restored`; a new session does not have it.
+    #[tokio::test]
+    async fn restored_sessions_rerun_main_lua_with_session_restored() {
+        let site = Site {
+            root: None,
+            main_lua: Some("seen = session.restored == true session:createAppVariable({})".into()),
+            lua_sources: Default::default(),
+            viewdefs: Default::default(),
+        };
+        let config = Arc::new(SessionConfig {
+            site: Arc::new(site.into()),
+            lua: Some(LuaConfig::default()),
+            ..Default::default()
+        });
+        let activity = || Arc::new(Activity::new(Clock::new()));
+        let fresh = Session::new(SessionId::generate(), VendedId(1), config.clone(), activity());
+        let restored = Session::restore(SessionId::generate(), VendedId(2), config, activity());
+        assert!(!fresh.lua().unwrap().eval::<bool>("return seen").unwrap());
+        assert!(restored.lua().unwrap().eval::<bool>("return seen").unwrap());
+        assert!(restored.lua().unwrap().eval::<bool>("return session:getApp() ~= nil").unwrap());
     }
 
     #[tokio::test]

@@ -117,6 +117,29 @@ impl Session {
     /// Builds a session: its Lua backend (with its own tracker) and, in embedded mode, runs `main.lua`,
     /// which creates variable 1. A failing `main.lua` is logged and kept; the session still exists.
     pub fn new(id: SessionId, vended: VendedId, config: Arc<SessionConfig>, activity: Arc<Activity>) -> Session {
+        Self::build(id, vended, config, activity, false)
+    }
+
+    /// Re-creates a session the registry kept across a gateway restart (docs/deploy/cluster.md
+    /// "Restart survival"): same ids; `main.lua` reruns with `session.restored = true` (the Lua heap
+    /// itself is not persisted). When the backend owns variable 1 (connected mode, or hybrid with a
+    /// `main.lua` that leaves it to the backend), an empty placeholder stands for it, so the backend's
+    /// full answer to the reconnecting tab's `watch` reaches the tab as the variable's whole state.
+    pub fn restore(id: SessionId, vended: VendedId, config: Arc<SessionConfig>, activity: Arc<Activity>) -> Session {
+        let mut session = Self::build(id, vended, config, activity, true);
+        if session.config.backend.is_some() && session.owner(VarId::APP).is_none() {
+            session.remote.insert(VarId::APP, None, remote::Creator::Backend, None, Default::default());
+        }
+        session
+    }
+
+    fn build(
+        id: SessionId,
+        vended: VendedId,
+        config: Arc<SessionConfig>,
+        activity: Arc<Activity>,
+        restored: bool,
+    ) -> Session {
         let site = config.site.current();
         let mut lua = match &config.lua {
             Some(lua_config) => match LuaBackend::new(vended, lua_config, site.lua_sources.clone()) {
@@ -129,6 +152,11 @@ impl Session {
             None => None,
         };
         if let (Some(backend), Some(source)) = (lua.as_mut(), site.main_lua.as_deref()) {
+            if restored {
+                if let Err(e) = backend.eval::<()>("session.restored = true") {
+                    tracing::warn!(vended = %vended, message = %e.description, "cannot mark a restored session");
+                }
+            }
             if let Err(e) = backend.load_main(source) {
                 tracing::warn!(vended = %vended, var = 1, code = %e.code, message = %e.description, "main.lua failed");
             }

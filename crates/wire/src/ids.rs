@@ -22,6 +22,23 @@ impl SessionId {
         SessionId(Uuid::from_bytes(bytes))
     }
 
+    /// A fresh id whose first byte names `node` (`--node-id`), so a load balancer can route the
+    /// session's URLs by their first two hex digits; the other 120 bits stay random, which keeps the
+    /// id unguessable.
+    pub fn generate_on(node: Option<NodeId>) -> Self {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).expect("the OS random source is unavailable");
+        if let Some(node) = node {
+            bytes[0] = node.0;
+        }
+        SessionId(Uuid::from_bytes(bytes))
+    }
+
+    /// The node prefix: the first byte, which names the creating node when `--node-id` is set.
+    pub fn node(&self) -> NodeId {
+        NodeId(self.0.as_bytes()[0])
+    }
+
     /// The first 8 hex digits, for `--redact-ids` logging.
     pub fn redacted(&self) -> String {
         self.to_string()[..8].to_string()
@@ -55,6 +72,35 @@ impl FromStr for SessionId {
             return Err(InvalidSessionId);
         }
         Uuid::try_parse(s).map(SessionId).map_err(|_| InvalidSessionId)
+    }
+}
+
+/// A gateway node's shard prefix (`--node-id HH`): two lowercase hex digits, the first byte of every
+/// session id the node creates. It names a shard, not a machine: a process restarted with the same
+/// node id serves (and, with the registry, restores) the same ids.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct NodeId(pub u8);
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:02x}", self.0)
+    }
+}
+
+/// Error for a node id that is not exactly two hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a node id (two hex digits, 00 to ff)")]
+pub struct InvalidNodeId;
+
+impl FromStr for NodeId {
+    type Err = InvalidNodeId;
+
+    /// Two hex digits, either case (written back in lowercase, as URLs carry it).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.len() != 2 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(InvalidNodeId);
+        }
+        u8::from_str_radix(s, 16).map(NodeId).map_err(|_| InvalidNodeId)
     }
 }
 
@@ -139,6 +185,23 @@ mod tests {
         assert!("5d41402a-bc4b-2a76-b971-9d911017c592".parse::<SessionId>().is_err());
         assert!("5d41402abc4b2a76b9719d911017c59g".parse::<SessionId>().is_err());
         assert!("5d41402abc4b2a76b9719d911017c592".parse::<SessionId>().is_ok());
+    }
+
+    #[test]
+    fn node_ids_prefix_session_ids_and_keep_the_rest_random() {
+        let node: NodeId = "a7".parse().unwrap();
+        assert_eq!("A7".parse::<NodeId>().unwrap(), node);
+        assert_eq!(node.to_string(), "a7");
+        for bad in ["", "7", "a70", "g1", "-1"] {
+            assert_eq!(bad.parse::<NodeId>(), Err(InvalidNodeId), "{bad}");
+        }
+        let a = SessionId::generate_on(Some(node));
+        let b = SessionId::generate_on(Some(node));
+        assert!(a.to_string().starts_with("a7") && b.to_string().starts_with("a7"));
+        assert_eq!(a.node(), node);
+        assert_ne!(a, b);
+        assert_eq!(a.to_string().parse::<SessionId>().unwrap(), a);
+        assert_eq!("05".parse::<NodeId>().unwrap().to_string(), "05");
     }
 
     #[test]
