@@ -215,3 +215,156 @@ async fn python_backend_drives_the_tasks_app() {
     b.until(&mut m, |m| m.value(7).as_array().is_some_and(|a| a.len() == 2)).await;
     child.kill().await.ok();
 }
+
+// ---------------------------------------------------------------------------------------------
+// worker pools: real worker processes (the `counter` example), the real load generator
+// ---------------------------------------------------------------------------------------------
+
+/// The `counter` example binary, built once for these tests (the workers must be real processes to
+/// be killed and signalled).
+fn counter_binary() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let status = std::process::Command::new(cargo)
+                .args(["build", "--quiet", "-p", "ui-gateway-client", "--example", "counter"])
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "the counter example builds");
+            // target/debug/deps/client_e2e-… → target/debug/examples/counter
+            let exe = std::env::current_exe().unwrap();
+            exe.parent().unwrap().parent().unwrap().join("examples").join("counter")
+        })
+        .clone()
+}
+
+/// Starts a counter worker process against `gw`; `env` adds worker settings.
+fn spawn_worker(gw: &RunningGateway, env: &[(&str, &str)]) -> tokio::process::Child {
+    let mut cmd = tokio::process::Command::new(counter_binary());
+    cmd.env("UI_BACKEND_URL", format!("ws://{}/backend", gw.addr))
+        .env("UI_BACKEND_TOKEN", TOKEN)
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.spawn().expect("the counter worker starts")
+}
+
+/// Waits until the gateway's pool has `n` workers.
+async fn workers(gw: &RunningGateway, n: usize) {
+    let hub = gw.gateway.backend.clone().expect("a backend link");
+    tokio::time::timeout(STEP * 4, async {
+        while hub.worker_count() != n {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("the pool did not reach {n} workers (has {})", hub.worker_count()));
+}
+
+/// The load generator as a process: `sessions` counter sessions clicking `actions` times each;
+/// succeeds only with no failed action.
+fn loadtest(gw: &RunningGateway, sessions: usize, actions: usize) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_ui-gateway"))
+        .args(["loadtest", "--target", &format!("http://{}", gw.addr)])
+        .args(["--sessions", &sessions.to_string(), "--concurrency", "10"])
+        .args(["--actions", &actions.to_string(), "--interval", "40ms", "--max-error-rate", "0"])
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the load generator starts")
+}
+
+fn handovers(gw: &RunningGateway) -> f64 {
+    let text = ui_gateway::metrics::metrics().render(gw.gateway.sessions.count());
+    text.lines()
+        .filter(|l| l.starts_with("ui_backend_handovers_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Two worker processes share the sessions; one is SIGKILLed while 40 sessions click: its sessions
+/// move to the other through the replay and the load generator sees no failed action.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_worker_hands_its_sessions_to_the_other() {
+    let gw = start(gateway_args(Mode::Connected, example_site("counter_backend/site"))).await;
+    let hub = gw.gateway.backend.clone().unwrap();
+    let mut a = spawn_worker(&gw, &[]);
+    workers(&gw, 1).await;
+    let mut b = spawn_worker(&gw, &[]);
+    workers(&gw, 2).await;
+    let before = handovers(&gw);
+    let mut load = loadtest(&gw, 40, 40);
+    // Both workers hold sessions before one dies.
+    tokio::time::timeout(STEP * 4, async {
+        while hub.load().iter().filter(|(_, n, _)| *n > 0).count() < 2 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("sessions spread over both workers");
+    a.start_kill().unwrap();
+    let _ = a.wait().await;
+    let status = tokio::time::timeout(STEP * 12, load.wait()).await.expect("the load finishes").unwrap();
+    assert!(status.success(), "the load generator saw failed actions: {status}");
+    assert!(handovers(&gw) > before, "sessions were handed over");
+    assert_eq!(hub.worker_count(), 1);
+    b.start_kill().unwrap();
+}
+
+/// A worker told SIGTERM drains: it gets no new sessions, and it exits by itself once its drain time
+/// is over; its sessions then move to the other worker and keep counting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_worker_takes_no_new_sessions_and_exits_after_its_sessions_moved() {
+    let gw = start(gateway_args(Mode::Connected, example_site("counter_backend/site"))).await;
+    let hub = gw.gateway.backend.clone().unwrap();
+    let mut old = spawn_worker(&gw, &[("UI_BACKEND_WORKER", "v1"), ("UI_BACKEND_DRAIN_TIMEOUT", "3")]);
+    workers(&gw, 1).await;
+    // A session on the old worker, clicked once.
+    let counter_vars = creates(&[
+        (2, 1, json!({"path":"count","access":"r"})),
+        (3, 1, json!({"path":"increment()","access":"action"})),
+    ]);
+    let (_, mut tab, mut m) = open_tab(&gw, None, "Counter").await;
+    tab.send(counter_vars.clone()).await;
+    tab.send(set(3, Value::Null, true)).await;
+    tab.until(&mut m, |m| m.value(2) == json!(1)).await;
+
+    let mut new = spawn_worker(&gw, &[("UI_BACKEND_WORKER", "v2")]);
+    workers(&gw, 2).await;
+    nix_kill(&old, "TERM");
+    tokio::time::timeout(STEP, async {
+        while !hub.load().iter().any(|(name, _, draining)| name == "v1" && *draining) {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .expect("the old worker announced its drain");
+    // New sessions go to the new worker only.
+    for _ in 0..3 {
+        let (_, mut t, mut tm) = open_tab(&gw, None, "Counter").await;
+        t.send(counter_vars.clone()).await;
+        t.until(&mut tm, |m| m.value(2) == json!(0)).await;
+    }
+    let load: std::collections::HashMap<String, usize> = hub.load().into_iter().map(|(n, s, _)| (n, s)).collect();
+    assert_eq!((load["v1"], load["v2"]), (1, 3), "{load:?}");
+    // The old worker leaves when its drain time is over; the session moves and keeps working (its
+    // state is rebuilt by the new worker, as after any backend restart).
+    let status = tokio::time::timeout(STEP * 4, old.wait()).await.expect("the drained worker exits").unwrap();
+    assert!(status.success(), "{status}");
+    workers(&gw, 1).await;
+    tab.until(&mut m, |m| m.value(2) == json!(0)).await;
+    assert!(!m.errors.contains_key(&1), "no backend-unavailable during the move: {:?}", m.errors);
+    tab.send(set(3, Value::Null, true)).await;
+    tab.until(&mut m, |m| m.value(2) == json!(1)).await;
+    new.start_kill().unwrap();
+}
+
+/// Sends a signal by name to a child process (`kill -s NAME PID`).
+fn nix_kill(child: &tokio::process::Child, signal: &str) {
+    let pid = child.id().expect("the child runs").to_string();
+    let status = std::process::Command::new("kill").args(["-s", signal, &pid]).status().expect("kill runs");
+    assert!(status.success());
+}

@@ -71,11 +71,13 @@ impl Session {
         }
     }
 
-    /// Sends what this item produced for the backend as one batch. A link found dead on the way is an
-    /// outage: handled here, with the batch's updates buffered for the return.
+    /// Sends what this item produced for the backend as one batch. A worker found gone on the way
+    /// means the session is between workers: it goes away quietly with the batch's updates buffered;
+    /// the departed worker's socket task then moves it (replay) or, when no worker is left, tells it
+    /// the outage is real (`BackendLost`), which is when browsers hear of it.
     pub(super) fn emit_backend(&mut self, user_event: bool) {
         if let Emitted::Down { generation, updates } = self.link.emit(self.vended, self.engaged, user_event) {
-            self.backend_down(generation, false);
+            self.backend_down(generation, true);
             for update in updates {
                 self.update_to_backend(None, update);
             }

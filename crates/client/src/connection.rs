@@ -20,7 +20,18 @@ use super::error::ClientError;
 use super::session::{Input, Mode, Root};
 use super::task::{self, Factory, Link};
 use crate::ids::VendedId;
-use crate::protocol::backend::{parse_gateway_frame, GatewayFrame, Welcome, PROTOCOL_VERSION};
+use crate::protocol::backend::PROTOCOL_VERSION;
+use crate::protocol::backend::{encode_drain, encode_hello, parse_gateway_frame, GatewayFrame, Hello, Welcome};
+
+/// What the application wants of the client's links.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Control {
+    Run,
+    /// Take no new sessions, keep serving the held ones, leave when none is left or after
+    /// `drain_timeout`.
+    Drain,
+    Stop,
+}
 
 /// Nesting the client reads in gateway frames (the depth serde_json allows by default).
 const MAX_DEPTH: usize = 128;
@@ -107,23 +118,27 @@ enum End {
     Lost(ClientError),
 }
 
-/// Runs until stopped (`Ok`) or refused (`Err(Refused)`), reconnecting after anything else.
+/// Runs one link to the gateway at `url` until stopped or drained (`Ok`) or refused (`Err(Refused)`),
+/// reconnecting after anything else.
 pub(crate) async fn run<A: Root>(
+    url: String,
     config: ClientConfig,
     mode: Mode,
     factory: Factory<A>,
-    mut stop: watch::Receiver<bool>,
+    mut stop: watch::Receiver<Control>,
 ) -> Result<(), ClientError> {
     let mut sessions =
         Sessions { mode, factory, link: Rc::new(Link::default()), tasks: HashMap::new(), epoch: None, generation: 0 };
     let mut backoff = Backoff::default();
     let result = loop {
         let started = Instant::now();
-        let end = serve(&config, &mut sessions, &mut stop).await;
+        let end = serve(&url, &config, &mut sessions, &mut stop).await;
         sessions.link.clear();
         backoff.connection_ended(started.elapsed());
         let error = match end {
             End::Stopped => break Ok(()),
+            // A draining client does not come back: its sessions move to other workers.
+            End::Lost(_) if *stop.borrow() == Control::Drain => break Ok(()),
             End::Lost(e @ ClientError::Refused { .. }) => {
                 tracing::error!(error = %e, "backend connection refused; not retrying");
                 break Err(e);
@@ -133,7 +148,7 @@ pub(crate) async fn run<A: Root>(
         let delay = backoff.next_delay();
         tracing::warn!(error = %error, retry_in = ?delay, attempt = backoff.attempt(), "gateway connection lost");
         tokio::select! {
-            _ = stop.wait_for(|s| *s) => break Ok(()),
+            _ = stop.wait_for(|c| *c != Control::Run) => break Ok(()),
             _ = tokio::time::sleep(delay) => {}
         }
     };
@@ -142,10 +157,15 @@ pub(crate) async fn run<A: Root>(
 }
 
 /// One connection: connect, welcome, traffic until it ends.
-async fn serve<A: Root>(config: &ClientConfig, sessions: &mut Sessions<A>, stop: &mut watch::Receiver<bool>) -> End {
-    let mut request = match config.url.as_str().into_client_request() {
+async fn serve<A: Root>(
+    url: &str,
+    config: &ClientConfig,
+    sessions: &mut Sessions<A>,
+    stop: &mut watch::Receiver<Control>,
+) -> End {
+    let mut request = match url.into_client_request() {
         Ok(r) => r,
-        Err(e) => return End::Lost(ClientError::Config(format!("{}: {e}", config.url))),
+        Err(e) => return End::Lost(ClientError::Config(format!("{url}: {e}"))),
     };
     if let Some(token) = &config.token {
         match format!("Bearer {token}").parse() {
@@ -164,7 +184,7 @@ async fn serve<A: Root>(config: &ClientConfig, sessions: &mut Sessions<A>, stop:
         tokio_tungstenite::connect_async_with_config(request, Some(ws_config), true),
     );
     let connected = tokio::select! {
-        _ = stop.wait_for(|s| *s) => return End::Stopped,
+        _ = stop.wait_for(|c| *c != Control::Run) => return End::Stopped,
         c = connect => c,
     };
     let ws = match connected {
@@ -203,7 +223,7 @@ async fn serve<A: Root>(config: &ClientConfig, sessions: &mut Sessions<A>, stop:
             return End::Lost(e);
         }
     };
-    tracing::info!(url = %config.url, mode = %welcome.mode, sessions = welcome.sessions.len(), "connected to the gateway");
+    tracing::info!(url = %url, mode = %welcome.mode, sessions = welcome.sessions.len(), "connected to the gateway");
     if welcome.mode != sessions.mode.as_str() {
         tracing::warn!(gateway = %welcome.mode, backend = sessions.mode.as_str(), "the gateway runs in another mode");
     }
@@ -211,13 +231,38 @@ async fn serve<A: Root>(config: &ClientConfig, sessions: &mut Sessions<A>, stop:
     let (tx, mut rx) = unbounded_channel::<String>();
     sessions.link.set(tx, welcome.limits.max_frame_bytes);
 
+    if let Some(capacity) = config.capacity {
+        // Also in the URL; the hello keeps a gateway that ignores the query informed.
+        let _ = sink.send(Message::Text(encode_hello(Hello { capacity: Some(capacity) }).into())).await;
+    }
+    // Draining: when the drain began (the deadline counts from it, across reconnects it does not do).
+    let mut draining: Option<Instant> = None;
     loop {
-        tokio::select! {
-            _ = stop.wait_for(|s| *s) => {
-                let close = CloseFrame { code: CloseCode::Normal, reason: "backend stopping".into() };
-                let _ = sink.send(Message::Close(Some(close))).await;
-                return End::Stopped;
+        match *stop.borrow_and_update() {
+            Control::Stop => return leave(&mut sink, &mut rx, "backend stopping").await,
+            Control::Drain if draining.is_none() => {
+                tracing::info!(url = %url, sessions = sessions.tasks.len(), "draining: no new sessions");
+                if let Err(e) = sink.send(Message::Text(encode_drain().into())).await {
+                    return End::Lost(e.into());
+                }
+                draining = Some(Instant::now());
             }
+            _ => {}
+        }
+        if let Some(since) = draining {
+            if sessions.tasks.is_empty() || since.elapsed() >= config.drain_timeout {
+                tracing::info!(url = %url, sessions = sessions.tasks.len(), "drained: leaving the gateway");
+                return leave(&mut sink, &mut rx, "backend drained").await;
+            }
+        }
+        let deadline = draining.map(|since| tokio::time::Instant::from_std(since + config.drain_timeout));
+        tokio::select! {
+            changed = stop.changed() => {
+                if changed.is_err() {
+                    return leave(&mut sink, &mut rx, "backend stopping").await;
+                }
+            }
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {}
             Some(text) = rx.recv() => {
                 if let Err(e) = sink.send(Message::Text(text.into())).await {
                     return End::Lost(e.into());
@@ -243,6 +288,21 @@ async fn serve<A: Root>(config: &ClientConfig, sessions: &mut Sessions<A>, stop:
             },
         }
     }
+}
+
+/// Sends what the session tasks already replied, then closes normally.
+async fn leave<S>(sink: &mut S, rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>, reason: &str) -> End
+where
+    S: futures::Sink<Message> + Unpin,
+{
+    while let Ok(text) = rx.try_recv() {
+        if sink.send(Message::Text(text.into())).await.is_err() {
+            return End::Stopped;
+        }
+    }
+    let close = CloseFrame { code: CloseCode::Normal, reason: reason.to_string().into() };
+    let _ = sink.send(Message::Close(Some(close))).await;
+    End::Stopped
 }
 
 /// Reads the first frame: a welcome in a protocol version this client speaks.

@@ -164,7 +164,7 @@ where
 {
     /// Starts the client on its own thread and returns at once.
     pub fn start(self) -> Result<RunningClient, ClientError> {
-        let (stop_tx, stop_rx) = watch::channel(false);
+        let (stop_tx, stop_rx) = watch::channel(connection::Control::Run);
         let (done_tx, done_rx) = oneshot::channel();
         let Backend { config, mode, factory, .. } = self;
         let thread = std::thread::Builder::new()
@@ -174,7 +174,13 @@ where
                     Ok(rt) => {
                         let local = tokio::task::LocalSet::new();
                         let factory: task::Factory<A> = Rc::new(factory);
-                        local.block_on(&rt, connection::run(config, mode, factory, stop_rx))
+                        // One link per gateway, each with its own sessions.
+                        let links = config
+                            .endpoints()
+                            .into_iter()
+                            .map(|url| connection::run(url, config.clone(), mode, factory.clone(), stop_rx.clone()));
+                        let results = local.block_on(&rt, futures::future::join_all(links));
+                        results.into_iter().find(Result::is_err).unwrap_or(Ok(()))
                     }
                     Err(e) => Err(ClientError::Runtime(e.to_string())),
                 };
@@ -184,15 +190,31 @@ where
         Ok(RunningClient { stop: stop_tx, done: Some(done_rx), thread: Some(thread) })
     }
 
-    /// Runs until stopped or refused (401/403): [`Backend::start`], then [`RunningClient::wait`].
+    /// Runs until stopped or refused (401/403): [`Backend::start`], then [`RunningClient::wait`]. On
+    /// SIGTERM (Unix) it drains: the gateways give it no new sessions, it keeps serving the ones it has,
+    /// and it returns once it holds none or after [`ClientConfig::drain_timeout`] — the step of a
+    /// rolling deploy (docs/connected-mode.md "Rolling deploys").
     pub async fn run(self) -> Result<(), ClientError> {
-        self.start()?.wait().await
+        let client = self.start()?;
+        #[cfg(unix)]
+        {
+            let drain = client.stop.clone();
+            if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                tokio::spawn(async move {
+                    if term.recv().await.is_some() {
+                        tracing::info!("SIGTERM: draining");
+                        let _ = drain.send(connection::Control::Drain);
+                    }
+                });
+            }
+        }
+        client.wait().await
     }
 }
 
 /// A started client. Dropping it stops the client.
 pub struct RunningClient {
-    stop: watch::Sender<bool>,
+    stop: watch::Sender<connection::Control>,
     done: Option<oneshot::Receiver<Result<(), ClientError>>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -200,7 +222,20 @@ pub struct RunningClient {
 impl RunningClient {
     /// Asks the client to close its connection and drop all sessions.
     pub fn stop(&self) {
-        let _ = self.stop.send(true);
+        let _ = self.stop.send(connection::Control::Stop);
+    }
+
+    /// Starts draining: each gateway is told, gives this client no new sessions, and the client ends
+    /// once it holds no session (or after [`ClientConfig::drain_timeout`]); [`RunningClient::wait`]
+    /// then returns `Ok`.
+    pub fn drain(&self) {
+        self.stop.send_if_modified(|c| {
+            let run = *c == connection::Control::Run;
+            if run {
+                *c = connection::Control::Drain;
+            }
+            run
+        });
     }
 
     /// Waits until the client ends: `Ok` after [`RunningClient::stop`], `Err` when the gateway
