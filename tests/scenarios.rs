@@ -553,7 +553,7 @@ impl Run<'_> {
             "connect-backend" => {
                 let name = backend_endpoint(step)?;
                 let mut url = format!("ws://{}/backend", self.peer_addr(step.get("peer"))?);
-                // A worker's name and capacity (PROTOCOL.md B15), e.g. "worker=a&capacity=2".
+                // A worker's name and capacity (PROTOCOL.md B14), e.g. "worker=a&capacity=2".
                 if let Some(query) = step.get("query").and_then(Value::as_str) {
                     url = format!("{url}?{query}");
                 }

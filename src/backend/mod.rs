@@ -6,7 +6,7 @@
 //! Sessions send through it by generation; the socket task in [`socket`] owns one worker connection,
 //! routes its inbound batches to session mailboxes, walks the sessions it starts with in ascending order
 //! so each sends its replay batch (PROTOCOL.md B10) before the next, and hands its sessions over when it
-//! goes (PROTOCOL.md B15).
+//! goes (PROTOCOL.md B14).
 //!
 //! `auth` decides who may connect (PROTOCOL.md B2).
 

@@ -1,7 +1,7 @@
 //! [`Pool`]: which backend workers are connected and which worker serves which session. Plain data under
 //! the hub's lock; the socket tasks and the sessions act on what its methods return.
 //!
-//! The rules (PROTOCOL.md B15 "Worker pools"):
+//! The rules (PROTOCOL.md B14 "Worker pools"):
 //! - A session is pinned to one worker when it first needs a backend (its first browser frame, or a
 //!   worker's batch for it), to the worker with the fewest pinned sessions per unit of announced
 //!   capacity among those not draining (ties: the oldest connection). All its traffic goes there.

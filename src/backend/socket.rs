@@ -1,4 +1,4 @@
-//! One `/backend` worker connection (PROTOCOL.md B2, B3, B4, B10, B15): checks in the protocol's order,
+//! One `/backend` worker connection (PROTOCOL.md B2, B3, B4, B10, B14): checks in the protocol's order,
 //! admission to the pool and the welcome, the replay walk over the sessions it starts with, routing of
 //! its inbound batches to session mailboxes (only for sessions pinned to it), `hello` and `drain`,
 //! keepalive, and the hand-over of its sessions when it goes.
