@@ -368,3 +368,35 @@ fn nix_kill(child: &tokio::process::Child, signal: &str) {
     let status = std::process::Command::new("kill").args(["-s", signal, &pid]).status().expect("kill runs");
     assert!(status.success());
 }
+
+/// One client serving two gateways (a cluster): one link to each, sessions kept apart per link even
+/// though both gateways vend the same ids.
+#[tokio::test]
+async fn one_client_serves_two_gateways() {
+    let one = start(gateway_args(Mode::Connected, example_site("counter_backend/site"))).await;
+    let two = start(gateway_args(Mode::Connected, example_site("counter_backend/site"))).await;
+    let config = ClientConfig::new(format!("ws://{}/backend", one.addr))
+        .with_gateway(format!("ws://{}/backend", two.addr))
+        .with_token(TOKEN);
+    let backend = Client::new(config).connected(counter::app).start().unwrap();
+    let counter_vars = creates(&[
+        (2, 1, json!({"path":"count","access":"r"})),
+        (3, 1, json!({"path":"increment()","access":"action"})),
+    ]);
+    let (id1, mut a, mut ma) = open_tab(&one, None, "Counter").await;
+    let (id2, mut b, mut mb) = open_tab(&two, None, "Counter").await;
+    assert_eq!(id1.len(), id2.len());
+    a.send(counter_vars.clone()).await;
+    b.send(counter_vars).await;
+    a.send(set(3, Value::Null, true)).await;
+    a.until(&mut ma, |m| m.value(2) == json!(1)).await;
+    a.send(set(3, Value::Null, true)).await;
+    a.until(&mut ma, |m| m.value(2) == json!(2)).await;
+    // Session "1" of the second gateway is another session: its count is its own.
+    b.until(&mut mb, |m| m.value(2) == json!(0)).await;
+    b.send(set(3, Value::Null, true)).await;
+    b.until(&mut mb, |m| m.value(2) == json!(1)).await;
+    assert_eq!(one.gateway.backend.as_ref().unwrap().worker_count(), 1);
+    assert_eq!(two.gateway.backend.as_ref().unwrap().worker_count(), 1);
+    backend.shutdown().await.unwrap();
+}
