@@ -144,7 +144,7 @@ fn tasks_session() {
     let mut lua_total = 0usize;
     for n in 0..N {
         let mut lua = LuaBackend::new(VendedId(n as u64 + 1), &config, sources.clone()).unwrap();
-        lua.load_main(&main).unwrap();
+        lua.load_main_file(&main).unwrap();
         lua.tracker_mut().set_active(VarId::APP, true);
         for (i, b) in scenario.bindings.iter().enumerate() {
             let parent = b.parent.map_or(1, Scenario::client_id);

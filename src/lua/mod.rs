@@ -128,17 +128,19 @@ impl LuaBackend {
         self.budget.spent() == Some(limits::Spent::ItemTime)
     }
 
-    /// Runs `main.lua` as its own phase, then applies what it asked for (variable 1).
+    /// Runs `main.lua` given as text (tests, tools): compiles it, then as [`LuaBackend::load_main_file`].
+    pub fn load_main(&mut self, source: &str) -> Result<(), VarError> {
+        self.load_main_file(&crate::site::LuaFile::from(source))
+    }
+
+    /// Runs the site's `main.lua` (its bytecode, compiled once per process) as its own phase, then
+    /// applies what it asked for (variable 1).
     ///
     /// A failure is kept as the startup error; the session lives on without variable 1.
-    pub fn load_main(&mut self, source: &str) -> Result<(), VarError> {
+    pub fn load_main_file(&mut self, main: &crate::site::LuaFile) -> Result<(), VarError> {
         self.budget.begin_phase();
-        let result = self
-            .lua
-            .load(source)
-            .set_name("@lua/main.lua")
-            .set_mode(mlua::ChunkMode::Text)
-            .exec()
+        let result = modules::load_file(&self.lua, main, "main.lua")
+            .and_then(|f| f.call::<()>(()))
             .and_then(|()| modules::run_mutations(&self.lua));
         self.api.lock().loaded_files.insert(0, "main.lua".to_string());
         let result = self.phase_outcome(result);
@@ -371,8 +373,11 @@ mod tests {
     }
 
     fn with_sources(files: &[(&str, &str)]) -> LuaBackend {
-        let sources: std::collections::HashMap<String, std::sync::Arc<str>> =
-            files.iter().map(|(k, v)| (k.to_string(), std::sync::Arc::from(*v))).collect();
+        let compiler = Lua::new();
+        let sources: std::collections::HashMap<String, crate::site::LuaFile> = files
+            .iter()
+            .map(|(k, v)| (k.to_string(), crate::site::LuaFile::compile(&compiler, k, Arc::from(*v))))
+            .collect();
         LuaBackend::new(VendedId(1), &LuaConfig::default(), std::sync::Arc::new(sources)).unwrap()
     }
 
@@ -602,6 +607,48 @@ mod tests {
         let e =
             b.eval::<()>("session:createVariable(0, {}) session:getVariable(-4294967296):setProperty('lua', 'x = 1')");
         assert!(e.unwrap_err().description.contains("access-denied"));
+    }
+
+    #[test]
+    fn site_files_run_from_their_bytecode_and_app_code_still_cannot_load_bytecode() {
+        use crate::site::LuaFile;
+        let compiler = Lua::new();
+        let dump = |src: &str| compiler.load(src).set_name("@lua/main.lua").into_function().unwrap().dump(false);
+        // The text says one thing, the bytecode another: the session runs the bytecode.
+        let main = LuaFile::with_bytecode("ran = 'text'", dump("ran = 'bytecode' session:createAppVariable({})"));
+        let module = LuaFile::with_bytecode("return 'text'", dump("return 'module bytecode'"));
+        let sources: modules::Sources = Arc::new([("m.lua".to_string(), module)].into_iter().collect());
+        let mut b = LuaBackend::new(VendedId(1), &LuaConfig::default(), sources).unwrap();
+        b.load_main_file(&main).unwrap();
+        assert_eq!(b.eval::<String>("return ran").unwrap(), "bytecode");
+        assert_eq!(b.eval::<String>("return require('m')").unwrap(), "module bytecode");
+        // App code cannot get at a dump nor load one.
+        assert!(b.eval::<bool>("return string.dump == nil").unwrap());
+        let (f, err): (Value, Option<String>) = b.eval("return load('\\27Lua')").unwrap();
+        assert!(f.is_nil());
+        assert!(err.unwrap().contains("binary"));
+    }
+
+    #[test]
+    fn errors_in_compiled_site_files_keep_file_and_line() {
+        use crate::site::LuaFile;
+        let compiler = Lua::new();
+        let util = LuaFile::compile(
+            &compiler,
+            "util.lua",
+            "local M = {}\nfunction M.f()\n  error('deep')\nend\nreturn M".into(),
+        );
+        assert!(util.bytecode().is_some());
+        let sources: modules::Sources = Arc::new([("util.lua".to_string(), util)].into_iter().collect());
+        let mut b = LuaBackend::new(VendedId(1), &LuaConfig::default(), sources).unwrap();
+        let main = LuaFile::compile(&compiler, "main.lua", "\nrequire('util').f()".into());
+        let e = b.load_main_file(&main).unwrap_err();
+        assert!(e.description.starts_with("lua/util.lua:3:"), "{}", e.description);
+        // A main.lua that does not compile has no bytecode; the session reports Lua's syntax error.
+        let broken = LuaFile::compile(&compiler, "main.lua", "x = = 1".into());
+        assert!(broken.bytecode().is_none());
+        let e = backend().load_main_file(&broken).unwrap_err();
+        assert!(e.description.starts_with("lua/main.lua:1:"), "{}", e.description);
     }
 
     #[test]

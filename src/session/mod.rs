@@ -122,8 +122,8 @@ impl Session {
             },
             None => None,
         };
-        if let (Some(backend), Some(source)) = (lua.as_mut(), site.main_lua.as_deref()) {
-            if let Err(e) = backend.load_main(source) {
+        if let (Some(backend), Some(main)) = (lua.as_mut(), site.main_lua.as_ref()) {
+            if let Err(e) = backend.load_main_file(main) {
                 tracing::warn!(vended = %vended, var = 1, code = %e.code, message = %e.description, "main.lua failed");
             }
             backend.run_pending_lua();
