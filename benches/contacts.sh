@@ -10,7 +10,7 @@
 # noisy shared machine even when the absolute figures do not.
 #
 #   benches/contacts.sh [BINARY ...]        # default: target/release/ui-gateway
-#   ROUNDS=2 SESSIONS=2000 WARMUP=100 SECONDS=5 benches/contacts.sh old/ui-gateway target/release/ui-gateway
+#   ROUNDS=2 SESSIONS=2000 WARMUP=100 RUN_SECONDS=5 benches/contacts.sh old/ui-gateway target/release/ui-gateway
 #
 # Needs wrk (apt-get install wrk) and curl. Without wrk, `cargo bench --bench http_create` with
 # CREATE_SITE=contacts gives the creation rate from inside one process.
@@ -20,7 +20,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 ROUNDS=${ROUNDS:-2}
 SESSIONS=${SESSIONS:-2000}
 WARMUP=${WARMUP:-100}
-SECONDS_PER_RUN=${SECONDS:-5}
+SECONDS_PER_RUN=${RUN_SECONDS:-5}
 bins=("$@")
 [ ${#bins[@]} -gt 0 ] || bins=("$here/target/release/ui-gateway")
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
