@@ -1,6 +1,7 @@
-//! Evidence for a Lua state creation tuning that lives in `src/lua` (not changed here): compiling the
-//! embedded prelude from text in every new state versus loading it as bytecode dumped once per process
-//! (stripped of debug info). Measures the load (compile) step only, time and Lua heap.
+//! What loading a chunk costs in a new state, time and Lua heap: compiling it from text versus loading
+//! bytecode dumped once per process. The built-in prelude and ViewList load stripped bytecode
+//! (`src/lua/builtin.rs`); site files such as the Contacts app's `main.lua` load bytecode with debug
+//! information, so their errors keep `file:line` (`site::LuaFile`, issue 19).
 //!
 //! `cargo bench --bench lua_load`
 
@@ -11,6 +12,7 @@ use mlua::{ChunkMode, Lua};
 
 const PRELUDE: &str = include_str!("../lua/prelude.lua");
 const VIEWLIST: &str = include_str!("../lua/viewlist.lua");
+const CONTACTS_MAIN: &str = include_str!("../examples/contacts/lua/main.lua");
 
 fn fresh() -> Lua {
     // Binary chunks need the unsafe constructor; the bytes come from this process's own dump.
@@ -30,7 +32,7 @@ fn heap_of(load: impl Fn(&Lua) -> mlua::Function) -> usize {
 
 fn bench_load(c: &mut Criterion) {
     let mut group = c.benchmark_group("lua/load_prelude");
-    for (name, src) in [("prelude", PRELUDE), ("viewlist", VIEWLIST)] {
+    for (name, src) in [("prelude", PRELUDE), ("viewlist", VIEWLIST), ("contacts_main", CONTACTS_MAIN)] {
         let compiler = fresh();
         let stripped = compiler.load(src).into_function().unwrap().dump(true);
         let full = compiler.load(src).into_function().unwrap().dump(false);
@@ -49,6 +51,8 @@ fn bench_load(c: &mut Criterion) {
         group.bench_function(format!("{name}/text"), |b| b.iter(|| black_box(text(&lua))));
         let load_stripped = bin(&stripped);
         group.bench_function(format!("{name}/stripped_bytecode"), |b| b.iter(|| black_box(load_stripped(&lua))));
+        let load_full = bin(&full);
+        group.bench_function(format!("{name}/bytecode"), |b| b.iter(|| black_box(load_full(&lua))));
     }
     group.finish();
 }

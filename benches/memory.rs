@@ -5,6 +5,8 @@
 //!
 //! - **P6**: an Adder-sized app (1 prototype, 2 number fields, 1 method), variable 1 and 5 browser
 //!   variables: Lua state + tracker heap after a full collection. Target < 64 KiB.
+//! - A Contacts session as `GET /` leaves it, averaged over 100 sessions (no collection forced: what
+//!   the session really holds).
 //! - An idle Tasks session after its first render (the `tasks.json` loadtest scenario's bindings), the
 //!   same way, averaged over 100 sessions.
 //! - An idle browser WebSocket: a real gateway in this process; only allocations made on the gateway's
@@ -144,7 +146,7 @@ fn tasks_session() {
     let mut lua_total = 0usize;
     for n in 0..N {
         let mut lua = LuaBackend::new(VendedId(n as u64 + 1), &config, sources.clone()).unwrap();
-        lua.load_main(&main).unwrap();
+        lua.load_main_file(&main).unwrap();
         lua.tracker_mut().set_active(VarId::APP, true);
         for (i, b) in scenario.bindings.iter().enumerate() {
             let parent = b.parent.map_or(1, Scenario::client_id);
@@ -161,6 +163,36 @@ fn tasks_session() {
     println!(
         "Idle Tasks session after first render ({} bindings), Lua state + tracker: {} per session (Lua heap {}, Rust side {}), mean of {N}",
         scenario.bindings.len(),
+        kib(per),
+        kib(lua_per),
+        kib(per - lua_per)
+    );
+}
+
+/// A Contacts session as `GET /` leaves it (Lua state, `main.lua`, variable 1, the settling pass; no
+/// browser yet), the way `Session::new` builds it, averaged over 100 sessions (issue 19).
+fn contacts_session() {
+    let site = Site::load(&common::example("contacts")).unwrap();
+    let config = LuaConfig::default();
+    let main = site.main_lua.clone().unwrap();
+    drop(LuaBackend::new(VendedId(0), &config, site.lua_sources.clone()).unwrap());
+    const N: usize = 100;
+    let before = live();
+    let mut sessions = Vec::with_capacity(N);
+    let mut lua_total = 0usize;
+    for n in 0..N {
+        let mut lua = LuaBackend::new(VendedId(n as u64 + 1), &config, site.lua_sources.clone()).unwrap();
+        lua.load_main_file(&main).unwrap();
+        lua.run_pending_lua();
+        lua.begin_phase();
+        lua.tracker_mut().detect_changes();
+        lua_total += lua.used_memory();
+        sessions.push(lua);
+    }
+    let per = (live() - before) as f64 / N as f64;
+    let lua_per = lua_total as f64 / N as f64;
+    println!(
+        "Contacts session after GET / (no collection forced), Lua state + tracker: {} per session (Lua heap {}, Rust side {}), mean of {N}",
         kib(per),
         kib(lua_per),
         kib(per - lua_per)
@@ -233,5 +265,6 @@ fn main() {
     // `cargo test --benches` runs this with `--test`-like flags too; the figures are cheap either way.
     p6();
     tasks_session();
+    contacts_session();
     idle_sockets();
 }

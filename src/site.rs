@@ -6,13 +6,85 @@
 //! and swaps in a new [`Site`] snapshot (docs/lua-api.md "Hot reload").
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
 
 /// Lua sources keyed by their path below `lua/` (`a/b.lua`).
-pub type LuaSources = Arc<HashMap<String, Arc<str>>>;
+pub type LuaSources = Arc<HashMap<String, LuaFile>>;
+
+/// One site Lua file: its text and, when the text compiles, its bytecode.
+///
+/// Every session runs `main.lua` and usually `require`s the same modules; parsing them from text in
+/// every new session was about a fifth of the gateway's CPU under session creation (issue 19). The
+/// files are compiled once per process (at site load, and again for a snapshot `--watch` swaps in) and
+/// sessions load the dump. The dump keeps debug information, so errors still read
+/// `lua/app.lua:12: …`. Only the gateway loads these dumps; the sandbox's `load` stays text-only.
+/// A file that does not compile has no bytecode: sessions compile its text and get the usual syntax
+/// error, as before.
+#[derive(Clone)]
+pub struct LuaFile {
+    text: Arc<str>,
+    bytecode: Option<Arc<[u8]>>,
+}
+
+impl LuaFile {
+    /// Compiles `text` as the chunk `@lua/<rel>` (with `compiler`, a scratch state nothing runs in).
+    pub fn compile(compiler: &mlua::Lua, rel: &str, text: Arc<str>) -> LuaFile {
+        let function =
+            compiler.load(&*text).set_name(format!("@lua/{rel}")).set_mode(mlua::ChunkMode::Text).into_function();
+        let bytecode = function.ok().map(|f| Arc::from(f.dump(false)));
+        LuaFile { text, bytecode }
+    }
+
+    /// The file's text.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// A file whose bytecode is not its text's (tests proving which of the two a session runs).
+    #[cfg(test)]
+    pub(crate) fn with_bytecode(text: &str, bytecode: Vec<u8>) -> LuaFile {
+        LuaFile { text: Arc::from(text), bytecode: Some(Arc::from(bytecode)) }
+    }
+
+    /// The compiled chunk (with debug information), if the text compiles.
+    pub fn bytecode(&self) -> Option<&[u8]> {
+        self.bytecode.as_deref()
+    }
+}
+
+impl Deref for LuaFile {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
+/// Same text, same file: the bytecode follows from the text.
+impl PartialEq for LuaFile {
+    fn eq(&self, other: &Self) -> bool {
+        self.text == other.text
+    }
+}
+
+impl std::fmt::Debug for LuaFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LuaFile")
+            .field("text_len", &self.text.len())
+            .field("bytecode_len", &self.bytecode.as_ref().map(|b| b.len()))
+            .finish()
+    }
+}
+
+/// A `main.lua` given as text (tests, tools), compiled on the spot.
+impl From<&str> for LuaFile {
+    fn from(text: &str) -> Self {
+        LuaFile::compile(&mlua::Lua::new(), "main.lua", Arc::from(text))
+    }
+}
 
 /// Errors found while loading a site; they stop the gateway at startup (exit 2).
 #[derive(Debug, thiserror::Error)]
@@ -87,8 +159,8 @@ impl Viewdefs {
 pub struct Site {
     /// `None` for the built-in demo.
     pub root: Option<PathBuf>,
-    /// Source of `lua/main.lua`, if the site has one.
-    pub main_lua: Option<Arc<str>>,
+    /// `lua/main.lua`, if the site has one.
+    pub main_lua: Option<LuaFile>,
     /// Every `.lua` file under `lua/`, keyed by its path relative to `lua/` (`a/b.lua`). `require`,
     /// `dofile` and `loadfile` read from here, so no batch touches the filesystem and nothing outside
     /// `lua/` can be loaded.
@@ -103,8 +175,11 @@ impl Site {
         for (key, html) in DEMO_VIEWDEFS {
             viewdefs.insert(key, html.trim().to_string());
         }
-        let lua_sources: HashMap<String, Arc<str>> =
-            DEMO_LUA.iter().map(|(path, src)| (path.to_string(), Arc::from(*src))).collect();
+        let compiler = mlua::Lua::new();
+        let lua_sources: HashMap<String, LuaFile> = DEMO_LUA
+            .iter()
+            .map(|(path, src)| (path.to_string(), LuaFile::compile(&compiler, path, Arc::from(*src))))
+            .collect();
         let main = lua_sources["main.lua"].clone();
         Site { root: None, main_lua: Some(main), lua_sources: Arc::new(lua_sources), viewdefs }
     }
@@ -188,7 +263,7 @@ impl LiveSite {
         let old = self.current();
         let Some(root) = &old.root else { return Ok(None) };
         let mut fresh = Site::load(root)?;
-        let mut sources: HashMap<String, Arc<str>> = (*fresh.lua_sources).clone();
+        let mut sources: HashMap<String, LuaFile> = (*fresh.lua_sources).clone();
         let mut lua_files = Vec::new();
         for (rel, text) in fresh.lua_sources.iter() {
             if old.lua_sources.get(rel) == Some(text) {
@@ -224,8 +299,9 @@ impl LiveSite {
     }
 }
 
-/// Reads every `.lua` file under `DIR/lua/` whose real path (symlinks followed) lies inside the site.
-fn load_lua_sources(dir: &Path) -> Result<HashMap<String, Arc<str>>, SiteError> {
+/// Reads and compiles every `.lua` file under `DIR/lua/` whose real path (symlinks followed) lies inside
+/// the site.
+fn load_lua_sources(dir: &Path) -> Result<HashMap<String, LuaFile>, SiteError> {
     fn read_err(path: &Path) -> impl FnOnce(std::io::Error) -> SiteError + '_ {
         move |source| SiteError::Read { path: path.to_path_buf(), source }
     }
@@ -234,6 +310,7 @@ fn load_lua_sources(dir: &Path) -> Result<HashMap<String, Arc<str>>, SiteError> 
     let mut files = Vec::new();
     collect_files(&lua_dir, "lua", &mut files)?;
     let mut sources = HashMap::new();
+    let compiler = mlua::Lua::new();
     for path in files {
         let Ok(real) = path.canonicalize() else { continue };
         if !real.starts_with(&site_root) {
@@ -243,7 +320,8 @@ fn load_lua_sources(dir: &Path) -> Result<HashMap<String, Arc<str>>, SiteError> 
         let Ok(rel) = path.strip_prefix(&lua_dir) else { continue };
         let key = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
         let text = std::fs::read_to_string(&path).map_err(read_err(&path))?;
-        sources.insert(key, Arc::from(text));
+        let file = LuaFile::compile(&compiler, &key, Arc::from(text));
+        sources.insert(key, file);
     }
     Ok(sources)
 }
@@ -380,6 +458,27 @@ mod tests {
     }
 
     #[test]
+    fn lua_files_are_compiled_at_load_and_broken_ones_keep_only_their_text() {
+        let dir = std::env::temp_dir().join(format!("uigw-compile-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("lua/util")).unwrap();
+        std::fs::write(dir.join("lua/main.lua"), "x = require('util.m')").unwrap();
+        std::fs::write(dir.join("lua/util/m.lua"), "return 1").unwrap();
+        std::fs::write(dir.join("lua/bad.lua"), "local = 1").unwrap();
+        let site = Site::load(&dir).unwrap();
+        for rel in ["main.lua", "util/m.lua"] {
+            let bytecode = site.lua_sources[rel].bytecode().unwrap_or_else(|| panic!("{rel} compiled"));
+            assert!(bytecode.starts_with(b"\x1bLua"), "{rel}: a Lua dump");
+        }
+        assert!(site.main_lua.as_ref().unwrap().bytecode().is_some());
+        assert!(site.lua_sources["bad.lua"].bytecode().is_none());
+        assert_eq!(&*site.lua_sources["bad.lua"], "local = 1");
+        // The built-in demo is compiled too.
+        assert!(Site::builtin().lua_sources.values().all(|f| f.bytecode().is_some()));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn reload_reports_changes_and_keeps_code_that_does_not_compile() {
         let dir = std::env::temp_dir().join(format!("uigw-reload-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -409,6 +508,8 @@ mod tests {
         assert!(live.reload(ok).unwrap().is_none(), "a broken file and a vanished main.lua change nothing");
         let site = live.current();
         assert_eq!(&*site.lua_sources["util.lua"], "return 2");
+        assert_eq!(r.site.lua_sources["new.lua"].bytecode(), site.lua_sources["new.lua"].bytecode());
+        assert!(site.lua_sources["util.lua"].bytecode().is_some(), "the reloaded snapshot is compiled");
         assert_eq!(site.main_lua.as_deref(), Some("x = 1"));
         std::fs::remove_dir_all(&dir).unwrap();
     }

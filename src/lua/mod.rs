@@ -76,6 +76,8 @@ pub struct LuaBackend {
     tracker: Tracker<LuaResolver>,
     /// Why `main.lua` failed, answered to `watch 1` instead of `not-found`.
     startup_error: Option<VarError>,
+    /// Whether start-up (state, API, prelude, main.lua) is over and its garbage collected.
+    started: std::cell::Cell<bool>,
 }
 
 impl LuaBackend {
@@ -101,7 +103,7 @@ impl LuaBackend {
         variables::install(&lua, &session, tracker.shared().downgrade(), api.clone(), budget.clone())?;
         // The limit goes on last so the fixed setup cost never counts against a script.
         lua.set_memory_limit(config.memory_limit)?;
-        Ok(LuaBackend { lua, budget, api, tracker, startup_error: None })
+        Ok(LuaBackend { lua, budget, api, tracker, startup_error: None, started: std::cell::Cell::new(false) })
     }
 
     /// A phase's result as the session reports it: an exhausted budget is `lua-timeout` even when
@@ -110,6 +112,29 @@ impl LuaBackend {
         match result {
             Ok(()) if self.budget.exhausted() => Err(resolver::budget_error(&self.budget)),
             other => other.map_err(|e| resolver::lua_error(&self.budget, &e)),
+        }
+    }
+
+    /// A new phase's full instruction budget; the end of start-up if main.lua did not end it.
+    fn start_phase(&self) {
+        self.end_startup();
+        self.budget.begin_phase();
+    }
+
+    /// Start-up is over (main.lua ran, or something else runs first, e.g. in a site without
+    /// main.lua): one full collection drops start-up's garbage.
+    ///
+    /// While a state grows from nothing to its start-up size, Lua's collector has not yet finished a
+    /// cycle, so whatever start-up discarded (about 4.3 KiB of a Contacts session's 66.7 KiB heap)
+    /// would stay in an idle session's heap until its next cycle, which an idle session may never
+    /// reach. One collection here costs about what the incremental steps it replaces did (measured:
+    /// BENCHMARKS.md §13). (Stopping the collector during start-up instead is unsafe: a stopped Lua
+    /// 5.4 collector does not run its emergency collection at the memory limit either.)
+    fn end_startup(&self) {
+        if !self.started.replace(true) {
+            if let Err(e) = self.lua.gc_collect() {
+                tracing::warn!(error = %e, "Lua collection after start-up failed");
+            }
         }
     }
 
@@ -128,18 +153,21 @@ impl LuaBackend {
         self.budget.spent() == Some(limits::Spent::ItemTime)
     }
 
-    /// Runs `main.lua` as its own phase, then applies what it asked for (variable 1).
+    /// Runs `main.lua` given as text (tests, tools): compiles it, then as [`LuaBackend::load_main_file`].
+    pub fn load_main(&mut self, source: &str) -> Result<(), VarError> {
+        self.load_main_file(&crate::site::LuaFile::from(source))
+    }
+
+    /// Runs the site's `main.lua` (its bytecode, compiled once per process) as its own phase, then
+    /// applies what it asked for (variable 1).
     ///
     /// A failure is kept as the startup error; the session lives on without variable 1.
-    pub fn load_main(&mut self, source: &str) -> Result<(), VarError> {
+    pub fn load_main_file(&mut self, main: &crate::site::LuaFile) -> Result<(), VarError> {
         self.budget.begin_phase();
-        let result = self
-            .lua
-            .load(source)
-            .set_name("@lua/main.lua")
-            .set_mode(mlua::ChunkMode::Text)
-            .exec()
+        let result = modules::load_file(&self.lua, main, "main.lua")
+            .and_then(|f| f.call::<()>(()))
             .and_then(|()| modules::run_mutations(&self.lua));
+        self.end_startup();
         self.api.lock().loaded_files.insert(0, "main.lua".to_string());
         let result = self.phase_outcome(result);
         if let Err(e) = &result {
@@ -151,7 +179,7 @@ impl LuaBackend {
     /// Runs a `lua` property value (docs/lua-api.md "The lua property") as its own phase, then the mutation queue: `name.lua` runs that
     /// site file, anything else runs as a chunk named `lua-property`. The caller runs the pass.
     pub fn run_lua_property(&mut self, code: &str) -> Result<(), VarError> {
-        self.budget.begin_phase();
+        self.start_phase();
         if self.budget.exhausted() {
             return Err(resolver::budget_error(&self.budget));
         }
@@ -179,7 +207,7 @@ impl LuaBackend {
     /// `package.loaded` entry; the mutation queue runs after. On failure the definitions the file did
     /// not get to replace stay as they were. The caller runs the pass.
     pub fn reload_file(&mut self, rel: &str) -> Result<(), VarError> {
-        self.budget.begin_phase();
+        self.start_phase();
         let sources = self.api.lock().sources.clone();
         let session: mlua::Table =
             self.lua.globals().get("session").map_err(|e| resolver::lua_error(&self.budget, &e))?;
@@ -248,7 +276,7 @@ impl LuaBackend {
 
     /// Evaluates a snippet in the session's state (tests and diagnostics).
     pub fn eval<T: mlua::FromLuaMulti>(&self, code: &str) -> Result<T, VarError> {
-        self.budget.begin_phase();
+        self.start_phase();
         self.lua.load(code).set_name("=eval").eval::<T>().map_err(|e| resolver::lua_error(&self.budget, &e))
     }
 
@@ -259,7 +287,7 @@ impl LuaBackend {
 
     /// Starts a new phase: a full instruction budget (one inbound batch, one pass…).
     pub fn begin_phase(&self) {
-        self.budget.begin_phase();
+        self.start_phase();
     }
 
     /// When the earliest pending timer is due.
@@ -295,7 +323,7 @@ impl LuaBackend {
                 }
                 callback
             };
-            self.budget.begin_phase();
+            self.start_phase();
             let result = self.phase_outcome(callback.call::<()>(()));
             if let Err(e) = result {
                 tracing::warn!(code = %e.code, message = %e.description, timer = handle, "Lua timer failed");
@@ -371,8 +399,11 @@ mod tests {
     }
 
     fn with_sources(files: &[(&str, &str)]) -> LuaBackend {
-        let sources: std::collections::HashMap<String, std::sync::Arc<str>> =
-            files.iter().map(|(k, v)| (k.to_string(), std::sync::Arc::from(*v))).collect();
+        let compiler = Lua::new();
+        let sources: std::collections::HashMap<String, crate::site::LuaFile> = files
+            .iter()
+            .map(|(k, v)| (k.to_string(), crate::site::LuaFile::compile(&compiler, k, Arc::from(*v))))
+            .collect();
         LuaBackend::new(VendedId(1), &LuaConfig::default(), std::sync::Arc::new(sources)).unwrap()
     }
 
@@ -602,6 +633,68 @@ mod tests {
         let e =
             b.eval::<()>("session:createVariable(0, {}) session:getVariable(-4294967296):setProperty('lua', 'x = 1')");
         assert!(e.unwrap_err().description.contains("access-denied"));
+    }
+
+    #[test]
+    fn site_files_run_from_their_bytecode_and_app_code_still_cannot_load_bytecode() {
+        use crate::site::LuaFile;
+        let compiler = Lua::new();
+        let dump = |src: &str| compiler.load(src).set_name("@lua/main.lua").into_function().unwrap().dump(false);
+        // The text says one thing, the bytecode another: the session runs the bytecode.
+        let main = LuaFile::with_bytecode("ran = 'text'", dump("ran = 'bytecode' session:createAppVariable({})"));
+        let module = LuaFile::with_bytecode("return 'text'", dump("return 'module bytecode'"));
+        let sources: modules::Sources = Arc::new([("m.lua".to_string(), module)].into_iter().collect());
+        let mut b = LuaBackend::new(VendedId(1), &LuaConfig::default(), sources).unwrap();
+        b.load_main_file(&main).unwrap();
+        assert_eq!(b.eval::<String>("return ran").unwrap(), "bytecode");
+        assert_eq!(b.eval::<String>("return require('m')").unwrap(), "module bytecode");
+        // App code cannot get at a dump nor load one.
+        assert!(b.eval::<bool>("return string.dump == nil").unwrap());
+        let (f, err): (Value, Option<String>) = b.eval("return load('\\27Lua')").unwrap();
+        assert!(f.is_nil());
+        assert!(err.unwrap().contains("binary"));
+    }
+
+    #[test]
+    fn errors_in_compiled_site_files_keep_file_and_line() {
+        use crate::site::LuaFile;
+        let compiler = Lua::new();
+        let util = LuaFile::compile(
+            &compiler,
+            "util.lua",
+            "local M = {}\nfunction M.f()\n  error('deep')\nend\nreturn M".into(),
+        );
+        assert!(util.bytecode().is_some());
+        let sources: modules::Sources = Arc::new([("util.lua".to_string(), util)].into_iter().collect());
+        let mut b = LuaBackend::new(VendedId(1), &LuaConfig::default(), sources).unwrap();
+        let main = LuaFile::compile(&compiler, "main.lua", "\nrequire('util').f()".into());
+        let e = b.load_main_file(&main).unwrap_err();
+        assert!(e.description.starts_with("lua/util.lua:3:"), "{}", e.description);
+        // A main.lua that does not compile has no bytecode; the session reports Lua's syntax error.
+        let broken = LuaFile::compile(&compiler, "main.lua", "x = = 1".into());
+        assert!(broken.bytecode().is_none());
+        let e = backend().load_main_file(&broken).unwrap_err();
+        assert!(e.description.starts_with("lua/main.lua:1:"), "{}", e.description);
+    }
+
+    #[test]
+    fn the_collector_waits_for_start_up_and_main_lua_garbage_stays_within_the_limit() {
+        // main.lua makes ~20 MiB of garbage under a 4 MiB limit during start-up: the collector runs
+        // all along.
+        let config = LuaConfig { memory_limit: 4 << 20, ..Default::default() };
+        let mut b = LuaBackend::new(VendedId(1), &config, Default::default()).unwrap();
+        assert!(!b.started.get(), "start-up");
+        b.load_main("for i = 1, 2000 do local s = ('x'):rep(10000) .. i end session:createAppVariable({})").unwrap();
+        assert!(b.started.get(), "main.lua ends start-up");
+        assert!(b.used_memory() < 1 << 20, "start-up's garbage is gone: {}", b.used_memory());
+        // A live heap over the limit is still lua-memory.
+        let e = b.eval::<()>("local t = {} for i = 1, 1e8 do t[i] = ('x'):rep(100) .. i end").unwrap_err();
+        assert_eq!(e.code, ErrorCode::LuaMemory);
+        // Without main.lua, the first phase ends start-up.
+        let b = backend();
+        assert!(!b.started.get());
+        b.begin_phase();
+        assert!(b.started.get());
     }
 
     #[test]

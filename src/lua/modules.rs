@@ -39,10 +39,23 @@ pub fn run_mutations(lua: &Lua) -> mlua::Result<()> {
     Ok(())
 }
 
-/// Loads a cached file as a text chunk named `lua/<path>` (so errors read `lua/app.lua:12: …`).
+/// Loads a cached file as a chunk named `lua/<path>` (so errors read `lua/app.lua:12: …`).
 pub fn load_chunk(lua: &Lua, sources: &Sources, rel: &str) -> mlua::Result<mlua::Function> {
-    let src = sources.get(rel).ok_or_else(|| not_found(&format!("lua/{rel}")))?;
-    lua.load(&**src).set_name(format!("@lua/{rel}")).set_mode(mlua::ChunkMode::Text).into_function()
+    let file = sources.get(rel).ok_or_else(|| not_found(&format!("lua/{rel}")))?;
+    load_file(lua, file, rel)
+}
+
+/// Loads a site file: the bytecode the site compiled once per process, or, for a file that does not
+/// compile, its text (which then fails with Lua's syntax error, naming the file and line).
+///
+/// This is the only place binary chunks from the site enter a session; they come from the gateway's own
+/// compile of the site's text, never from app code (the sandbox's `load` refuses binary chunks).
+pub fn load_file(lua: &Lua, file: &crate::site::LuaFile, rel: &str) -> mlua::Result<mlua::Function> {
+    let name = format!("@lua/{rel}");
+    match file.bytecode() {
+        Some(bytecode) => lua.load(bytecode).set_name(name).set_mode(mlua::ChunkMode::Binary).into_function(),
+        None => lua.load(file.text()).set_name(name).set_mode(mlua::ChunkMode::Text).into_function(),
+    }
 }
 
 /// Installs `require`, `dofile` and `loadfile`; they read the sources kept in `state`.

@@ -4,8 +4,10 @@ use mlua::{Lua, LuaOptions, StdLib, Table, Value};
 
 /// Creates a state with only the safe standard libraries, then trims what remains.
 pub fn new_state() -> mlua::Result<Lua> {
-    let libs =
-        StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::UTF8 | StdLib::COROUTINE | StdLib::OS | StdLib::PACKAGE;
+    // No `package` library: of it the sandbox keeps only `loaded` (the registry's `_LOADED`, which
+    // every opened library is registered in anyway). Opening it cost every session its searchers,
+    // path strings read from the environment, and mlua's C-module guards, only to throw them away.
+    let libs = StdLib::TABLE | StdLib::STRING | StdLib::MATH | StdLib::UTF8 | StdLib::COROUTINE | StdLib::OS;
     let lua = Lua::new_with(libs, LuaOptions::default())?;
     let g = lua.globals();
 
@@ -18,13 +20,12 @@ pub fn new_state() -> mlua::Result<Lua> {
     g.set("os", safe_os)?;
 
     // package: only `loaded` (require is replaced by a site-confined loader).
-    let package: Table = g.get("package")?;
-    let loaded: Table = package.get("loaded")?;
+    let loaded: Table = lua.named_registry_value("_LOADED")?;
     let safe_package = lua.create_table()?;
     safe_package.set("loaded", loaded.clone())?;
     g.set("package", safe_package.clone())?;
-    // `package.loaded` still listed the original libraries: without this, `package.loaded.os.execute`
-    // would reach around the trimmed `os`.
+    // `package.loaded` still listed the original `os`: without this, `package.loaded.os.execute`
+    // would reach around the trimmed one.
     loaded.set("os", g.get::<Table>("os")?)?;
     loaded.set("package", safe_package)?;
 
@@ -108,6 +109,12 @@ mod tests {
             assert!(nil(expr), "{expr} should be nil");
         }
         assert!(!nil("os.time"));
+        // `package.loaded` is the real one: the opened libraries and what `require` caches.
+        assert!(lua
+            .load("return package.loaded.string == string and package.loaded.package == package")
+            .eval::<bool>()
+            .unwrap());
+        assert!(nil("package.path") && nil("package.searchers") && nil("package.preload"));
         assert!(!nil("debug.traceback"));
     }
 

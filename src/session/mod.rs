@@ -151,13 +151,13 @@ impl Session {
             },
             None => None,
         };
-        if let (Some(backend), Some(source)) = (lua.as_mut(), site.main_lua.as_deref()) {
+        if let (Some(backend), Some(main)) = (lua.as_mut(), site.main_lua.as_ref()) {
             if restored {
                 if let Err(e) = backend.eval::<()>("session.restored = true") {
                     tracing::warn!(vended = %vended, message = %e.description, "cannot mark a restored session");
                 }
             }
-            if let Err(e) = backend.load_main(source) {
+            if let Err(e) = backend.load_main_file(main) {
                 tracing::warn!(vended = %vended, var = 1, code = %e.code, message = %e.description, "main.lua failed");
             }
             backend.run_pending_lua();
