@@ -7,10 +7,11 @@ import asyncio
 import inspect
 import json
 import logging
+import signal
 import threading
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
-from .config import Backoff, ClientConfig
+from .config import Backoff, ClientConfig, split_urls
 from .errors import ClientError, ProtocolMismatch, Refused
 from .session import CONNECTED, HYBRID, Session
 
@@ -41,7 +42,7 @@ def _refused_status(e: BaseException) -> Optional[int]:
 
 
 class _Link:
-    """The current connection's outbound queue; frames produced while disconnected are dropped (the
+    """One gateway link's outbound queue for its current connection; frames produced while disconnected are dropped (the
     replay after the reconnect re-asks for every watched value)."""
 
     def __init__(self) -> None:
@@ -65,136 +66,152 @@ def _split(frame: Dict[str, Any], limit: int) -> List[str]:
     return _split(dict(frame, messages=msgs[:half]), limit) + _split(dict(frame, messages=msgs[half:]), limit)
 
 
-class Backend:
-    """A configured backend (from :meth:`Client.connected` or :meth:`Client.hybrid`). Run it with
-    :meth:`run` (blocking), ``await`` :meth:`serve` inside an asyncio program, or :meth:`start` it on
-    a thread of its own."""
+class _GatewayLink:
+    """One gateway: its connection, the sessions that came from it (session ids are vended per
+    gateway, PROTOCOL.md B14) and what its last welcome said."""
 
-    def __init__(self, config: ClientConfig, mode: str, factory: Factory, types: Optional[Dict[str, Callable[..., Any]]] = None) -> None:
-        self.config = config
-        self.mode = mode
-        self.factory = factory
-        self.types = dict(types or {})
+    def __init__(self, backend: "Backend", url: str, endpoint: str) -> None:
+        self.backend = backend
+        self.url = url
+        #: ``url`` with the worker's query (``?worker=…&capacity=…``).
+        self.endpoint = endpoint
         self.sessions: Dict[str, Session] = {}
-        self._epoch: Optional[str] = None
-        self._generation = 0
-        self._session_generation: Dict[str, int] = {}
-        self._link = _Link()
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._stop: Optional[asyncio.Event] = None
-        self._ws: Any = None
-        #: Set once the welcome of a connection was received (tests wait on it).
+        self.epoch: Optional[str] = None
+        self.generation = 0
+        self.session_generation: Dict[str, int] = {}
+        self.out = _Link()
+        self.ws: Any = None
+        #: Set while this link holds a connection that sent its welcome.
         self.connected = threading.Event()
+        #: Set when a session ends, so a draining connection re-checks whether it may leave.
+        self.sessions_changed: Optional[asyncio.Event] = None
 
-    # ----- running -----
+    # ----- the link's life: reconnect until stopped, drained or refused -----
 
-    def run(self) -> None:
-        """Runs until stopped (Ctrl-C) or refused: blocks the calling thread."""
-        try:
-            asyncio.run(self.serve())
-        except KeyboardInterrupt:
-            pass
-
-    async def serve(self) -> None:
-        """Serves in the running asyncio loop until :meth:`stop` or a refusal (raises :class:`Refused`)."""
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
+    async def run(self) -> None:
+        b = self.backend
+        assert b._loop is not None and b._stop is not None and b._drain is not None
+        self.sessions_changed = asyncio.Event()
         backoff = Backoff()
         try:
-            while not self._stop.is_set():
-                started = self._loop.time()
+            while not b._stop.is_set():
+                started = b._loop.time()
                 try:
                     await self._connection()
                 except (Refused, ProtocolMismatch):
                     raise
                 except Exception as e:  # every other failure means: reconnect
-                    log.warning("gateway connection lost: %s", e or type(e).__name__)
+                    log.warning("gateway %s: connection lost: %s", self.url, e or type(e).__name__)
                 finally:
-                    self._link.queue = None
-                    self._ws = None
+                    self.out.queue = None
+                    self.ws = None
                     self.connected.clear()
-                if self._stop.is_set():
+                    b.connected.clear()
+                # A draining client does not come back: its sessions move to other workers.
+                if b._stop.is_set() or b._drain.is_set():
                     break
-                backoff.connection_ended(self._loop.time() - started)
+                backoff.connection_ended(b._loop.time() - started)
                 delay = backoff.next_delay()
-                log.info("reconnecting in %.2f s (attempt %d)", delay, backoff.attempt)
-                try:
-                    await asyncio.wait_for(self._stop.wait(), delay)
-                except asyncio.TimeoutError:
-                    pass
+                log.info("gateway %s: reconnecting in %.2f s (attempt %d)", self.url, delay, backoff.attempt)
+                if await _first(b._stop.wait(), b._drain.wait(), timeout=delay):
+                    break
         finally:
-            self._close_all()
-
-    def stop(self) -> None:
-        """Asks :meth:`serve` to close the connection and return (thread-safe)."""
-        loop, stop = self._loop, self._stop
-        if loop is not None and stop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(stop.set)
-
-    def start(self) -> "RunningClient":
-        """Starts the client on its own thread and returns at once."""
-        return RunningClient(self)
-
-    def disconnect(self) -> None:
-        """Drops the current connection without a close frame (thread-safe), as a network failure
-        would; the client reconnects by itself. For tests of replay and reconnect."""
-        loop = self._loop
-        if loop is not None:
-            loop.call_soon_threadsafe(self._abort)
-
-    def _abort(self) -> None:
-        ws = self._ws
-        if ws is not None and getattr(ws, "transport", None) is not None:
-            ws.transport.abort()
-
-    # ----- one connection -----
+            self.close_all()
 
     async def _connection(self) -> None:
-        cfg = self.config
+        b = self.backend
+        cfg = b.config
+        assert b._stop is not None and b._drain is not None
         headers = {"Authorization": f"Bearer {cfg.token}"} if cfg.token else {}
         kwargs: Dict[str, Any] = {_HEADERS_ARG: headers, "compression": None, "max_size": None,
                                   "ping_interval": 20, "ping_timeout": cfg.silence_timeout, "open_timeout": cfg.connect_timeout}
         if _HAS_PROXY_ARG:
             kwargs["proxy"] = None  # like the Rust client: a direct connection
         try:
-            ws = await _ws_connect(cfg.url, **kwargs)
+            ws = await _ws_connect(self.endpoint, **kwargs)
         except Exception as e:
             status = _refused_status(e)
             if status is not None:
                 raise Refused(status) from None
             raise
-        self._ws = ws
+        self.ws = ws
+        left = False
+        tasks: List[asyncio.Future] = []
         try:
-            stopper = asyncio.ensure_future(self._stop.wait())  # type: ignore[union-attr]
+            stopper = asyncio.ensure_future(b._stop.wait())
+            drainer = asyncio.ensure_future(b._drain.wait())
+            tasks += [stopper, drainer]
             first = asyncio.ensure_future(ws.recv())
-            done, _ = await asyncio.wait({stopper, first}, timeout=cfg.silence_timeout, return_when=asyncio.FIRST_COMPLETED)
-            if stopper in done or not done:
-                first.cancel()
-                stopper.cancel()
+            tasks.append(first)
+            done, _ = await asyncio.wait({stopper, drainer, first}, timeout=cfg.silence_timeout, return_when=asyncio.FIRST_COMPLETED)
+            if first not in done:
                 if not done:
                     raise ClientError("no welcome from the gateway")
+                # Stopped or draining before the welcome: nothing is held here yet.
+                await ws.close(1000, "backend stopping")
+                left = True
                 return
             self._welcome(first.result())
             queue: asyncio.Queue = asyncio.Queue()
-            self._link.queue = queue
+            self.out.queue = queue
+            if cfg.capacity is not None:
+                # Also in the URL; the hello keeps a gateway that ignores the query informed.
+                queue.put_nowait(json.dumps({"hello": {"capacity": cfg.capacity}}, separators=(",", ":")))
             self.connected.set()
+            b._link_connected()
             writer = asyncio.ensure_future(self._write(ws, queue))
             reader = asyncio.ensure_future(self._read(ws))
-            done, pending = await asyncio.wait({stopper, writer, reader}, return_when=asyncio.FIRST_COMPLETED)
-            for t in pending:
-                t.cancel()
-            for t in done:
-                if t is not stopper and t.exception() is not None:
-                    raise t.exception()  # type: ignore[misc]
-            if stopper in done:
-                await ws.close(1000, "backend stopping")
+            tasks += [writer, reader]
+            draining = False
+            while True:
+                if drainer.done() and not draining:
+                    log.info("gateway %s: draining (%d sessions): no new sessions", self.url, len(self.sessions))
+                    queue.put_nowait('{"drain":true}')
+                    draining = True
+                if draining and (not self.sessions or b._drain_deadline_passed()):
+                    log.info("gateway %s: drained (%d sessions left): leaving", self.url, len(self.sessions))
+                    await self._leave(ws, queue, writer, "backend drained")
+                    left = True
+                    return
+                assert self.sessions_changed is not None
+                self.sessions_changed.clear()
+                changed = asyncio.ensure_future(self.sessions_changed.wait())
+                waits = {stopper, writer, reader, changed}
+                if not draining:
+                    waits.add(drainer)
+                done, _ = await asyncio.wait(waits, timeout=b._drain_remaining() if draining else None,
+                                             return_when=asyncio.FIRST_COMPLETED)
+                changed.cancel()
+                for t in (writer, reader):
+                    if t in done:
+                        exc = t.exception()
+                        raise exc if exc is not None else ClientError("connection ended")
+                if stopper in done:
+                    await self._leave(ws, queue, writer, "backend stopping")
+                    left = True
+                    return
         finally:
-            if getattr(ws, "transport", None) is not None and self._stop is not None and not self._stop.is_set():
+            for t in tasks:
+                t.cancel()
+            if not left and getattr(ws, "transport", None) is not None:
                 ws.transport.abort()
+
+    async def _leave(self, ws: Any, queue: asyncio.Queue, writer: asyncio.Future, reason: str) -> None:
+        """Sends the replies already queued, then closes normally (1000)."""
+        self.out.queue = None  # nothing new after this point
+        queue.put_nowait(None)
+        try:
+            await writer
+        except Exception as e:
+            log.info("gateway %s: could not send the last replies: %s", self.url, e)
+            return
+        await ws.close(1000, reason)
 
     async def _write(self, ws: Any, queue: asyncio.Queue) -> None:
         while True:
             text = await queue.get()
+            if text is None:  # _leave: everything before it is sent
+                return
             await ws.send(text)
 
     async def _read(self, ws: Any) -> None:
@@ -202,7 +219,10 @@ class Backend:
             self._frame(data)
         raise ClientError(f"closed by the gateway ({getattr(ws, 'close_code', None)})")
 
+    # ----- frames -----
+
     def _welcome(self, data: Any) -> None:
+        b = self.backend
         try:
             w = json.loads(data)["welcome"]
         except (ValueError, KeyError, TypeError):
@@ -211,21 +231,22 @@ class Backend:
             raise ProtocolMismatch(f"the gateway speaks backend protocol {w.get('protocol')!r}, this client {PROTOCOL_VERSION}")
         epoch = w.get("epoch")
         live = set(w.get("sessions") or [])
-        if self._epoch is not None and epoch != self._epoch:
-            log.info("new gateway epoch: dropping all %d sessions", len(self.sessions))
-            self._close_all()
+        if self.epoch is not None and epoch != self.epoch:
+            log.info("gateway %s: new epoch: dropping all %d sessions", self.url, len(self.sessions))
+            self.close_all()
         else:
             for sid in [s for s in self.sessions if s not in live]:
-                self._close_session(sid)
-        self._epoch = epoch
-        self._generation += 1
+                self.close_session(sid)
+        self.epoch = epoch
+        self.generation += 1
         limits = w.get("limits") or {}
-        self._link.max_frame = int(limits.get("maxFrameBytes") or DEFAULT_MAX_FRAME)
-        if w.get("mode") != self.mode:
-            log.warning("the gateway runs in %s mode, this backend in %s mode", w.get("mode"), self.mode)
-        log.info("connected to %s (%d live sessions)", self.config.url, len(live))
+        self.out.max_frame = int(limits.get("maxFrameBytes") or DEFAULT_MAX_FRAME)
+        if w.get("mode") != b.mode:
+            log.warning("the gateway runs in %s mode, this backend in %s mode", w.get("mode"), b.mode)
+        log.info("connected to %s (%d live sessions)", self.url, len(live))
 
     def _frame(self, data: Any) -> None:
+        b = self.backend
         try:
             f = json.loads(data)
         except ValueError:
@@ -239,7 +260,7 @@ class Backend:
                 log.warning("the gateway refused a frame: %s", f["error"])
             return
         if f.get("event") == "closed":
-            self._close_session(sid)
+            self.close_session(sid)
             return
         messages = f.get("messages")
         if not isinstance(messages, list):
@@ -247,28 +268,154 @@ class Backend:
         session = self.sessions.get(sid)
         first = session is None
         if session is None:
-            session = Session(sid, self.mode, self._link.send, self.types, self._loop)
+            session = Session(sid, b.mode, self.out.send, b.types, b._loop)
             try:
-                session._set_app(self.factory(session))
+                session._set_app(b.factory(session))
             except Exception:
                 log.exception("session %s: the app factory failed", sid)
                 return
             self.sessions[sid] = session
-        replay = not first and self._session_generation.get(sid) != self._generation
-        self._session_generation[sid] = self._generation
+        replay = not first and self.session_generation.get(sid) != self.generation
+        self.session_generation[sid] = self.generation
         reply = session._apply_batch(messages, f.get("userEvent") is True, first, replay)
         if reply is not None:
-            self._link.send(reply)
+            self.out.send(reply)
 
-    def _close_session(self, sid: str) -> None:
+    def close_session(self, sid: str) -> None:
         s = self.sessions.pop(sid, None)
-        self._session_generation.pop(sid, None)
+        self.session_generation.pop(sid, None)
         if s is not None:
             s._close()
+            if self.sessions_changed is not None:
+                self.sessions_changed.set()
 
-    def _close_all(self) -> None:
+    def close_all(self) -> None:
         for sid in list(self.sessions):
-            self._close_session(sid)
+            self.close_session(sid)
+
+
+async def _first(*aws: Any, timeout: Optional[float] = None) -> bool:
+    """Waits for the first of ``aws`` (cancelling the rest); ``False`` when ``timeout`` came first."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        done, _ = await asyncio.wait(tasks, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        return bool(done)
+    finally:
+        for t in tasks:
+            t.cancel()
+
+
+class Backend:
+    """A configured backend (from :meth:`Client.connected` or :meth:`Client.hybrid`). Run it with
+    :meth:`run` (blocking), ``await`` :meth:`serve` inside an asyncio program, or :meth:`start` it on
+    a thread of its own. It keeps one link to each configured gateway."""
+
+    def __init__(self, config: ClientConfig, mode: str, factory: Factory, types: Optional[Dict[str, Callable[..., Any]]] = None) -> None:
+        self.config = config
+        self.mode = mode
+        self.factory = factory
+        self.types = dict(types or {})
+        #: One per gateway URL, in configuration order.
+        self.links = [_GatewayLink(self, url, ep) for url, ep in zip(config.urls, config.endpoints())]
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._stop: Optional[asyncio.Event] = None
+        self._drain: Optional[asyncio.Event] = None
+        self._drain_since: Optional[float] = None
+        self._drain_requested = False
+        #: Set while every link holds a connection that sent its welcome (tests wait on it).
+        self.connected = threading.Event()
+
+    @property
+    def sessions(self) -> Dict[str, Session]:
+        """The first gateway's sessions (with several gateways see ``links[i].sessions``: session
+        ids are per gateway)."""
+        return self.links[0].sessions
+
+    # ----- running -----
+
+    def run(self) -> None:
+        """Runs until stopped (Ctrl-C), drained (SIGTERM, see :meth:`drain`) or refused: blocks the
+        calling thread."""
+        try:
+            asyncio.run(self._serve_with_sigterm())
+        except KeyboardInterrupt:
+            pass
+
+    async def _serve_with_sigterm(self) -> None:
+        try:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self._sigterm)
+        except (NotImplementedError, RuntimeError, ValueError):  # not Unix, or not the main thread
+            pass
+        await self.serve()
+
+    def _sigterm(self) -> None:
+        log.info("SIGTERM: draining")
+        self.drain()
+
+    async def serve(self) -> None:
+        """Serves every gateway in the running asyncio loop until :meth:`stop`, until drained
+        (:meth:`drain`), or until a gateway refuses (raises :class:`Refused`)."""
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        self._drain = asyncio.Event()
+        if self._drain_requested:
+            self._start_drain()
+        results = await asyncio.gather(*(link.run() for link in self.links), return_exceptions=True)
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+
+    def stop(self) -> None:
+        """Asks :meth:`serve` to close the connections and return (thread-safe)."""
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(stop.set)
+
+    def drain(self) -> None:
+        """Starts draining (thread-safe): every gateway is told (``{"drain":true}``) and gives this
+        client no new sessions; the client keeps serving the sessions it holds and leaves each
+        gateway, after sending the replies it already has, once it holds none there or after
+        :attr:`ClientConfig.drain_timeout`. A draining link does not reconnect; :meth:`serve`
+        returns when every link has left. :meth:`run` calls this on SIGTERM."""
+        self._drain_requested = True
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._start_drain)
+
+    def _start_drain(self) -> None:
+        if self._drain is not None and not self._drain.is_set():
+            assert self._loop is not None
+            self._drain_since = self._loop.time()
+            self._drain.set()
+
+    def _drain_remaining(self) -> float:
+        """Seconds until the drain timeout (the deadline counts from when the drain began)."""
+        assert self._loop is not None and self._drain_since is not None
+        return max(0.0, self._drain_since + self.config.drain_timeout - self._loop.time())
+
+    def _drain_deadline_passed(self) -> bool:
+        return self._drain_remaining() <= 0.0
+
+    def _link_connected(self) -> None:
+        if all(link.connected.is_set() for link in self.links):
+            self.connected.set()
+
+    def start(self) -> "RunningClient":
+        """Starts the client on its own thread and returns at once."""
+        return RunningClient(self)
+
+    def disconnect(self) -> None:
+        """Drops the current connections without a close frame (thread-safe), as a network failure
+        would; the client reconnects by itself. For tests of replay and reconnect."""
+        loop = self._loop
+        if loop is not None:
+            loop.call_soon_threadsafe(self._abort)
+
+    def _abort(self) -> None:
+        for link in self.links:
+            ws = link.ws
+            if ws is not None and getattr(ws, "transport", None) is not None:
+                ws.transport.abort()
 
 
 class RunningClient:
@@ -294,13 +441,38 @@ class RunningClient:
         """:meth:`Backend.disconnect`."""
         self.backend.disconnect()
 
+    def _wait_started(self) -> None:
+        pause = threading.Event()
+        while self.backend._loop is None and self._thread.is_alive() and not pause.wait(0.01):
+            pass
+
+    def drain(self) -> None:
+        """:meth:`Backend.drain`; :meth:`wait` then returns once every gateway is left."""
+        self._wait_started()
+        self.backend.drain()
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Waits for the client to end (after :meth:`drain` or a refusal); ``False`` if it still runs
+        after ``timeout``. Re-raises a refusal."""
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            return False
+        self._raise()
+        return True
+
+    @property
+    def running(self) -> bool:
+        """Whether the client's thread still runs."""
+        return self._thread.is_alive()
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stops the backend and waits for its thread; re-raises a refusal."""
-        deadline = threading.Event()
-        while self.backend._loop is None and self._thread.is_alive() and not deadline.wait(0.01):
-            pass
+        self._wait_started()
         self.backend.stop()
         self._thread.join(timeout)
+        self._raise()
+
+    def _raise(self) -> None:
         if self.error is not None and not isinstance(self.error, (KeyboardInterrupt, asyncio.CancelledError)):
             raise self.error
 
@@ -320,13 +492,23 @@ class Client:
 
     @classmethod
     def from_env(cls) -> "Client":
-        """Reads ``UI_BACKEND_URL`` (default ``ws://127.0.0.1:8000/backend``) and ``UI_BACKEND_TOKEN``."""
+        """Reads ``UI_BACKEND_URL`` (default ``ws://127.0.0.1:8000/backend``; several gateways
+        separated by commas or spaces), ``UI_BACKEND_TOKEN``, ``UI_BACKEND_WORKER``,
+        ``UI_BACKEND_CAPACITY`` and ``UI_BACKEND_DRAIN_TIMEOUT``."""
         return cls(ClientConfig.from_env())
 
     @classmethod
-    def at(cls, url: str, token: Optional[str] = None) -> "Client":
-        """A client for an explicit gateway URL."""
-        return cls(ClientConfig(url=url, token=token))
+    def at(cls, url: Union[str, Sequence[str]], token: Optional[str] = None, worker: Optional[str] = None,
+           capacity: Optional[int] = None, drain_timeout: Optional[float] = None) -> "Client":
+        """A client for explicit gateway URLs: one URL, or a list of them (one link each), with this
+        worker's name and capacity in each gateway's pool."""
+        urls = split_urls(url) if isinstance(url, str) else [u for u in url if u]
+        if not urls:
+            raise ValueError("no gateway URL")
+        config = ClientConfig(url=urls[0], also=urls[1:], token=token, worker=worker, capacity=capacity)
+        if drain_timeout is not None:
+            config.drain_timeout = drain_timeout
+        return cls(config)
 
     def register_type(self, name: str, factory: Callable[..., Any]) -> "Client":
         """Registers an ``itemWrapper`` presenter or ``create`` type for every session."""

@@ -34,6 +34,8 @@ from .config import ClientConfig
 
 DEFAULT_TIMEOUT = 5.0
 _URL = re.compile(r"http://([0-9.]+):([0-9]+)")
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)")
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
 
 
 class GatewayError(RuntimeError):
@@ -141,6 +143,36 @@ class Gateway:
         finally:
             conn.close()
 
+    def _get(self, path: str) -> str:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.request("GET", path)
+            r = conn.getresponse()
+            body = r.read().decode()
+            if r.status != 200:
+                raise GatewayError(f"GET {path} answered {r.status}")
+            return body
+        finally:
+            conn.close()
+
+    def healthz(self) -> Dict[str, Any]:
+        """``GET /healthz`` as JSON (``workers`` counts the connected backend workers)."""
+        return json.loads(self._get("/healthz"))
+
+    def metric(self, name: str, **labels: str) -> Optional[float]:
+        """One sample of ``GET /metrics``: the series ``name`` whose labels include ``labels``
+        (``None`` when there is none)."""
+        for line in self._get("/metrics").splitlines():
+            if line.startswith("#"):
+                continue
+            m = _SAMPLE.match(line)
+            if not m or m.group(1) != name:
+                continue
+            have = dict(_LABEL.findall(m.group(2) or ""))
+            if all(have.get(k) == v for k, v in labels.items()):
+                return float(m.group(3))
+        return None
+
     def open(self, session: Optional[str] = None, timeout: float = DEFAULT_TIMEOUT, wait_root: bool = True) -> "Tab":
         """A browser tab on ``session`` (a new session when ``None``), bootstrapped with ``watch 1``
         and, with ``wait_root``, ready once variable 1 has arrived."""
@@ -167,6 +199,8 @@ class Tab:
         self.values: Dict[int, Any] = {}
         self.props: Dict[int, Dict[str, str]] = {}
         self.errors: Dict[int, Tuple[str, str]] = {}
+        #: Every error received, in order, as ``(varId, code)`` (``errors`` keeps only the current ones).
+        self.error_log: List[Tuple[int, str]] = []
         self.destroyed: List[int] = []
         self.viewdefs: Dict[str, str] = {}
         self.close_code: Optional[int] = None
@@ -213,6 +247,7 @@ class Tab:
                     self.props.setdefault(vid, {}).update(props)
             elif m["type"] == "error":
                 self.errors[vid] = (data["code"], data["description"])
+                self.error_log.append((vid, data["code"]))
             elif m["type"] == "destroy":
                 self.destroyed.append(vid)
                 self.values.pop(vid, None)
