@@ -400,3 +400,46 @@ async fn one_client_serves_two_gateways() {
     assert_eq!(two.gateway.backend.as_ref().unwrap().worker_count(), 1);
     backend.shutdown().await.unwrap();
 }
+
+/// A worker that stops reading is closed with 1013 once its send queue is full, and its sessions move
+/// to the other worker, which rebuilds them from the replay; the browser never hears of an outage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_that_stops_reading_is_closed_and_its_sessions_move() {
+    let mut a = gateway_args(Mode::Connected, example_site("counter_backend/site"));
+    a.backend_queue_bytes = 256 << 10;
+    let gw = start(a).await;
+    let bearer = format!("Bearer {TOKEN}");
+    // The stalled worker connects first, so it is the older one and gets the first session.
+    let mut stalled = connect_backend(&gw, &[("authorization", bearer.as_str())]).await.unwrap();
+    assert!(stalled.recv_json().await.get("welcome").is_some());
+    let backend = client(&gw).connected(counter::app).start().unwrap();
+    workers(&gw, 2).await;
+
+    let id = new_session(&gw).await;
+    let mut tab = connect(&gw, &id, None).await.unwrap();
+    let mut m = Mirror::default();
+    tab.send(watch(1)).await;
+    let open = stalled.recv_json().await;
+    let vended = open["session"].as_str().unwrap().to_string();
+    stalled
+        .send(json!({"session": vended, "messages": [
+            {"type":"create","data":{"id":1,"value":{"obj":1},"properties":{"type":"Counter"}}}]}))
+        .await;
+    tab.until(&mut m, |m| m.prop(1, "type") == Some("Counter")).await;
+    tab.send(creates(&[
+        (2, 1, json!({"path":"count","access":"r"})),
+        (3, 1, json!({"path":"increment()","access":"action"})),
+    ]))
+    .await;
+    // The stalled worker reads nothing from now on; the browser keeps writing (each write goes to it).
+    for n in 0..300 {
+        tab.send(set(1, json!(format!("{n:05}{}", "x".repeat(100_000))), false)).await;
+    }
+    assert_eq!(stalled.closed().await, 1013);
+    workers(&gw, 1).await;
+    // The other worker took the session: a click counts from its fresh state.
+    tab.send(set(3, Value::Null, true)).await;
+    tab.until(&mut m, |m| m.value(2) == json!(1)).await;
+    assert!(!m.errors.contains_key(&1), "no backend-unavailable during the move: {:?}", m.errors);
+    backend.shutdown().await.unwrap();
+}
