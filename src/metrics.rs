@@ -206,7 +206,11 @@ impl Metrics {
             "Clients the admission table remembers (bounded)",
             m.admission_clients.clone(),
         );
-        r.register("ui_http_refused", "HTTP requests refused before routing, by reason", m.http_refused.clone());
+        r.register(
+            "ui_http_refused",
+            "HTTP requests refused: unknown Host (reason host), cross-site DELETE (reason origin)",
+            m.http_refused.clone(),
+        );
         r.register("ui_connections", "Open WebSocket connections", m.connections.clone());
         r.register(
             "ui_connections_closed",
@@ -279,13 +283,15 @@ impl Metrics {
         r.register("process_start_time_seconds", "Start time since the epoch", m.start_time.clone());
         r.register("process_cpu_seconds", "CPU time used", m.cpu_seconds.clone());
         // Known series start at zero, so every family is visible before its first event.
-        for reason in ["timeout", "unclaimed", "shutdown", "destroyed", "evicted", "watchdog", "failed"] {
+        for reason in ["timeout", "unclaimed", "shutdown", "destroyed", "ended", "evicted", "watchdog", "failed"] {
             let _ = m.sessions_destroyed.get_or_create(&labels(&[("reason", reason)]));
         }
         for reason in ["capacity", "memory", "client-cap", "rate"] {
             let _ = m.sessions_rejected.get_or_create(&labels(&[("reason", reason)]));
         }
-        let _ = m.http_refused.get_or_create(&labels(&[("reason", "host")]));
+        for reason in ["host", "origin"] {
+            let _ = m.http_refused.get_or_create(&labels(&[("reason", reason)]));
+        }
         for kind in ["browser", "backend"] {
             let k = labels(&[("kind", kind)]);
             let _ = m.connections.get_or_create(&k);

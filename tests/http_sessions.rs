@@ -217,3 +217,80 @@ async fn metrics_expose_every_listed_family() {
     assert_eq!(r.status(), 404);
     gw.shutdown(std::time::Duration::from_secs(2)).await;
 }
+
+/// One series of `/metrics`, e.g. `ui_sessions_destroyed_total{reason="ended"}`.
+async fn metric(gw: &ui_gateway::gateway::RunningGateway, series: &str) -> f64 {
+    let text = http().get(format!("http://{}/metrics", gw.addr)).send().await.unwrap().text().await.unwrap();
+    let line = text.lines().find(|l| l.starts_with(series)).unwrap_or_else(|| panic!("{series} missing"));
+    line[series.len()..].trim().parse().unwrap()
+}
+
+/// `DELETE /<id>` (docs/deployment.md "HTTP routes"): 204, the session's socket closes with 4404, the
+/// backend hears `closed`, the URL is dead afterwards and the end is counted with reason `ended`. Only
+/// `/<id>` itself can be deleted; an unknown id is a 404. (The one test in this binary that ends
+/// sessions this way or refuses by origin, so the metric deltas are exact.)
+#[tokio::test]
+async fn delete_ends_a_session_and_refuses_other_sites() {
+    let mut a = args();
+    a.mode = ui_gateway::config::Mode::Connected;
+    a.allowed_origins = vec!["https://app.example".into()];
+    let gw = start(a).await;
+    let ended_before = metric(&gw, "ui_sessions_destroyed_total{reason=\"ended\"}").await;
+    let refused_before = metric(&gw, "ui_http_refused_total{reason=\"origin\"}").await;
+    let mut k = connect_backend(&gw, &[]).await.unwrap();
+    assert_eq!(k.recv_json().await["welcome"]["mode"], "connected");
+    let id = new_session(&gw).await;
+    let other = new_session(&gw).await;
+    let exists = |id: &str| gw.gateway.sessions.session_exists(&id.parse().unwrap());
+    let mut ws = connect(&gw, &id, None).await.unwrap();
+    let url = format!("http://{}/{id}", gw.addr);
+
+    // Another site's page cannot end it: 403, and the session lives on. A name this gateway does not
+    // answer to is refused before routing (421), as for every browser route.
+    let r = http().delete(&url).header("origin", "http://evil.example").send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let r = http().delete(&url).header("host", "evil.example").send().await.unwrap();
+    assert_eq!(r.status(), 421);
+    assert!(exists(&id));
+    assert_eq!(metric(&gw, "ui_http_refused_total{reason=\"origin\"}").await - refused_before, 1.0);
+
+    // The page itself (same origin) may end it.
+    let r = http().delete(&url).header("origin", format!("http://{}", gw.addr)).send().await.unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    assert_eq!(ws.closed().await, 4404);
+    loop {
+        let m = k.recv_json().await;
+        if m["event"] == "closed" {
+            assert_eq!(m["session"], "1", "the deleted session, not the other one: {m}");
+            break;
+        }
+    }
+    assert!(!exists(&id) && exists(&other));
+    assert_eq!(http().get(&url).send().await.unwrap().status(), 404);
+    assert_eq!(http().delete(&url).send().await.unwrap().status(), 404, "already ended");
+    let unknown = format!("http://{}/{}", gw.addr, SessionId::generate());
+    assert_eq!(http().delete(&unknown).send().await.unwrap().status(), 404);
+
+    // Only the session URL itself; other methods on it name DELETE as allowed.
+    let r = http().delete(format!("http://{}/{other}/variables", gw.addr)).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "GET, HEAD");
+    let r = http().post(format!("http://{}/{other}", gw.addr)).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "GET, HEAD, DELETE");
+    assert!(exists(&other));
+
+    // A listed --allowed-origin may end it; so may a client that sends no Origin (not a browser).
+    let r = http()
+        .delete(format!("http://{}/{other}", gw.addr))
+        .header("origin", "https://app.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let third = new_session(&gw).await;
+    assert_eq!(http().delete(format!("http://{}/{third}", gw.addr)).send().await.unwrap().status(), 204);
+    assert_eq!(gw.gateway.sessions.count(), 0);
+    assert_eq!(metric(&gw, "ui_sessions_destroyed_total{reason=\"ended\"}").await - ended_before, 3.0);
+}

@@ -24,6 +24,7 @@ fn quick(target: String) -> LoadtestArgs {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn built_in_demo_scenario_completes_every_action() {
     let gw = start(args()).await;
+    let sessions_at_start = gw.gateway.sessions.count();
     let report = run(&quick(format!("http://{}", gw.addr))).await.expect("runs");
     assert_eq!(report.sessions.established, 8, "{}", report.text());
     assert_eq!(report.actions.completed, 40, "{}", report.text());
@@ -38,8 +39,13 @@ async fn built_in_demo_scenario_completes_every_action() {
     assert_eq!(report.frames.sent, 8 * 7);
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["actions"]["completed"], 40);
-    // The server saw 8 sessions.
-    assert_eq!(gw.gateway.sessions.count(), 8);
+    // The server saw 8 sessions, and the run removed them at the end (DELETE /<id>).
+    let removal = &report.sessions.removal;
+    assert_eq!((removal.removed, removal.already_gone, removal.kept), (8, 0, 0), "{}", report.text());
+    assert!(removal.failures.is_empty(), "{}", report.text());
+    assert_eq!(json["sessions"]["removal"]["removed"], 8);
+    assert!(report.text().contains("8 sessions removed"), "{}", report.text());
+    assert_eq!(gw.gateway.sessions.count(), sessions_at_start, "the gateway is back to where it started");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -49,9 +55,13 @@ async fn adder_scenario_with_cycled_values() {
     let gw = start(a).await;
     let mut lt = quick(format!("http://{}", gw.addr));
     lt.scenario = Some(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/scenarios/adder.json").into());
+    lt.keep_sessions = true;
     let report = run(&lt).await.expect("runs");
     assert_eq!(report.actions.completed, 40, "{}", report.text());
     assert!(report.errors.is_empty() && report.passed, "{}", report.text());
+    // --keep-sessions: nothing deleted, all 8 still on the server.
+    assert_eq!((report.sessions.removal.kept, report.sessions.removal.removed), (8, 0));
+    assert_eq!(gw.gateway.sessions.count(), 8);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

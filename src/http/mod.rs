@@ -1,5 +1,6 @@
-//! The HTTP surface (docs/deployment.md "HTTP routes", "Security"): session creation at `/`, the shell at `/<id>`, the browser
-//! WebSocket at `/ws/<id>`, `/healthz`, built-in assets and the site's static files.
+//! The HTTP surface (docs/deployment.md "HTTP routes", "Security"): session creation at `/`, the shell at `/<id>`,
+//! ending a session with `DELETE /<id>`, the browser WebSocket at `/ws/<id>`, `/healthz`, built-in assets and the
+//! site's static files.
 
 pub mod origin;
 pub mod pages;
@@ -23,6 +24,7 @@ use crate::config::DebugPages;
 use crate::ids::SessionId;
 use crate::session::manager::admission::resolve_client;
 use crate::session::manager::CreateError;
+use crate::session::EndReason;
 use crate::state::Gateway;
 
 /// Builds the router over the shared gateway state.
@@ -199,16 +201,24 @@ async fn fallback(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response<Body> {
+    let path = uri.path();
+    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
+    // `/<id>` itself (no deeper path) is the one resource that can be deleted.
+    let session_url = first.parse::<SessionId>().ok().filter(|_| path.len() == 1 + first.len());
+    if method == Method::DELETE {
+        if let Some(id) = session_url {
+            return end_session(&gw, &id, &headers);
+        }
+    }
     let head = method == Method::HEAD;
     if method != Method::GET && !head {
+        let allow = if session_url.is_some() { "GET, HEAD, DELETE" } else { "GET, HEAD" };
         return Response::builder()
             .status(StatusCode::METHOD_NOT_ALLOWED)
-            .header(header::ALLOW, "GET, HEAD")
+            .header(header::ALLOW, allow)
             .body(Body::empty())
             .expect("valid response");
     }
-    let path = uri.path();
-    let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
     if first == "_ui" {
         let name = &path["/_ui/".len().min(path.len())..];
         return match pages::ASSETS.iter().find(|(n, _, _)| *n == name) {
@@ -224,6 +234,29 @@ async fn fallback(
         return session_page(&gw, &id, &headers, head).await;
     }
     static_file(&gw, path, &headers, head).await
+}
+
+/// `DELETE /<id>`: ends the session now instead of waiting for `--session-timeout` (the load generator
+/// cleans up this way). The URL is the capability, as for `GET /<id>`: whoever holds it may end it.
+/// A browser sends `Origin` with every DELETE, so the WebSocket's `Origin` rule applies and another
+/// site's page cannot end a session whose URL it learned; a client without `Origin` is no browser.
+/// `204` and the session's sockets close with 4404 and the backend hears `closed`; `404` if no such
+/// session lives here; `403` for a foreign `Origin`.
+fn end_session(gw: &Gateway, id: &SessionId, headers: &HeaderMap) -> Response<Body> {
+    let status = if !origin::origin_allowed(headers, &gw.allowed_origins) {
+        crate::metrics::metrics().http_refused("origin");
+        tracing::debug!(internal = %gw.log_id(id), "DELETE refused: origin not allowed");
+        StatusCode::FORBIDDEN
+    } else if gw.sessions.destroy_session(id, EndReason::Ended) {
+        StatusCode::NO_CONTENT
+    } else {
+        StatusCode::NOT_FOUND
+    };
+    Response::builder()
+        .status(status)
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Body::empty())
+        .expect("valid response")
 }
 
 /// The shell for a live session, or the "session ended" page.

@@ -88,6 +88,9 @@ pub struct Outcome {
     pub errors: Tally,
     /// Unexpected closes after set-up, by `close-<code>`.
     pub late_closes: Tally,
+    /// The session id `GET /` handed out (even if a later set-up step failed), so that the
+    /// orchestrator can `DELETE` it at the end.
+    pub session: Option<String>,
 }
 
 /// The orchestrator's phase signals.
@@ -171,6 +174,7 @@ async fn setup(plan: &Plan, out: &mut Outcome) -> SetupResult {
     if id.is_empty() || !location.starts_with('/') {
         return Err(step(Failure::Protocol(format!("Location {location:?}")), "GET /".into()));
     }
+    out.session = Some(id.clone());
     let page = tokio::time::timeout(timeout, plan.http.get(&format!("/{id}")))
         .await
         .map_err(|_| step(Failure::Timeout, "GET /<id>".into()))?

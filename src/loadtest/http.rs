@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use axum::http::{header, Request, StatusCode, Uri};
+use axum::http::{header, Method, Request, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Bytes;
 use hyper::client::conn::http1::SendRequest;
@@ -99,16 +99,27 @@ impl HttpPool {
         None
     }
 
-    /// `GET path` without following redirects. A kept-alive connection the server closed meanwhile is
-    /// replaced once.
+    /// `GET path` without following redirects.
     pub async fn get(&self, path: &str) -> Result<Answer, HttpError> {
+        self.send(Method::GET, path).await
+    }
+
+    /// `DELETE path` (ending a session: docs/deployment.md "HTTP routes").
+    pub async fn delete(&self, path: &str) -> Result<Answer, HttpError> {
+        self.send(Method::DELETE, path).await
+    }
+
+    /// One request without a body. A kept-alive connection the server closed meanwhile is replaced once.
+    async fn send(&self, method: Method, path: &str) -> Result<Answer, HttpError> {
         let mut retried = false;
         loop {
             let (mut sender, reused) = match self.take_idle() {
                 Some(s) => (s, true),
                 None => (self.open().await?, false),
             };
-            let request = Request::get(path)
+            let request = Request::builder()
+                .method(method.clone())
+                .uri(path)
                 .header(header::HOST, &self.target.authority)
                 .header(header::USER_AGENT, concat!("ui-gateway-loadtest/", env!("CARGO_PKG_VERSION")))
                 .body(Empty::<Bytes>::new())

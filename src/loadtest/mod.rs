@@ -5,7 +5,9 @@
 //! orchestrator ([`run`]) opens one after the other: set-up (`GET /`, the redirect, `GET /<id>`, the
 //! WebSocket, `watch 1`, the scenario's creates) with `--concurrency` set-ups in flight and `--rate`
 //! starts per second; then, once every session is established or failed, the actions (the set-up
-//! phase is the warm-up: nothing it does is in the round-trip figures); then `--hold`; then close 1000.
+//! phase is the warm-up: nothing it does is in the round-trip figures); then `--hold`; then close 1000;
+//! then, unless `--keep-sessions`, `DELETE /<id>` of every session it was given, so that a run leaves
+//! the server as it found it (otherwise its sessions would hold memory until `--session-timeout`).
 
 pub mod client;
 pub mod http;
@@ -25,7 +27,7 @@ use tokio::time::Instant;
 
 use crate::units::parse_duration;
 use client::{Event, Gates, Outcome, Plan};
-use report::{ActionsReport, FramesReport, Report, RssReport, SessionsReport};
+use report::{ActionsReport, FramesReport, RemovalReport, Report, RssReport, SessionsReport};
 use scenario::Scenario;
 use stats::{Latency, Tally};
 
@@ -79,6 +81,10 @@ pub struct LoadtestArgs {
     /// Print one JSON report object instead of text.
     #[arg(long)]
     pub json: bool,
+
+    /// Leave the sessions on the server at the end instead of removing them with `DELETE /<id>`.
+    #[arg(long)]
+    pub keep_sessions: bool,
 }
 
 impl Default for LoadtestArgs {
@@ -219,14 +225,21 @@ pub async fn run(args: &LoadtestArgs) -> Result<Report, UsageError> {
     tokio::time::sleep(args.hold).await;
     let _ = close_tx.send(true);
     let mut outcome = Outcome::default();
+    let mut handed_out = Vec::with_capacity(args.sessions);
     for t in tasks {
         if let Ok(o) = t.await {
             outcome.round_trips.extend(o.round_trips);
             outcome.actions_failed.merge(&o.actions_failed);
             outcome.errors.merge(&o.errors);
             outcome.late_closes.merge(&o.late_closes);
+            handed_out.extend(o.session);
         }
     }
+    let removal = if args.keep_sessions {
+        RemovalReport { kept: handed_out.len(), ..Default::default() }
+    } else {
+        remove_sessions(&plan, handed_out, args.concurrency as usize).await
+    };
 
     let failed = args.sessions - established;
     let attempted = (established * args.actions) as u64;
@@ -256,6 +269,7 @@ pub async fn run(args: &LoadtestArgs) -> Result<Report, UsageError> {
             per_second: if setup_seconds > 0.0 { established as f64 / setup_seconds } else { 0.0 },
             setup_latency: Latency::of(&mut setup_latencies),
             lost: outcome.late_closes,
+            removal,
         },
         actions: ActionsReport {
             per_session: args.actions,
@@ -279,6 +293,35 @@ pub async fn run(args: &LoadtestArgs) -> Result<Report, UsageError> {
         max_error_rate: args.max_error_rate,
         passed: error_rate <= args.max_error_rate,
     })
+}
+
+/// `DELETE /<id>` of every session `GET /` handed out, `concurrency` at a time. A `404` means the
+/// server had already ended it (evicted, expired): gone all the same, counted apart.
+async fn remove_sessions(plan: &Arc<Plan>, ids: Vec<String>, concurrency: usize) -> RemovalReport {
+    let mut report = RemovalReport::default();
+    let mut pending = tokio::task::JoinSet::new();
+    let mut ids = ids.into_iter();
+    loop {
+        while pending.len() < concurrency.max(1) {
+            let Some(id) = ids.next() else { break };
+            let plan = plan.clone();
+            pending.spawn(async move {
+                match tokio::time::timeout(plan.timeout, plan.http.delete(&format!("/{id}"))).await {
+                    Ok(Ok(answer)) => Ok(answer.status.as_u16()),
+                    Ok(Err(e)) => Err(client::Failure::Connect(e.to_string())),
+                    Err(_) => Err(client::Failure::Timeout),
+                }
+            });
+        }
+        let Some(done) = pending.join_next().await else { break };
+        match done.expect("a DELETE task does not panic") {
+            Ok(204) => report.removed += 1,
+            Ok(404) => report.already_gone += 1,
+            Ok(status) => report.failures.add(client::Failure::Http(status).key(), 1),
+            Err(failure) => report.failures.add(failure.key(), 1),
+        }
+    }
+    report
 }
 
 /// The `loadtest` subcommand: runs, prints, and maps the result to the exit code (0 ok, 1 above
@@ -320,6 +363,7 @@ mod tests {
         assert_eq!(d.timeout, Duration::from_secs(5));
         assert_eq!(d.max_error_rate, 0.01);
         assert!(d.scenario.is_none() && d.pid.is_none() && !d.json);
+        assert!(!d.keep_sessions, "a run removes its sessions unless told otherwise");
     }
 
     #[test]

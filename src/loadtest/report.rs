@@ -38,6 +38,23 @@ pub struct SessionsReport {
     pub setup_latency: Latency,
     /// Established sessions whose socket closed before the end (by `close-<code>` …).
     pub lost: Tally,
+    /// What became of the sessions at the end (`DELETE /<id>`, or kept with `--keep-sessions`).
+    pub removal: RemovalReport,
+}
+
+/// The clean-up at the end of a run: every session `GET /` handed out (established or not) is either
+/// removed, found already gone, kept (`--keep-sessions`), or failed to be removed (by cause, as the
+/// set-up failures). Not part of the error rate: the load was measured before.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RemovalReport {
+    /// `DELETE /<id>` answered `204`.
+    pub removed: usize,
+    /// `DELETE /<id>` answered `404`: the server had ended it already (eviction, expiry).
+    pub already_gone: usize,
+    /// Left on the server on purpose (`--keep-sessions`).
+    pub kept: usize,
+    /// `http-<status>`, `timeout`, `connect`.
+    pub failures: Tally,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -137,6 +154,19 @@ impl Report {
             self.frames.sent, self.frames.received, self.frames.per_second
         );
         let _ = writeln!(s, "errors       {}", self.errors.describe());
+        let rm = &s_.removal;
+        if rm.kept > 0 {
+            let _ = writeln!(s, "clean-up     {} sessions kept on the server (--keep-sessions)", rm.kept);
+        } else {
+            let _ = writeln!(
+                s,
+                "clean-up     {} sessions removed, {} already gone, {} not removed ({})",
+                rm.removed,
+                rm.already_gone,
+                rm.failures.total(),
+                rm.failures.describe()
+            );
+        }
         if !s_.lost.is_empty() {
             let _ = writeln!(s, "lost         {}", s_.lost.describe());
         }

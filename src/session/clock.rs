@@ -77,6 +77,9 @@ pub enum EndReason {
     Shutdown,
     /// Destroyed through the API.
     Destroyed,
+    /// Ended by its holder: `DELETE /<id>` (docs/deployment.md "HTTP routes"), e.g. the load generator
+    /// cleaning up after a run. Its own reason so that operators can tell it from expiry and eviction.
+    Ended,
     /// One mailbox item ran past `--lua-watchdog`.
     Watchdog,
     /// The session's task failed (a bug: a panic while handling an item).
@@ -93,6 +96,7 @@ impl EndReason {
             EndReason::Unclaimed => "unclaimed",
             EndReason::Shutdown => "shutdown",
             EndReason::Destroyed => "destroyed",
+            EndReason::Ended => "ended",
             EndReason::Watchdog => "watchdog",
             EndReason::Failed => "failed",
             EndReason::Evicted => "evicted",

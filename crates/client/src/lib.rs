@@ -85,6 +85,19 @@ pub use ui_gateway_tracker as tracker;
 /// Typed ids and the protocol messages.
 pub use ui_gateway_wire::{ids, protocol};
 
+/// The Rust examples of the documentation pages, compiled as doc tests of this crate (`cargo test -p
+/// ui-gateway-client --doc`) so that a page cannot drift from the API it shows. Each page is one doc
+/// comment: its ```` ```rust ```` blocks are doc tests (`rust no_run` where they would connect; GitHub
+/// reads only the first word of the fence), its `sh`, `html` and `lua` blocks are not Rust and are skipped.
+/// `docs_pages_are_all_included` below keeps this list complete.
+#[cfg(doctest)]
+mod docs_pages {
+    #[doc = include_str!("../../../docs/connected-mode.md")]
+    struct ConnectedMode;
+    #[doc = include_str!("../../../docs/hybrid-mode.md")]
+    struct HybridMode;
+}
+
 mod backoff;
 mod config;
 mod connection;
@@ -264,3 +277,43 @@ impl Drop for RunningClient {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod docs_pages_tests {
+    /// Every page of `docs/` with a Rust block is included in `docs_pages` above, and no included page
+    /// has a fence without a language (rustdoc would compile it as Rust).
+    #[test]
+    fn docs_pages_are_all_included() {
+        let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs");
+        let this = include_str!("lib.rs");
+        let mut pages = Vec::new();
+        let mut stack = vec![std::path::PathBuf::from(root)];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).expect("docs/ is readable") {
+                let path = entry.expect("a directory entry").path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "md") {
+                    pages.push(path);
+                }
+            }
+        }
+        let mut with_rust = 0;
+        for page in pages {
+            let text = std::fs::read_to_string(&page).expect("a readable page");
+            let fences: Vec<&str> =
+                text.lines().map(str::trim_start).filter(|l| l.starts_with("```")).step_by(2).collect();
+            if !fences.iter().any(|f| f.starts_with("```rust")) {
+                continue;
+            }
+            with_rust += 1;
+            let rel = page.strip_prefix(root).expect("under docs/").to_string_lossy().replace('\\', "/");
+            let include = format!("include_str!(\"../../../docs/{rel}\")");
+            assert!(this.contains(&include), "docs/{rel} has Rust blocks: add `#[doc = {include}]` to docs_pages");
+            for fence in fences {
+                assert!(fence.len() > 3, "docs/{rel}: a fence without a language would be compiled as Rust");
+            }
+        }
+        assert!(with_rust >= 2, "connected-mode.md and hybrid-mode.md have Rust blocks");
+    }
+}
