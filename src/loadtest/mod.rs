@@ -225,6 +225,7 @@ pub async fn run(args: &LoadtestArgs) -> Result<Report, UsageError> {
             outcome.actions_failed.merge(&o.actions_failed);
             outcome.errors.merge(&o.errors);
             outcome.late_closes.merge(&o.late_closes);
+            outcome.reconnects.merge(&o.reconnects);
         }
     }
 
@@ -256,6 +257,7 @@ pub async fn run(args: &LoadtestArgs) -> Result<Report, UsageError> {
             per_second: if setup_seconds > 0.0 { established as f64 / setup_seconds } else { 0.0 },
             setup_latency: Latency::of(&mut setup_latencies),
             lost: outcome.late_closes,
+            reconnects: outcome.reconnects,
         },
         actions: ActionsReport {
             per_session: args.actions,
