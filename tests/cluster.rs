@@ -265,7 +265,7 @@ async fn three_nodes_behind_haproxy_spread_sessions_and_a_dead_nodes_ids_end() {
     }
     let lb = Haproxy::start(&specs.iter().collect::<Vec<_>>()).await;
 
-    const SESSIONS: u64 = 150;
+    const SESSIONS: u64 = 600;
     let out = Command::new(env!("CARGO_BIN_EXE_ui-gateway"))
         .args(["loadtest", "--json", "--target", &format!("http://{}", lb.addr)])
         .args(["--sessions", &SESSIONS.to_string(), "--concurrency", "30", "--actions", "2", "--interval", "10ms"])
