@@ -191,7 +191,7 @@ async fn setup(plan: &Plan, out: &mut Outcome) -> Result<(String, Ws), (Failure,
 
     match open_tab(plan, &id, out).await {
         Ok(ws) => Ok((id, ws)),
-        Err((f, _)) if retried(&f) => match reconnect(plan, &id, out, f).await {
+        Err((f, _)) if retried(&f) => match reconnect(plan, &id, None, out, f).await {
             Ok(ws) => Ok((id, ws)),
             Err(f) => Err((f, "reconnect".into())),
         },
@@ -243,9 +243,24 @@ pub fn retried(f: &Failure) -> bool {
 
 /// Reconnects a tab whose socket dropped with `cause`: attempts on the frontend's backoff until one
 /// opens and bootstraps, a failure the frontend does not retry (4404), or `--timeout` after the drop.
-/// The error is the last attempt's failure.
-async fn reconnect(plan: &Plan, id: &str, out: &mut Outcome, cause: Failure) -> Result<Ws, Failure> {
+/// The error is the last attempt's failure. The dropped socket is closed first, as a browser does: a
+/// server that closed it waits for the answering close frame before it finishes its shutdown.
+async fn reconnect(
+    plan: &Plan,
+    id: &str,
+    dropped: Option<&mut Ws>,
+    out: &mut Outcome,
+    cause: Failure,
+) -> Result<Ws, Failure> {
     let deadline = Instant::now() + plan.timeout;
+    if let Some(ws) = dropped {
+        // Reading on is what sends tungstenite's queued answer to the server's close.
+        let _ = tokio::time::timeout_at(deadline, async {
+            let _ = ws.close(None).await;
+            while let Some(Ok(_)) = ws.next().await {}
+        })
+        .await;
+    }
     let mut last = cause.clone();
     for attempt in 0.. {
         let at = Instant::now() + backoff(attempt);
@@ -393,7 +408,7 @@ async fn idle_tab(
     loop {
         match idle(plan, ws, out, &mut until).await {
             Ok(()) => return Ok(()),
-            Err(f) if retried(&f) => *ws = reconnect(plan, id, out, f).await?,
+            Err(f) if retried(&f) => *ws = reconnect(plan, id, Some(ws), out, f).await?,
             Err(f) => return Err(f),
         }
     }
@@ -427,7 +442,7 @@ async fn actions(plan: &Plan, index: usize, id: &str, ws: &mut Ws, out: &mut Out
             Ok(()) => out.round_trips.push(sent.elapsed()),
             Err(f) if retried(&f) => {
                 let cause = f.key();
-                match reconnect(plan, id, out, f).await {
+                match reconnect(plan, id, Some(ws), out, f).await {
                     Ok(fresh) => *ws = fresh,
                     Err(f) => {
                         out.actions_failed.add(f.key(), (plan.actions - k) as u64);
