@@ -1,4 +1,10 @@
 //! One simulated browser session (docs/configuration.md "ui-gateway loadtest"), as one task from `GET /` to close.
+//!
+//! Like the built-in frontend (`src/web/connection.js`, `src/web/client.js`), a tab whose WebSocket
+//! drops reconnects to the same `/ws/<id>` with the frontend's backoff and starts over: `watch 1`,
+//! then its creates. Only close 4404 (session gone) ends a tab at once. An action whose answer the
+//! drop cut off is sent again once on the new socket, as a user clicks again; a second drop during
+//! the same action counts it failed. A reconnection gives up `--timeout` after the drop.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -18,6 +24,7 @@ use tokio_tungstenite::WebSocketStream;
 use super::http::{HttpPool, Target};
 use super::scenario::WATCH_APP;
 use super::stats::Tally;
+use crate::protocol::close;
 
 type Ws = WebSocketStream<TcpStream>;
 
@@ -91,6 +98,8 @@ pub struct Outcome {
     /// The session id `GET /` handed out (even if a later set-up step failed), so that the
     /// orchestrator can `DELETE` it at the end.
     pub session: Option<String>,
+    /// Successful reconnections, by the cause of the drop (`close-1001`, `connect` …).
+    pub reconnects: Tally,
 }
 
 /// The orchestrator's phase signals.
@@ -118,10 +127,10 @@ pub async fn run_session(
     let began = Instant::now();
     let set_up = setup(&plan, &mut out).await;
     drop(permit);
-    let mut ws = match set_up {
-        Ok(ws) => {
+    let (id, mut ws) = match set_up {
+        Ok(tab) => {
             let _ = events.send(Event::Established { latency: began.elapsed() });
-            ws
+            tab
         }
         Err((failure, detail)) => {
             let _ = events.send(Event::SetupFailed { failure, detail });
@@ -130,15 +139,15 @@ pub async fn run_session(
     };
 
     // Wait for the other sessions, answering pings and noting anything the server says meanwhile.
-    let mut alive = idle(&plan, &mut ws, &mut out, wait_for(&mut gates.actions)).await;
+    let mut alive = idle_tab(&plan, &id, &mut ws, &mut out, wait_for(&mut gates.actions)).await;
     if alive.is_ok() {
-        alive = actions(&plan, index, &mut ws, &mut out).await;
+        alive = actions(&plan, index, &id, &mut ws, &mut out).await;
     } else {
         out.actions_failed.add(alive.clone().unwrap_err().key(), plan.actions as u64);
     }
     let _ = events.send(Event::ActionsDone);
     if alive.is_ok() {
-        alive = idle(&plan, &mut ws, &mut out, wait_for(&mut gates.close)).await;
+        alive = idle_tab(&plan, &id, &mut ws, &mut out, wait_for(&mut gates.close)).await;
     }
     if let Err(f) = alive {
         out.late_closes.add(f.key(), 1);
@@ -158,8 +167,9 @@ async fn wait_for(rx: &mut watch::Receiver<bool>) {
 
 type SetupResult = Result<Ws, (Failure, String)>;
 
-/// Steps 1–4: `GET /`, `GET /<id>`, the WebSocket, `watch 1`, the creates.
-async fn setup(plan: &Plan, out: &mut Outcome) -> SetupResult {
+/// Steps 1–4: `GET /`, `GET /<id>`, the WebSocket, `watch 1`, the creates. Returns the session id
+/// and the open socket.
+async fn setup(plan: &Plan, out: &mut Outcome) -> Result<(String, Ws), (Failure, String)> {
     let step = |f: Failure, d: String| (f, d);
     let timeout = plan.timeout;
     let root = tokio::time::timeout(timeout, plan.http.get("/"))
@@ -183,9 +193,22 @@ async fn setup(plan: &Plan, out: &mut Outcome) -> SetupResult {
         return Err(step(Failure::Http(page.status.as_u16()), "GET /<id>".into()));
     }
 
-    let mut ws = tokio::time::timeout(timeout, open_socket(&plan.target, &id))
+    match open_tab(plan, &id, out).await {
+        Ok(ws) => Ok((id, ws)),
+        Err((f, _)) if retried(&f) => match reconnect(plan, &id, None, out, f).await {
+            Ok(ws) => Ok((id, ws)),
+            Err(f) => Err((f, "reconnect".into())),
+        },
+        Err(e) => Err(e),
+    }
+}
+
+/// Opens `/ws/<id>` and does what the frontend does after every open: `watch 1`, then (once
+/// variable 1 has its type) the creates, until the observed binding's first update.
+async fn open_tab(plan: &Plan, id: &str, out: &mut Outcome) -> SetupResult {
+    let mut ws = tokio::time::timeout(plan.timeout, open_socket(&plan.target, id))
         .await
-        .map_err(|_| step(Failure::Timeout, "WebSocket upgrade".into()))??;
+        .map_err(|_| (Failure::Timeout, "WebSocket upgrade".into()))??;
     send(plan, &mut ws, WATCH_APP).await.map_err(|f| (f, "watch 1".into()))?;
     wait_update(plan, &mut ws, out, 1, true, &[1]).await.map_err(|f| (f, "watch 1".into()))?;
     send(plan, &mut ws, &plan.setup_frame).await.map_err(|f| (f, "creates".into()))?;
@@ -193,6 +216,72 @@ async fn setup(plan: &Plan, out: &mut Outcome) -> SetupResult {
         .await
         .map_err(|f| (f, "creates".into()))?;
     Ok(ws)
+}
+
+/// The frontend's first reconnect delay (`BASE_DELAY_MS` in `src/web/connection.js`).
+const BASE_DELAY: Duration = Duration::from_millis(500);
+/// The frontend's longest reconnect delay (`MAX_DELAY_MS`).
+const MAX_DELAY: Duration = Duration::from_secs(15);
+
+/// Delay before reconnect attempt `attempt` (0-based): the frontend's 500 ms doubling up to 15 s,
+/// times a random factor in [0.5, 1) so that the tabs of a restarted node do not all come back in
+/// the same instant.
+pub fn backoff(attempt: u32) -> Duration {
+    let base = BASE_DELAY.saturating_mul(1u32 << attempt.min(5)).min(MAX_DELAY);
+    let random = getrandom::u32().unwrap_or(0) as f64 / (u32::MAX as f64 + 1.0);
+    base.mul_f64(0.5 + random / 2.0)
+}
+
+/// Whether the frontend reconnects after this failure: any close except 4404 (session gone), a
+/// connection that ended or failed without a status, and an upgrade refused with a 5xx (a load
+/// balancer answers 503 while the node behind it restarts). Timeouts, `error` messages and other
+/// statuses keep their existing rules.
+pub fn retried(f: &Failure) -> bool {
+    match f {
+        Failure::Close(code) => *code != close::UNKNOWN_SESSION,
+        Failure::Connect(_) => true,
+        Failure::Http(status) => (500..600).contains(status),
+        Failure::Error(_) | Failure::Timeout | Failure::Protocol(_) => false,
+    }
+}
+
+/// Reconnects a tab whose socket dropped with `cause`: attempts on the frontend's backoff until one
+/// opens and bootstraps, a failure the frontend does not retry (4404), or `--timeout` after the drop.
+/// The error is the last attempt's failure. The dropped socket is closed first, as a browser does: a
+/// server that closed it waits for the answering close frame before it finishes its shutdown.
+async fn reconnect(
+    plan: &Plan,
+    id: &str,
+    dropped: Option<&mut Ws>,
+    out: &mut Outcome,
+    cause: Failure,
+) -> Result<Ws, Failure> {
+    let deadline = Instant::now() + plan.timeout;
+    if let Some(ws) = dropped {
+        // Reading on is what sends tungstenite's queued answer to the server's close.
+        let _ = tokio::time::timeout_at(deadline, async {
+            let _ = ws.close(None).await;
+            while let Some(Ok(_)) = ws.next().await {}
+        })
+        .await;
+    }
+    let mut last = cause.clone();
+    for attempt in 0.. {
+        let at = Instant::now() + backoff(attempt);
+        if at > deadline {
+            break;
+        }
+        tokio::time::sleep_until(at).await;
+        match open_tab(plan, id, out).await {
+            Ok(ws) => {
+                out.reconnects.add(cause.key(), 1);
+                return Ok(ws);
+            }
+            Err((f, _)) if retried(&f) => last = f,
+            Err((f, _)) => return Err(f),
+        }
+    }
+    Err(last)
 }
 
 async fn open_socket(target: &Target, id: &str) -> SetupResult {
@@ -311,14 +400,38 @@ async fn idle(
     }
 }
 
+/// [`idle`], reconnecting the tab whenever its socket drops with a cause the frontend retries.
+async fn idle_tab(
+    plan: &Plan,
+    id: &str,
+    ws: &mut Ws,
+    out: &mut Outcome,
+    until: impl std::future::Future<Output = ()>,
+) -> Result<(), Failure> {
+    tokio::pin!(until);
+    loop {
+        match idle(plan, ws, out, &mut until).await {
+            Ok(()) => return Ok(()),
+            Err(f) if retried(&f) => *ws = reconnect(plan, id, Some(ws), out, f).await?,
+            Err(f) => return Err(f),
+        }
+    }
+}
+
 /// Step 5: `--actions` actions `--interval` apart, each timed until the observed binding's update.
-async fn actions(plan: &Plan, index: usize, ws: &mut Ws, out: &mut Outcome) -> Result<(), Failure> {
+///
+/// A drop the frontend retries reconnects the tab; the action it cut off is sent again once on the
+/// new socket (its round trip is timed from that second send). A failed reconnection, or a drop it
+/// does not retry, fails this action and every later one with the drop's cause.
+async fn actions(plan: &Plan, index: usize, id: &str, ws: &mut Ws, out: &mut Outcome) -> Result<(), Failure> {
     // Spread the sessions' first actions over one interval so the load is a steady stream.
     let offset = plan.interval.mul_f64((index % plan.sessions.max(1)) as f64 / plan.sessions.max(1) as f64);
     let mut next = Instant::now() + offset;
-    for k in 0..plan.actions {
+    let mut k = 0;
+    let mut resent = false;
+    while k < plan.actions {
         if Instant::now() < next {
-            if let Err(f) = idle(plan, ws, out, tokio::time::sleep_until(next)).await {
+            if let Err(f) = idle_tab(plan, id, ws, out, tokio::time::sleep_until(next)).await {
                 out.actions_failed.add(f.key(), (plan.actions - k) as u64);
                 return Err(f);
             }
@@ -331,13 +444,59 @@ async fn actions(plan: &Plan, index: usize, ws: &mut Ws, out: &mut Outcome) -> R
         };
         match result {
             Ok(()) => out.round_trips.push(sent.elapsed()),
+            Err(f) if retried(&f) => {
+                let cause = f.key();
+                match reconnect(plan, id, Some(ws), out, f).await {
+                    Ok(fresh) => *ws = fresh,
+                    Err(f) => {
+                        out.actions_failed.add(f.key(), (plan.actions - k) as u64);
+                        return Err(f);
+                    }
+                }
+                if !resent {
+                    resent = true;
+                    continue;
+                }
+                out.actions_failed.add(cause, 1);
+            }
             Err(f @ (Failure::Close(_) | Failure::Connect(_))) => {
                 out.actions_failed.add(f.key(), (plan.actions - k) as u64);
                 return Err(f);
             }
             Err(f) => out.actions_failed.add(f.key(), 1),
         }
+        resent = false;
         next = sent + plan.interval;
+        k += 1;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_frontends_retry_rules() {
+        for code in [1000, 1001, 1006, 1011, 1012, 1013, 4429] {
+            assert!(retried(&Failure::Close(code)), "close {code}");
+        }
+        assert!(!retried(&Failure::Close(close::UNKNOWN_SESSION)), "4404: the session is gone");
+        assert!(retried(&Failure::Connect("connection refused".into())));
+        assert!(retried(&Failure::Http(503)) && retried(&Failure::Http(502)));
+        assert!(!retried(&Failure::Http(404)) && !retried(&Failure::Http(403)));
+        assert!(!retried(&Failure::Timeout));
+        assert!(!retried(&Failure::Error("path-failure".into())));
+        assert!(!retried(&Failure::Protocol("x".into())));
+    }
+
+    #[test]
+    fn backoff_doubles_from_half_a_second_to_fifteen_with_jitter() {
+        for (attempt, base_ms) in [(0, 500), (1, 1000), (2, 2000), (4, 8000), (5, 15000), (9, 15000), (40, 15000)] {
+            for _ in 0..20 {
+                let d = backoff(attempt).as_millis() as u64;
+                assert!(d >= base_ms / 2 && d < base_ms, "attempt {attempt}: {d} ms");
+            }
+        }
+    }
 }

@@ -233,6 +233,7 @@ pub async fn run(args: &LoadtestArgs) -> Result<Report, UsageError> {
             outcome.errors.merge(&o.errors);
             outcome.late_closes.merge(&o.late_closes);
             handed_out.extend(o.session);
+            outcome.reconnects.merge(&o.reconnects);
         }
     }
     let removal = if args.keep_sessions {
@@ -270,6 +271,7 @@ pub async fn run(args: &LoadtestArgs) -> Result<Report, UsageError> {
             setup_latency: Latency::of(&mut setup_latencies),
             lost: outcome.late_closes,
             removal,
+            reconnects: outcome.reconnects,
         },
         actions: ActionsReport {
             per_session: args.actions,

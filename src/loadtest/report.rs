@@ -38,6 +38,8 @@ pub struct SessionsReport {
     pub setup_latency: Latency,
     /// Established sessions whose socket closed before the end (by `close-<code>` …).
     pub lost: Tally,
+    /// Tabs that reconnected after a drop, as the frontend does, by the drop's cause (`close-1001` …).
+    pub reconnects: Tally,
     /// What became of the sessions at the end (`DELETE /<id>`, or kept with `--keep-sessions`).
     pub removal: RemovalReport,
 }
@@ -169,6 +171,9 @@ impl Report {
         }
         if !s_.lost.is_empty() {
             let _ = writeln!(s, "lost         {}", s_.lost.describe());
+        }
+        if !s_.reconnects.is_empty() {
+            let _ = writeln!(s, "reconnects   {} ({})", s_.reconnects.total(), s_.reconnects.describe());
         }
         if let Some(rss) = &self.rss {
             let _ = writeln!(
