@@ -107,6 +107,7 @@ mod object;
 mod resolver;
 mod session;
 mod task;
+mod url_paths;
 mod value;
 
 use std::marker::PhantomData;

@@ -7,6 +7,7 @@ use std::rc::Rc;
 use serde_json::Value as Json;
 
 use super::object::node_of;
+use super::url_paths;
 use crate::ids::VarId;
 use crate::tracker::{JValue, JsonResolver, Kind, ObjectRegistry, Resolver, VarError, WrapRequest, Wrapped};
 
@@ -44,7 +45,9 @@ impl Resolver for ObjectResolver {
 
     fn get(&self, base: &JValue, key: &Rc<str>) -> Result<JValue, VarError> {
         match node_of(base) {
-            Some(node) => node.get(key),
+            // The page's URL variable (`uiUrl..`, PROTOCOL.md B9.2) passes through a name no app
+            // defines on its way back to the app: it reads nil, as a missing Lua field does.
+            Some(node) => node.get(key).or_else(|e| if &**key == url_paths::ANCHOR { Ok(JValue::Nil) } else { Err(e) }),
             None => self.json.get(base, key),
         }
     }

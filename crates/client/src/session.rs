@@ -12,6 +12,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::object::{Obj, Object};
 use super::resolver::ObjectResolver;
+use super::url_paths::{self, UrlPaths};
 use super::value::UiValue;
 use crate::ids::{VarId, VendedId};
 use crate::protocol::property::name as property;
@@ -116,6 +117,8 @@ pub struct Session {
     next_client_id: i64,
     user_event: bool,
     input: UnboundedSender<Input>,
+    /// Registered URL paths and the pages showing them (PROTOCOL.md B9.2).
+    url_paths: UrlPaths,
 }
 
 impl Session {
@@ -136,6 +139,7 @@ impl Session {
             next_client_id: -1,
             user_event: false,
             input,
+            url_paths: UrlPaths::default(),
         }
     }
 
@@ -165,6 +169,31 @@ impl Session {
 
     pub(crate) fn set_root(&mut self, root: Option<JValue>) {
         self.root = root;
+    }
+
+    // ----- URL paths (PROTOCOL.md B9.2) -----
+
+    /// Shows `presenter` to pages whose address is `path` (normalised: `about/` is `/about`), so
+    /// `GET /<session>/about` opens the app on it. Until `/` is registered, `/` shows the root. The
+    /// first registration marks variable 1 with `urlPaths=on`, which makes the page route by URL.
+    pub fn register_url_path<T: Object>(&mut self, path: &str, presenter: Obj<T>) {
+        if self.url_paths.register(self.tracker.resolver().json(), path, presenter) && self.root_created {
+            let on = [PropertyWrite { name: url_paths::PROPERTY.into(), value: "on".into(), priority: None }];
+            if let Err(e) = self.tracker.set_properties(VarId::APP, &on, Writer::Backend, None) {
+                self.error(VarId::APP, e.code, e.description);
+            }
+        }
+    }
+
+    /// Whether `path` has a presenter of its own (else pages at it show the default view).
+    pub fn has_url_path(&self, path: &str) -> bool {
+        self.url_paths.is_registered(path)
+    }
+
+    /// Moves every open page of the session to `path`: its `path` field changes (the browser pushes
+    /// a history entry, so Back returns) and it shows that path's presenter.
+    pub fn navigate(&mut self, path: &str) {
+        self.url_paths.navigate(path);
     }
 
     // ----- hybrid: client variables -----
@@ -286,7 +315,11 @@ impl Session {
             return true;
         }
         let Some(root) = self.root.clone() else { return false };
-        match self.tracker.create_root(VarId::APP, root, &[]) {
+        let mut props = Vec::new();
+        if self.url_paths.any() {
+            props.push(PropertyWrite { name: url_paths::PROPERTY.into(), value: "on".into(), priority: None });
+        }
+        match self.tracker.create_root(VarId::APP, root, &props) {
             Ok(()) => {
                 self.root_created = true;
                 self.root_pending = true;
@@ -310,6 +343,10 @@ impl Session {
         let parent = c.parent_id.unwrap_or(VarId::APP);
         if parent == VarId::APP && !self.root_created {
             self.ensure_root();
+        }
+        let prop = |name: &str| c.properties.iter().rev().find(|p| p.name == name).map(|p| p.value.as_str());
+        if prop(property::WRAPPER) == Some(url_paths::WRAPPER) {
+            self.url_paths.page_created(c.id, prop(url_paths::URL_PATH));
         }
         match self.tracker.create(c.id, parent, &c.properties, Writer::Browser) {
             Ok(created) => {
@@ -365,6 +402,7 @@ impl Session {
 
     fn destroy(&mut self, id: VarId) {
         for gone in self.tracker.destroy(id) {
+            self.url_paths.forget(gone);
             self.browser_vars.remove(&gone);
             self.browser_props.remove(&gone);
             self.watched.remove(&gone);

@@ -307,3 +307,46 @@ fn handle_closures_change_state() {
     let m = messages(s.run_json(&mut any_app, job));
     assert_eq!(m, vec![json!({"type":"update","data":{"varId":2,"value":5}})]);
 }
+
+/// URL paths (PROTOCOL.md B9.2): variable 1 says `urlPaths=on`; the page variable `uiUrl..` with
+/// `wrapper=lua.UrlPage` shows the presenter of its `urlPath`; writing `path` switches presenter;
+/// `navigate` moves `path`; an unknown path shows the root.
+#[test]
+fn url_paths_deep_link_write_navigate_and_unknown() {
+    let app = Obj::new(Counter { count: 0 });
+    let mut s = session(Mode::Connected, app.root());
+    s.register_url_path("about/", Obj::new(TodoItem { text: "about".into(), done: false }));
+    assert!(s.has_url_path("/about") && !s.has_url_path("/"));
+    let m = messages(s.apply_json(&[watch(1)], false, true, false));
+    assert_eq!(m[0]["data"]["properties"]["urlPaths"], "on", "{m:#?}");
+    let page = json!({"type":"create","data":{"id":2,"parentId":1,"properties":{
+        "path":"uiUrl..","access":"r","wrapper":"lua.UrlPage","urlPath":"/about/"}}});
+    let m = messages(s.apply_json(
+        &[page, create(3, 2, "presenter", "r"), watch(3), create(4, 2, "path", "rw"), watch(4)],
+        false,
+        false,
+        false,
+    ));
+    let find = |m: &[Json], id: i64| m.iter().find(|x| x["data"]["varId"] == id).cloned().unwrap_or_default();
+    assert_eq!(find(&m, 2)["data"]["properties"]["type"], "lua.UrlPage", "{m:#?}");
+    assert_eq!(find(&m, 3)["data"]["properties"]["type"], "TodoItem", "{m:#?}");
+    assert_eq!(find(&m, 4)["data"]["value"], "/about");
+    // Back: the page writes `/`, which shows the root.
+    let m = messages(s.apply_json(&[update(4, json!("/"))], true, false, false));
+    assert_eq!(find(&m, 3)["data"]["properties"]["type"], "Counter", "{m:#?}");
+    // The backend navigates: `path` moves and the presenter follows.
+    let mut any_app: Box<dyn std::any::Any> = Box::new(app.clone());
+    let job: session::Job = Box::new(|_, s| s.navigate("about"));
+    let m = messages(s.run_json(&mut *any_app, job));
+    assert_eq!(find(&m, 4)["data"]["value"], "/about", "{m:#?}");
+    assert_eq!(find(&m, 3)["data"]["properties"]["type"], "TodoItem", "{m:#?}");
+    // An unknown path shows the default view (the root, as `/` is not registered).
+    let m = messages(s.apply_json(&[update(4, json!("nope/"))], true, false, false));
+    assert_eq!(find(&m, 3)["data"]["properties"]["type"], "Counter", "{m:#?}");
+    assert_eq!(find(&m, 4)["data"]["value"], "/nope");
+    // Registering `/` makes it the default for unknown paths too.
+    let job: session::Job =
+        Box::new(|_, s| s.register_url_path("/", Obj::new(TodoApp { items: vec![], new_text: String::new() })));
+    let m = messages(s.run_json(&mut *any_app, job));
+    assert_eq!(find(&m, 3)["data"]["properties"]["type"], "TodoApp", "{m:#?}");
+}
