@@ -443,3 +443,55 @@ async fn a_worker_that_stops_reading_is_closed_and_its_sessions_move() {
     assert!(!m.errors.contains_key(&1), "no backend-unavailable during the move: {:?}", m.errors);
     backend.shutdown().await.unwrap();
 }
+
+/// The about page of [`url_paths_from_a_backend`].
+struct About {
+    title: String,
+}
+ui_gateway_client::ui_object!(About { fields { title } });
+
+/// URL paths from a connected backend (PROTOCOL.md B9.2), the way the page's router drives them: a
+/// deep link opens on the path's presenter, writing `path` (Back/Forward) switches presenter, the
+/// backend's `navigate` moves `path`, and an unknown path shows the default view.
+#[tokio::test]
+async fn url_paths_from_a_backend() {
+    use std::sync::{Arc, Mutex};
+    use ui_gateway_client::{Obj, Session, SessionHandle};
+    type App = Obj<counter::Counter>;
+    let gw = start(gateway_args(Mode::Connected, example_site("counter_backend/site"))).await;
+    let handles: Arc<Mutex<Vec<SessionHandle<App>>>> = Arc::default();
+    let seen = handles.clone();
+    let backend = client(&gw)
+        .connected(move |s: &mut Session| {
+            s.register_url_path("/about", Obj::new(About { title: "About".into() }));
+            seen.lock().unwrap().push(s.handle::<App>());
+            counter::app(s)
+        })
+        .start()
+        .unwrap();
+    let (_, mut b, mut m) = open_tab(&gw, None, "Counter").await;
+    assert_eq!(m.prop(1, "urlPaths"), Some("on"));
+    // The router's variables for a tab opened at /<id>/about/.
+    let page = |url: &str| {
+        creates(&[
+            (2, 1, json!({"path":"uiUrl..","access":"r","wrapper":"lua.UrlPage","urlPath":url})),
+            (3, 2, json!({"path":"presenter","access":"r"})),
+            (4, 2, json!({"path":"path","access":"rw"})),
+        ])
+    };
+    b.send(page("/about/")).await;
+    b.until(&mut m, |m| m.prop(3, "type") == Some("About") && m.value(4) == json!("/about")).await;
+    assert_eq!(m.prop(2, "type"), Some("lua.UrlPage"));
+    // Back to the app's address: the root shows.
+    b.send(set(4, json!("/"), true)).await;
+    b.until(&mut m, |m| m.prop(3, "type") == Some("Counter")).await;
+    // The backend navigates: the page's path moves (the router pushes it) and the presenter follows.
+    let handle = handles.lock().unwrap()[0].clone();
+    handle.run(|_, s| s.navigate("about")).unwrap();
+    b.until(&mut m, |m| m.value(4) == json!("/about") && m.prop(3, "type") == Some("About")).await;
+    // A second tab deep-linked to an unknown path shows the default view.
+    let (_, mut c, mut mc) = open_tab(&gw, None, "Counter").await;
+    c.send(page("/no/such/page")).await;
+    c.until(&mut mc, |m| m.prop(3, "type") == Some("Counter") && m.value(4) == json!("/no/such/page")).await;
+    backend.shutdown().await.unwrap();
+}
