@@ -207,6 +207,21 @@ function internals.instantiate(name)
   return create(T, {})
 end
 
+-- Whether a prototype of `obj` declares `key` (in its init table, possibly as EMPTY: nil on purpose).
+-- The resolver asks before it calls a nil read of a name close to another one a typo (development
+-- mode only).
+function internals.declares(obj, key)
+  local p = getmetatable(obj)
+  for _ = 1, 16 do
+    if type(p) ~= "table" then return false end
+    local name = rawget(p, "type")
+    local snap = name and snapshots[name]
+    if snap and snap[key] ~= nil then return true end
+    p = getmetatable(p)
+  end
+  return false
+end
+
 internals.run_mutations = session._runMutations
 
 return internals

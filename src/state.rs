@@ -218,6 +218,7 @@ impl Gateway {
                 instruction_budget: args.lua_instructions,
                 times: TimeLimits { phase: args.lua_phase_time, item: args.lua_item_time },
                 tracker: tracker_limits,
+                suggest_names: args.dev_mode(),
             }),
             max_connections: args.max_connections,
             flush_delay: args.flush_delay,

@@ -11,6 +11,7 @@ mod builtin;
 pub mod json;
 pub mod limits;
 pub mod modules;
+mod near_miss;
 pub mod pattern;
 #[cfg(test)]
 mod program_tests;
@@ -46,6 +47,9 @@ pub struct LuaConfig {
     pub times: TimeLimits,
     /// What the session's tracker may hold (properties, tracked bytes, variables).
     pub tracker: crate::tracker::TrackerLimits,
+    /// Development mode (`--dev`, `--watch`): a binding to a misspelt field is a `path-failure` that
+    /// suggests the right name instead of a silent nil (`near_miss.rs`).
+    pub suggest_names: bool,
 }
 
 impl Default for LuaConfig {
@@ -55,6 +59,7 @@ impl Default for LuaConfig {
             instruction_budget: 200_000_000,
             times: TimeLimits::default(),
             tracker: crate::tracker::TrackerLimits::default(),
+            suggest_names: false,
         }
     }
 }
@@ -91,6 +96,9 @@ impl LuaBackend {
         bounded::install(&lua, budget.clone())?;
         let api = Arc::new(Mutex::new(ApiState { sources, ..ApiState::default() }));
         api::install(&lua, vended, api.clone())?;
+        if let Some(mut errors) = lua.app_data_mut::<resolver::AuthorErrors>() {
+            errors.suggest_names = config.suggest_names;
+        }
         modules::install(&lua, api.clone())?;
         let load_viewlist =
             lua.create_function(|lua, args: mlua::MultiValue| builtin::VIEWLIST.chunk(lua).call::<()>(args))?;

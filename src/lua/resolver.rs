@@ -8,6 +8,7 @@ use crate::protocol::ErrorCode;
 use crate::tracker::{Kind, ObjId, ObjectRegistry, Peek, PeekKey, Resolver, VarError, WrapRequest, Wrapped};
 
 use super::limits::Budget;
+use super::near_miss;
 use std::sync::Arc;
 
 /// The registry slot of the handle factory (`session:getVariable` as a function of an id) that
@@ -20,11 +21,44 @@ pub struct LuaResolver {
     lua: Lua,
     type_key: mlua::String,
     budget: Arc<Budget>,
+    /// Development mode: a nil read of a name close to an existing one is a `path-failure` that
+    /// suggests it (`near_miss.rs`). Read once from the session's [`AuthorErrors`].
+    suggest_names: bool,
 }
 
 impl LuaResolver {
     pub fn new(lua: &Lua, budget: Arc<Budget>) -> mlua::Result<Self> {
-        Ok(LuaResolver { lua: lua.clone(), type_key: lua.create_string("type")?, budget })
+        let suggest_names = lua.try_app_data_ref::<AuthorErrors>().ok().flatten().is_some_and(|e| e.suggest_names);
+        Ok(LuaResolver { lua: lua.clone(), type_key: lua.create_string("type")?, budget, suggest_names })
+    }
+
+    /// In development mode, `key` read as nil from `base`: a `path-failure` with "did you mean …" when
+    /// the name is one or two letters from one the object or its prototypes have, unless a prototype
+    /// declares it (`EMPTY`: nil on purpose).
+    fn check_spelling(&self, base: &Value, key: &Value) -> Result<(), VarError> {
+        let (Value::Table(object), Value::String(name)) = (base, key) else { return Ok(()) };
+        let suggestions = near_miss::closest(object, &name.as_bytes(), false);
+        if suggestions.is_empty() {
+            return Ok(());
+        }
+        let declared = self
+            .internal("declares")
+            .and_then(|f| f.call::<bool>((base.clone(), key.clone())).map_err(|e| self.error(e)))
+            .unwrap_or(false);
+        if declared {
+            return Ok(());
+        }
+        let name = name.to_string_lossy();
+        let owner = near_miss::type_name(object).map_or_else(|| "this object".to_string(), |t| format!("this {t}"));
+        let e = VarError::new(
+            ErrorCode::PathFailure,
+            format!(
+                "`{name}` is not a field of {owner}, so it reads as nil; did you mean {}? (checked in development mode only)",
+                near_miss::spelled(&suggestions)
+            ),
+        );
+        author_error(&self.lua, &name, &e.description);
+        Err(e)
     }
 
     /// Maps a Lua failure to the protocol's codes (`lua-timeout`, `lua-memory`, `lua-error`).
@@ -203,6 +237,8 @@ const AUTHOR_ERROR_BURST: u32 = 10;
 /// It lives in the Lua state's app data: one per session, installed by `api::install`.
 pub struct AuthorErrors {
     vended: String,
+    /// Development mode: the resolver suggests close names for nil reads (`near_miss.rs`).
+    pub suggest_names: bool,
     window_start: std::time::Instant,
     logged_in_window: u32,
     /// Message → (when last logged, repeats since), oldest first.
@@ -213,6 +249,7 @@ impl AuthorErrors {
     pub fn new(vended: crate::ids::VendedId) -> Self {
         AuthorErrors {
             vended: vended.to_string(),
+            suggest_names: false,
             window_start: std::time::Instant::now(),
             logged_in_window: 0,
             seen: Default::default(),
@@ -328,7 +365,11 @@ impl Resolver for LuaResolver {
     }
 
     fn get(&self, base: &Value, key: &Value) -> Result<Value, VarError> {
-        self.index_value(base, key.clone())
+        let v = self.index_value(base, key.clone())?;
+        if self.suggest_names && v.is_nil() {
+            self.check_spelling(base, key)?;
+        }
+        Ok(v)
     }
 
     fn index(&self, base: &Value, index: u32) -> Result<Value, VarError> {
@@ -365,7 +406,14 @@ impl Resolver for LuaResolver {
                 }
             }
             _ => {
-                let e = VarError::new(ErrorCode::PathFailure, format!("{name} is not a function"));
+                let hint = match base {
+                    Value::Table(t) => match near_miss::closest(t, name.as_bytes(), true) {
+                        s if s.is_empty() => String::new(),
+                        s => format!("; did you mean {}?", near_miss::spelled(&s)),
+                    },
+                    _ => String::new(),
+                };
+                let e = VarError::new(ErrorCode::PathFailure, format!("{name} is not a function{hint}"));
                 author_error(&self.lua, &name, &e.description);
                 return Err(e);
             }

@@ -295,3 +295,73 @@ fn a_raised_error_carries_its_var_error_through_pcall_and_rethrow() {
     let text = b.lua.load("error('not-found: from Lua', 0)").exec().unwrap_err();
     assert_eq!(super::resolver::carried(&text), None);
 }
+
+const POLL: &str = r#"
+Option = session:prototype("Option", {label = "", votes = 0, note = EMPTY})
+function Option:vote() self.votes = self.votes + 1 end
+function Option:notes() return "" end
+Poll = session:prototype("Poll", {options = EMPTY})
+function Poll:total() return 0 end
+session:createAppVariable(Poll:new({options = {Option:new({label = "Rust"})}}))
+"#;
+
+fn poll(suggest_names: bool) -> LuaBackend {
+    let config = LuaConfig { suggest_names, ..LuaConfig::default() };
+    let mut b = LuaBackend::new(VendedId(1), &config, Default::default()).unwrap();
+    b.load_main(POLL).unwrap();
+    create(&mut b, 2, 1, "options.0", &[]);
+    b
+}
+
+/// The errors of a pass, as (varId, code, description).
+fn errors(out: &[Json]) -> Vec<(i64, String, String)> {
+    out.iter()
+        .filter(|m| m["type"] == "error")
+        .map(|m| {
+            let d = &m["data"];
+            (
+                d["varId"].as_i64().unwrap(),
+                d["code"].as_str().unwrap().into(),
+                d["description"].as_str().unwrap().into(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn in_development_a_misspelt_field_is_a_path_failure_that_names_the_field() {
+    let mut b = poll(true);
+    create(&mut b, 3, 2, "vots", &[]);
+    create(&mut b, 4, 1, "totl()", &[]);
+    create(&mut b, 5, 2, "note", &[]);
+    create(&mut b, 6, 2, "missing", &[]);
+    let errs = errors(&pass(&mut b));
+    let vots = errs.iter().find(|e| e.0 == 3).expect("vots reports an error");
+    assert_eq!(vots.1, "path-failure");
+    assert!(vots.2.contains("`vots` is not a field of this Option"), "{}", vots.2);
+    assert!(vots.2.contains("did you mean `votes` or `vote()`?"), "{}", vots.2);
+    let totl = errs.iter().find(|e| e.0 == 4).expect("totl() reports an error");
+    assert!(totl.2.contains("did you mean `total()`?"), "{}", totl.2);
+    // `note` is declared EMPTY (nil on purpose) though `notes` is one letter away; `missing` is close
+    // to nothing: both stay nil, as in production.
+    assert!(!errs.iter().any(|e| e.0 == 5 || e.0 == 6), "{errs:?}");
+    assert_eq!(value_of(&b, 5), Some(Json::Null));
+    // Fixing the data clears the error with an update, as for any recovered path.
+    b.eval::<()>("session:getApp().options[1].vots = 3").unwrap();
+    let out = pass(&mut b);
+    assert!(errors(&out).is_empty(), "{out:?}");
+    assert_eq!(value_of(&b, 3), Some(json!(3)));
+}
+
+#[test]
+fn in_production_a_misspelt_field_reads_as_nil() {
+    let mut b = poll(false);
+    create(&mut b, 3, 2, "vots", &[]);
+    create(&mut b, 4, 1, "totl()", &[]);
+    let errs = errors(&pass(&mut b));
+    assert!(!errs.iter().any(|e| e.0 == 3), "{errs:?}");
+    assert_eq!(value_of(&b, 3), Some(Json::Null));
+    // A call of a missing method is an error either way, and says what it may have meant.
+    let totl = errs.iter().find(|e| e.0 == 4).expect("totl() reports an error");
+    assert!(totl.2.contains("did you mean `total()`?"), "{}", totl.2);
+}

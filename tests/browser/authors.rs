@@ -11,10 +11,12 @@ function Poll:vote() self.votes = self.votes + self.weight end
 Option = session:prototype("Option", {name = "Zig"})
 session:createAppVariable(Poll:new({option = Option:new()}))
 "#;
-/// `vote()` throws (no `weight`), `totl()` names no method, and `Option` has a viewdef only under a
-/// namespace the view does not ask for.
+/// `vote()` throws (no `weight`), `totl()` names no method, `vots` is a misspelt field (nil: silent in
+/// production, "did you mean" in development), and `Option` has a viewdef only under a namespace the
+/// view does not ask for.
 const APP_VIEW: &str = r#"<template><div class="poll">
   <span class="votes" ui-value="votes"></span>
+  <span class="vots" ui-value="vots"></span>
   <button class="vote" ui-action="vote()">Vote</button>
   <span class="total" ui-value="totl()"></span>
   <div class="opt" ui-view="option"></div>
@@ -45,9 +47,13 @@ async fn dev_overlay_names_variable_path_and_message() {
     let b = Browser::launch().await;
     open_app(&b, &gw).await;
     b.wait("document.querySelector('.votes')?.textContent === '1'").await;
-    // The bad binding and the missing viewdef are in the panel without any click.
-    b.wait("document.querySelectorAll('#ui-dev-errors li').length === 2").await;
+    // The bad bindings and the missing viewdef are in the panel without any click.
+    b.wait("document.querySelectorAll('#ui-dev-errors li').length === 3").await;
     let p = problems(&b).await;
+    let typo = p.iter().find(|s| s.contains("(path \"vots\")")).unwrap_or_else(|| panic!("{p:?}"));
+    assert!(typo.starts_with("path-failure in variable"), "{typo}");
+    assert!(typo.contains("did you mean `votes` or `vote()`?"), "{typo}");
+    assert_eq!(b.eval("document.querySelector('.vots').classList.contains('ui-error')").await, true);
     let bad_path = p.iter().find(|s| s.contains("totl()")).unwrap_or_else(|| panic!("{p:?}"));
     assert!(bad_path.starts_with("path-failure in variable"), "{bad_path}");
     assert!(bad_path.contains("totl is not a function"), "{bad_path}");
@@ -58,9 +64,9 @@ async fn dev_overlay_names_variable_path_and_message() {
 
     // A throwing method: the panel names the action's path and the Lua message with file and line.
     b.click(".vote").await;
-    b.wait("document.querySelectorAll('#ui-dev-errors li').length === 3").await;
+    b.wait("document.querySelectorAll('#ui-dev-errors li').length === 4").await;
     let p = problems(&b).await;
-    let thrown = p.iter().find(|s| s.contains("vote()")).unwrap_or_else(|| panic!("{p:?}"));
+    let thrown = p.iter().find(|s| s.contains("(path \"vote()\")")).unwrap_or_else(|| panic!("{p:?}"));
     assert!(thrown.starts_with("lua-error in variable"), "{thrown}");
     assert!(thrown.contains("lua/main.lua:3:"), "{thrown}");
     assert!(thrown.contains("arithmetic on a nil value (field 'weight')"), "{thrown}");
@@ -71,6 +77,7 @@ async fn dev_overlay_names_variable_path_and_message() {
     // Every problem is a console error too.
     let console = b.console_errors().await.join("\n");
     assert!(console.contains("totl is not a function"), "{console}");
+    assert!(console.contains("did you mean `votes`"), "{console}");
     assert!(console.contains("weight"), "{console}");
     assert!(console.contains("Option.DEFAULT.html"), "{console}");
 
@@ -90,6 +97,8 @@ async fn production_shows_a_neutral_message_and_no_overlay() {
     open_app(&b, &gw).await;
     b.wait("document.querySelector('.votes')?.textContent === '1'").await;
     assert_eq!(b.eval("document.querySelector('meta[name=\"ui-gateway-dev\"]') === null").await, true);
+    // A misspelt field is a plain nil in production: no error on the element.
+    assert_eq!(b.eval("document.querySelector('.vots').classList.contains('ui-error')").await, false);
     b.click(".vote").await;
     b.wait("document.querySelector('.vote').classList.contains('ui-error')").await;
     b.wait("document.querySelector('#ui-status')?.textContent.includes('Something went wrong')").await;
