@@ -120,6 +120,26 @@ def test_navigate_moves_path_of_every_page_of_the_session():
         b.wait(shows("About", "/about", pb, tb), what="tab b still at /about")
 
 
+class Site:
+    """An app whose button navigates, as a menu link would."""
+
+    def __init__(self, session):
+        self._session = session
+        session.register_url_path("/about", About())
+
+    def showAbout(self):
+        self._session.navigate("/about")
+
+
+def test_a_method_called_by_the_browser_navigates():
+    with AppTest(Site, site=SITE) as t:
+        tab = t.open()
+        _, presenter, path = router(tab, "/")
+        tab.wait(shows("Site", "/", presenter, path), what="the app at /")
+        tab.call("showAbout()")
+        tab.wait(shows("About", "/about", presenter, path), what="the About page after the click")
+
+
 def test_unknown_path_shows_the_default_view_and_warns_once(caplog):
     caplog.set_level(logging.WARNING, logger="ui_gateway")
     app = Sessions()
