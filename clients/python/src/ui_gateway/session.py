@@ -121,7 +121,8 @@ class Session:
         """Shows ``presenter`` to pages whose address is ``path``, so ``GET /<session>/about`` opens
         the app on it. Paths are normalised (``about/`` is ``/about``, ``""`` is ``/``); until ``/``
         is registered, ``/`` and unknown addresses show the app. The first registration marks
-        variable 1 with ``urlPaths=on``, which makes the page route by address."""
+        variable 1 with ``urlPaths=on``, which makes the page route by address. Connected mode
+        only: in hybrid mode Lua owns variable 1 and ``session:registerUrlPath`` does this."""
         if self._url_paths.register(path, presenter) and self._root_created and not self._root_pending:
             self._out.append(message("update", varId=1, properties={URL_PATHS: "on"}))
 
