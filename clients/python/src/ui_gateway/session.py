@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional
 from .errors import VarError
 from .model import Registry
 from .tracker import Tracker, error_message, message
+from .url_paths import PROPERTY as URL_PATHS, URL_PATH, WRAPPER as URL_PAGE, UrlPaths
 from .wrappers import VIEW_LIST, VIEW_LIST_ITEM, ViewList, ViewListItem
 
 if TYPE_CHECKING:
@@ -63,6 +64,9 @@ class Session:
         self._types.update(types or {})
         self._registry = Registry()
         self._tracker = Tracker(self._registry, self._types.get)
+        #: Registered URL paths and the pages showing them (PROTOCOL.md B9.2).
+        self._url_paths = UrlPaths(session_id)
+        self._tracker.url_paths = self._url_paths
         self._root_created = False
         self._root_pending = False
         self._watched: set = set()
@@ -112,6 +116,25 @@ class Session:
     def is_watched(self, var_id: int) -> bool:
         """Whether the gateway currently watches variable ``var_id``."""
         return var_id in self._watched
+
+    def register_url_path(self, path: str, presenter: Any) -> None:
+        """Shows ``presenter`` to pages whose address is ``path``, so ``GET /<session>/about`` opens
+        the app on it. Paths are normalised (``about/`` is ``/about``, ``""`` is ``/``); until ``/``
+        is registered, ``/`` and unknown addresses show the app. The first registration marks
+        variable 1 with ``urlPaths=on``, which makes the page route by address. Connected mode
+        only: in hybrid mode Lua owns variable 1 and ``session:registerUrlPath`` does this."""
+        if self._url_paths.register(path, presenter) and self._root_created and not self._root_pending:
+            self._out.append(message("update", varId=1, properties={URL_PATHS: "on"}))
+
+    def resolve_url_path(self, path: str) -> Any:
+        """The presenter registered for ``path`` (``None`` when the address shows the default view)."""
+        return self._url_paths.presenter_of(path)
+
+    def navigate(self, path: str) -> None:
+        """Moves every open page of the session to ``path``: its ``path`` changes (the browser pushes
+        a history entry, so Back returns) and it shows that address's presenter. Sent with the next
+        flush: at once inside a browser event or a ``handle().update(...)``."""
+        self._url_paths.navigate(path)
 
     def client_var(self, parent: int, path: str, access: str = "rw", watch: bool = False) -> int:
         """Hybrid mode: creates a variable under the Lua-owned variable ``parent`` (usually 1),
@@ -249,10 +272,13 @@ class Session:
         parent = data.get("parentId") or 1
         if parent == 1:
             self._ensure_root()
-        props = data.get("properties") or {}
+        props = {k: v for k, v in (data.get("properties") or {}).items() if isinstance(v, str)}
+        if props.get("wrapper") == URL_PAGE:
+            self._url_paths.page_created(var_id, props.get(URL_PATH))
         try:
-            self._tracker.create(var_id, parent, {k: v for k, v in props.items() if isinstance(v, str)})
+            self._tracker.create(var_id, parent, props)
         except VarError as e:
+            self._url_paths.forget(var_id)
             self._error(var_id, e)
             return
         if not data.get("nowatch"):
@@ -291,6 +317,7 @@ class Session:
 
     def _destroy(self, var_id: int) -> None:
         for gone in self._tracker.destroy(var_id):
+            self._url_paths.forget(gone)
             self._watched.discard(gone)
 
     def _watch(self, var_id: int) -> None:
@@ -313,6 +340,8 @@ class Session:
     def _root_data(self) -> Dict[str, Any]:
         data: Dict[str, Any] = {"id": 1, "value": self._registry.to_json(self.app)}
         data["properties"] = {"type": _type_of(self.app)}
+        if self._url_paths.any():
+            data["properties"][URL_PATHS] = "on"
         return data
 
     def _flush(self) -> Optional[Dict[str, Any]]:

@@ -25,6 +25,7 @@ from .model import (
     set_member,
     type_name,
 )
+from .url_paths import ANCHOR, WRAPPER as URL_PAGE, UrlPaths
 from .wrappers import VIEW_LIST, ViewList
 
 ACCESS = ("r", "w", "rw", "action")
@@ -85,6 +86,8 @@ class Tracker:
         self.root: Any = None
         self.vars: Dict[int, Var] = {}
         self._seq = 0
+        #: The session's URL paths: they answer ``wrapper=lua.UrlPage`` (PROTOCOL.md B9.2).
+        self.url_paths: Optional[UrlPaths] = None
 
     # ----- structure -----
 
@@ -133,7 +136,16 @@ class Tracker:
                     stack = [self._start(owner)]
                 continue
             base = stack[-1]
-            if seg.kind == "name":
+            if seg.kind == "name" and seg.key == ANCHOR:
+                # The page's URL variable (`uiUrl..`) passes through a name no app defines on its
+                # way back to the app: a missing one reads None, as a missing Lua field does.
+                try:
+                    stack.append(get_member(base, seg.key))
+                except VarError:
+                    if base is None:
+                        raise
+                    stack.append(None)
+            elif seg.kind == "name":
                 stack.append(get_member(base, seg.key))
             elif seg.kind == "index":
                 stack.append(get_index(base, seg.key))
@@ -150,7 +162,9 @@ class Tracker:
             if raw is None and var.props.get("create"):
                 raw = self._create_value(var)
             wrapper = var.props.get("wrapper", "")
-            if wrapper:
+            if wrapper == URL_PAGE and self.url_paths is not None:
+                raw = self.url_paths.page(var.id, raw)
+            elif wrapper:
                 if wrapper != VIEW_LIST:
                     raise VarError("not-found", f"unknown wrapper {wrapper!r}")
                 if var.wrapper is None:
