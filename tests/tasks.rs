@@ -1,5 +1,7 @@
 //! The Tasks example (`examples/tasks`) driven over real WebSockets the way the frontend drives it:
 //! a `lua.ViewList` of tasks, items and their fields, actions, filtering, two tabs, reconnection.
+//! Also the Poll example (`examples/poll`, the app of the getting-started walk): votes, an option
+//! added with Enter, and the computed total and leader.
 
 mod common;
 
@@ -221,5 +223,94 @@ async fn debug_pages_show_the_tree_and_are_local_only() {
     let id = new_session(&gw).await;
     let r = http().get(format!("http://{}/{id}/variables.json", gw.addr)).send().await.unwrap();
     assert_eq!(r.status(), 404);
+    gw.shutdown(std::time::Duration::from_secs(2)).await;
+}
+
+fn poll_site() -> std::path::PathBuf {
+    std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/poll"))
+}
+
+/// The poll as its viewdefs bind it (`Poll.DEFAULT`, then `Option.list-item` per row): a vote goes
+/// through the row's `vote()` action, Enter in the input writes `newOption` and then fires
+/// `addOption()`, and `total()` / `leader()` follow every change. The example is what the docs point
+/// newcomers at, so it must keep working as they change.
+#[tokio::test]
+async fn poll_votes_add_an_option_and_follow_total_and_leader() {
+    const QUESTION: i64 = 2;
+    const NEW_OPTION: i64 = 3;
+    const TOTAL: i64 = 4;
+    const LEADER: i64 = 5;
+    const LIST: i64 = 6;
+    const ITEMS: i64 = 7;
+    const ADD: i64 = 8;
+    let mut a = args();
+    a.site = Some(poll_site());
+    let gw = start(a).await;
+    let id = new_session(&gw).await;
+    let mut ws = connect(&gw, &id, None).await.unwrap();
+    let mut m = Mirror::default();
+    ws.send(watch(1)).await;
+    ws.until(&mut m, |m| m.prop(1, "type") == Some("Poll")).await;
+    assert!(m.viewdefs.contains("Poll.DEFAULT"), "{:?}", m.viewdefs);
+    ws.send(creates(&[
+        (QUESTION, 1, json!({"path":"question"})),
+        (NEW_OPTION, 1, json!({"path":"newOption"})),
+        (TOTAL, 1, json!({"path":"total()","access":"r"})),
+        (LEADER, 1, json!({"path":"leader()","access":"r"})),
+        (LIST, 1, json!({"path":"options?wrapper=lua.ViewList","access":"r"})),
+        (ITEMS, LIST, json!({"path":"items","access":"r"})),
+        (ADD, 1, json!({"path":"addOption()","access":"action"})),
+    ]))
+    .await;
+    let rows = |m: &Mirror| m.value(ITEMS).as_array().map_or(0, Vec::len);
+    ws.until(&mut m, |m| rows(m) == 3 && m.values.contains_key(&LEADER)).await;
+    assert_eq!(m.value(QUESTION), json!("Which language for the next project?"));
+    assert_eq!((m.value(TOTAL), m.value(LEADER)), (json!(0), json!("no votes yet")));
+
+    // One row: the ViewListItem at `index`, its Option, the name, the count and the Vote button.
+    async fn bind_option(ws: &mut Ws, m: &mut Mirror, base: i64, index: usize) {
+        ws.send(creates(&[
+            (base, ITEMS, json!({"path": index.to_string(), "access":"r"})),
+            (base + 1, base, json!({"path":"item","access":"r"})),
+            (base + 2, base + 1, json!({"path":"name"})),
+            (base + 3, base + 1, json!({"path":"votes"})),
+            (base + 4, base + 1, json!({"path":"vote()","access":"action"})),
+        ]))
+        .await;
+        ws.until(m, |m| m.values.get(&(base + 3)).is_some_and(Value::is_number)).await;
+        assert_eq!(m.prop(base + 1, "type"), Some("Option"));
+        assert!(m.viewdefs.contains("Option.list-item"), "{:?}", m.viewdefs);
+    }
+    for (base, index) in [(10, 0), (20, 1), (30, 2)] {
+        bind_option(&mut ws, &mut m, base, index).await;
+    }
+    assert_eq!([m.value(12), m.value(22), m.value(32)], [json!("Lua"), json!("Rust"), json!("Python")]);
+
+    // Lua twice, Python once.
+    for vote in [14, 14, 34] {
+        ws.send(set(vote, Value::Null, true)).await;
+    }
+    ws.until(&mut m, |m| m.value(TOTAL) == json!(3)).await;
+    assert_eq!([m.value(13), m.value(23), m.value(33)], [json!(2), json!(0), json!(1)]);
+    assert_eq!(m.value(LEADER), json!("Lua"));
+
+    // Typing "Zig" and pressing Enter: the value is written, then the action fires.
+    ws.send(set(NEW_OPTION, json!(" Zig "), false)).await;
+    ws.send(set(ADD, Value::Null, true)).await;
+    ws.until(&mut m, |m| rows(m) == 4 && m.value(NEW_OPTION) == json!("")).await;
+    bind_option(&mut ws, &mut m, 40, 3).await;
+    assert_eq!((m.value(42), m.value(43)), (json!("Zig"), json!(0)));
+    // Enter on an empty input adds nothing.
+    ws.send(set(ADD, Value::Null, true)).await;
+    ws.quiet(std::time::Duration::from_millis(150)).await;
+    assert_eq!(rows(&m), 4);
+
+    // Three votes for Zig: it leads, the total follows.
+    for _ in 0..3 {
+        ws.send(set(44, Value::Null, true)).await;
+    }
+    ws.until(&mut m, |m| m.value(TOTAL) == json!(6)).await;
+    assert_eq!((m.value(43), m.value(LEADER)), (json!(3), json!("Zig")));
+    assert!(m.errors.is_empty(), "{:?}", m.errors);
     gw.shutdown(std::time::Duration::from_secs(2)).await;
 }

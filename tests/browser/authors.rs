@@ -264,3 +264,37 @@ async fn watch_shows_a_broken_main_lua_and_recovers_on_save() {
     b.wait("document.getElementById('ui-dev-errors') === null").await;
     b.close().await;
 }
+
+/// The poll of the getting-started walk (`examples/poll`), as a user drives it: votes change the
+/// counts, the total and the leader; typing an option and pressing Enter adds a row and clears the
+/// input; nothing goes to the console as an error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromedriver"]
+async fn poll_example_votes_and_adds_an_option_with_enter() {
+    let gw = gateway(Some("poll")).await;
+    let b = Browser::launch().await;
+    open_app(&b, &gw).await;
+    b.wait("document.querySelectorAll('.option-name').length === 3").await;
+    assert_eq!(b.texts(".option-name").await, ["Lua", "Rust", "Python"]);
+    assert_eq!(b.text(".leader").await, "no votes yet");
+
+    b.click(".option:nth-child(1) .vote").await;
+    b.click(".option:nth-child(1) .vote").await;
+    b.click(".option:nth-child(3) .vote").await;
+    b.wait("document.querySelector('.total').textContent === '3'").await;
+    assert_eq!(b.texts(".option-votes").await, ["2", "0", "1"]);
+    assert_eq!(b.text(".leader").await, "Lua");
+
+    b.type_into(".new-option", &format!("Zig{ENTER}")).await;
+    b.wait("document.querySelectorAll('.option-name').length === 4").await;
+    b.wait("document.querySelector('.new-option').value === ''").await;
+    for _ in 0..3 {
+        b.click(".option:nth-child(4) .vote").await;
+    }
+    b.wait("document.querySelector('.leader').textContent === 'Zig'").await;
+    assert_eq!(b.text(".total").await, "6");
+    b.screenshot("poll-example").await;
+    let console = b.console_errors().await;
+    assert!(console.is_empty(), "{console:?}");
+    b.close().await;
+}
