@@ -109,7 +109,10 @@ async fn run(gw: Arc<Gateway>, socket: WebSocket, session: SessionHandle, peer: 
                 ended_by = Some(signal);
                 break None;
             }
-            inbound = websocket::read(&mut ws_rx) => {
+            // Once the close for a slow reader is asked for, stop reading: every ping read would make
+            // tungstenite try to flush another pong, racing the writer for a socket the peer does not
+            // drain. The writer sends the close (or gives up after the grace) and `done_rx` ends this.
+            inbound = websocket::read(&mut ws_rx), if !slow => {
                 let _ = heard_tx.send(Instant::now());
                 let (bytes, frame) = match inbound {
                     Inbound::Data(payload) => {

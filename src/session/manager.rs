@@ -753,11 +753,12 @@ mod tests {
         assert!(m.session_exists(&older.id) && m.session_exists(&connected.id) && m.session_exists(&fourth.id));
         assert_eq!(m.count(), 3);
         assert_eq!(m.admission().live(client()), 3, "the evicted session's place was given back");
-        // The evicted session's task ends.
-        for _ in 0..100 {
-            if newer.is_closed() {
-                break;
-            }
+        // The evicted session's task ends. Its teardown waits on the Lua worker, a real
+        // thread, so wait in real time: with the clock paused, tokio's sleeps alone
+        // pass instantly and could give up before the worker has run.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !newer.is_closed() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         assert!(newer.is_closed());

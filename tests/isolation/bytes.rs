@@ -88,10 +88,12 @@ async fn ping_flood_never_read_is_closed_with_1013() {
     let before = rss_mb();
     let ping = frame(0x89, &[b'p'; 125], true);
     let batch: Vec<u8> = ping.iter().copied().cycle().take(ping.len() * 1000).collect();
-    // 40,000 pings (5 MB) of 125 bytes: far more pongs than 64 KiB plus the kernel's buffers.
+    // Up to 200,000 pings (25 MB) of 125 bytes: far more pongs than 64 KiB plus the kernel's
+    // buffers (loopback send buffers grow to 4 MiB). The gateway stops reading once it has asked
+    // for the close, so the flood ends when a write makes no progress for 2 s.
     let mut sent = 0;
-    for _ in 0..40 {
-        match tokio::time::timeout(Duration::from_secs(5), raw.stream.write_all(&batch)).await {
+    for _ in 0..200 {
+        match tokio::time::timeout(Duration::from_secs(2), raw.stream.write_all(&batch)).await {
             Ok(Ok(())) => sent += 1000,
             _ => break,
         }
