@@ -57,7 +57,7 @@ impl LuaResolver {
                 near_miss::spelled(&suggestions)
             ),
         );
-        author_error(&self.lua, &name, &e.description);
+        author_error(&self.lua, &name, &e);
         Err(e)
     }
 
@@ -300,10 +300,17 @@ pub fn split_location(message: &str) -> (Option<&str>, Option<u32>, &str) {
     (None, None, message)
 }
 
-/// Logs an app-code error at WARN, within the session's rate limits.
-fn author_error(lua: &Lua, name: &str, message: &str) {
+/// Logs an author's mistake at WARN, within the session's rate limits: a Lua error with the file and
+/// line it names, or a binding path that does not resolve (no Lua ran, so there is no location; the
+/// walk of issue 17 found `file="?" line=0` misleading there).
+fn author_error(lua: &Lua, name: &str, error: &VarError) {
+    let message = error.description.as_str();
     let Ok(Some(mut errors)) = lua.try_app_data_mut::<AuthorErrors>() else { return };
     let Some(repeated) = errors.admit(message, std::time::Instant::now()) else { return };
+    if error.code == ErrorCode::PathFailure {
+        tracing::warn!(target: "ui_gateway::lua", vended = %errors.vended, path = name, repeated, "binding path does not resolve: {message}");
+        return;
+    }
     let (file, line, text) = split_location(message);
     tracing::warn!(
         target: "ui_gateway::lua",
@@ -414,7 +421,7 @@ impl Resolver for LuaResolver {
                     _ => String::new(),
                 };
                 let e = VarError::new(ErrorCode::PathFailure, format!("{name} is not a function{hint}"));
-                author_error(&self.lua, &name, &e.description);
+                author_error(&self.lua, &name, &e);
                 return Err(e);
             }
         };
@@ -427,7 +434,7 @@ impl Resolver for LuaResolver {
         result.map_err(|e| {
             let e = self.error(e);
             if e.code == ErrorCode::LuaError {
-                author_error(&self.lua, &name, &e.description);
+                author_error(&self.lua, &name, &e);
             }
             e
         })

@@ -8,6 +8,10 @@ import { keyMatches, parseKeypress } from "./keys.js";
 import { parseBinding, pathKind, text, writable } from "./values.js";
 
 const READ_ONLY_PREFIXES = ["ui-attr-", "ui-class-", "ui-style-"];
+/** The `ui-*` attributes a `ui-view` element may carry: its own, and `ui-viewdef`, the marker the
+ * frontend puts on a rendered viewdef's first element (a ViewList row's viewdef often starts with a
+ * `ui-view`). Any other is ignored, with a warning. */
+const VIEW_ATTRIBUTES = new Set(["ui-view", "ui-namespace", "ui-viewdef"]);
 
 /**
  * Walks freshly inserted roots depth-first in document order. `makeView(el, ns)` and
@@ -20,7 +24,7 @@ export function walk(ctx, view, roots, { makeView, makeList }) {
     const here = own !== null ? own : ns;
     if (el.hasAttribute("ui-view")) {
       for (const a of el.attributes) {
-        if (a.name.startsWith("ui-") && a.name !== "ui-view" && a.name !== "ui-namespace") {
+        if (a.name.startsWith("ui-") && !VIEW_ATTRIBUTES.has(a.name)) {
           console.warn(`ui-gateway: ${a.name} on a ui-view element is ignored`, el);
         }
       }

@@ -35,7 +35,11 @@ function App:left()
   return n
 end
 
-local app = App:new({items = {}})
-app.newName = "Try ui-gateway"
-app:add()
-session:createAppVariable(app)
+-- Made once per session: under --watch this file runs again on every save, and the guard keeps the
+-- list you have while the new methods take effect.
+if not session:getApp() then
+  local app = App:new({items = {}})
+  app.newName = "Try ui-gateway"
+  app:add()
+  session:createAppVariable(app)
+end
