@@ -5,6 +5,13 @@ use std::process::ExitCode;
 use clap::Parser;
 use ui_gateway::config::{Cli, Command, ServeArgs};
 
+/// jemalloc for the binary only (the library leaves the choice to whoever links it): per idle
+/// session it keeps less resident than glibc's malloc, whose per-thread arenas fragment on the many
+/// small allocations a session's Lua state and tracker hold for their whole life (BENCHMARKS.md §13).
+#[cfg(all(unix, not(target_env = "msvc")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// `ui-gateway new DIR`: writes the scaffold and says how to run it.
 fn new_site(dir: &std::path::Path) -> ExitCode {
     match ui_gateway::scaffold::create(dir) {
