@@ -12,6 +12,8 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+use crate::protocol::SiteProblem;
+
 /// Lua sources keyed by their path below `lua/` (`a/b.lua`).
 pub type LuaSources = Arc<HashMap<String, LuaFile>>;
 
@@ -166,6 +168,10 @@ pub struct Site {
     /// `lua/` can be loaded.
     pub lua_sources: LuaSources,
     pub viewdefs: Viewdefs,
+    /// Site files that were refused or skipped: viewdef files not loaded (bad name, not one
+    /// `<template>`, duplicate key) and, after a `--watch` reload, Lua files whose new text was refused
+    /// (the last good code stays). Development pages list them (docs/attributes.md "Errors on the page").
+    pub problems: Vec<SiteProblem>,
 }
 
 impl Site {
@@ -181,7 +187,7 @@ impl Site {
             .map(|(path, src)| (path.to_string(), LuaFile::compile(&compiler, path, Arc::from(*src))))
             .collect();
         let main = lua_sources["main.lua"].clone();
-        Site { root: None, main_lua: Some(main), lua_sources: Arc::new(lua_sources), viewdefs }
+        Site { root: None, main_lua: Some(main), lua_sources: Arc::new(lua_sources), viewdefs, problems: Vec::new() }
     }
 
     /// Loads a site directory.
@@ -206,10 +212,11 @@ impl Site {
             None
         };
         let mut viewdefs = builtin_viewdefs();
+        let mut problems = Vec::new();
         if has_viewdefs {
-            load_viewdefs(&dir.join("viewdefs"), &mut viewdefs)?;
+            load_viewdefs(&dir.join("viewdefs"), &mut viewdefs, &mut problems)?;
         }
-        Ok(Site { root: Some(dir.to_path_buf()), main_lua, lua_sources: Arc::new(lua_sources), viewdefs })
+        Ok(Site { root: Some(dir.to_path_buf()), main_lua, lua_sources: Arc::new(lua_sources), viewdefs, problems })
     }
 
     /// The site's `html/` directory, if it has one.
@@ -256,15 +263,23 @@ impl LiveSite {
     /// Rereads the site directory and swaps in the result; `Ok(None)` when nothing changed (or the site
     /// is the built-in demo).
     ///
-    /// `compiles` checks a changed Lua file's text (`Err` = the message to log). A file that fails keeps
-    /// its previous text, so new sessions and `require` go on with the old code; so does a `main.lua`
-    /// that disappeared (the mode needs one).
-    pub fn reload(&self, compiles: impl Fn(&str, &str) -> Result<(), String>) -> Result<Option<SiteReload>, SiteError> {
+    /// `compiles` checks a changed Lua file's text. A file that fails keeps its previous text, so new
+    /// sessions and `require` go on with the old code; so does a `main.lua` that disappeared (the mode
+    /// needs one). When Lua files changed and compiled, `loads` runs the resulting `main.lua` once as a
+    /// new session would; if it fails, every Lua file stays as it was (the last good code). Each
+    /// refusal is logged and becomes one of the snapshot's [`Site::problems`], so a change in the
+    /// problems alone is a change: pages hear of a new one and of a fix.
+    pub fn reload(
+        &self,
+        compiles: impl Fn(&str, &str) -> Result<(), String>,
+        loads: impl Fn(&LuaFile, &LuaSources) -> Result<(), SiteProblem>,
+    ) -> Result<Option<SiteReload>, SiteError> {
         let old = self.current();
         let Some(root) = &old.root else { return Ok(None) };
         let mut fresh = Site::load(root)?;
         let mut sources: HashMap<String, LuaFile> = (*fresh.lua_sources).clone();
         let mut lua_files = Vec::new();
+        let mut problems = Vec::new();
         for (rel, text) in fresh.lua_sources.iter() {
             if old.lua_sources.get(rel) == Some(text) {
                 continue;
@@ -273,6 +288,12 @@ impl LiveSite {
                 Ok(()) => lua_files.push(rel.clone()),
                 Err(message) => {
                     tracing::error!(file = %format!("lua/{rel}"), %message, "reload: Lua file does not compile; the old code stays");
+                    problems.push(SiteProblem {
+                        file: format!("lua/{rel}"),
+                        message: format!(
+                            "lua/{rel} does not compile: {message}; the page runs the last good code until you fix it"
+                        ),
+                    });
                     match old.lua_sources.get(rel) {
                         Some(previous) => sources.insert(rel.clone(), previous.clone()),
                         None => sources.remove(rel),
@@ -284,13 +305,28 @@ impl LiveSite {
             tracing::warn!("reload: lua/main.lua is gone; sessions keep starting from the old one");
             sources.insert("main.lua".into(), old.lua_sources["main.lua"].clone());
         }
+        let mut sources = Arc::new(sources);
+        let lua_changed = !lua_files.is_empty() || old.lua_sources.keys().any(|k| !sources.contains_key(k));
+        if let (true, Some(main)) = (lua_changed, sources.get("main.lua")) {
+            if let Err(problem) = loads(main, &sources) {
+                tracing::error!(file = %problem.file, message = %problem.message, "reload: main.lua fails at load with the new code; the old code stays");
+                problems.push(problem);
+                sources = old.lua_sources.clone();
+                lua_files.clear();
+            }
+        }
         let removed = old.lua_sources.keys().any(|k| !sources.contains_key(k));
         fresh.main_lua = sources.get("main.lua").cloned();
-        fresh.lua_sources = Arc::new(sources);
+        fresh.lua_sources = sources;
+        problems.sort_by(|a, b| a.file.cmp(&b.file));
+        // Viewdef files skipped by this read come after the Lua refusals.
+        problems.append(&mut fresh.problems);
+        fresh.problems = problems;
         lua_files.sort();
         let viewdefs: Vec<String> = old.viewdefs.changed_in(&fresh.viewdefs).into_keys().collect();
         let viewdefs_removed = old.viewdefs.iter().any(|(key, _)| fresh.viewdefs.get(key).is_none());
-        if lua_files.is_empty() && viewdefs.is_empty() && !removed && !viewdefs_removed {
+        let problems_changed = old.problems != fresh.problems;
+        if lua_files.is_empty() && viewdefs.is_empty() && !removed && !viewdefs_removed && !problems_changed {
             return Ok(None);
         }
         let site = Arc::new(fresh);
@@ -334,8 +370,19 @@ fn builtin_viewdefs() -> Viewdefs {
     v
 }
 
-/// Reads `viewdefs/` recursively; among duplicate keys the lexicographically first path wins.
-fn load_viewdefs(dir: &Path, into: &mut Viewdefs) -> Result<(), SiteError> {
+/// Reads `viewdefs/` recursively; among duplicate keys the lexicographically first path wins. Each
+/// file skipped is logged and noted in `skipped` (development pages show them).
+fn load_viewdefs(dir: &Path, into: &mut Viewdefs, skipped: &mut Vec<SiteProblem>) -> Result<(), SiteError> {
+    // `dir` is the site's `viewdefs/`: name files as the author sees them, from the site directory.
+    let shown = |path: &Path| {
+        let rel = path.strip_prefix(dir).unwrap_or(path);
+        let parts: Vec<_> = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect();
+        format!("viewdefs/{}", parts.join("/"))
+    };
+    let mut skip = |path: &Path, why: String| {
+        let file = shown(path);
+        skipped.push(SiteProblem { message: format!("{file}: {why}; skipped"), file });
+    };
     let mut files = Vec::new();
     collect_files(dir, "html", &mut files)?;
     files.sort();
@@ -346,10 +393,12 @@ fn load_viewdefs(dir: &Path, into: &mut Viewdefs) -> Result<(), SiteError> {
         };
         if !key.contains('.') {
             tracing::warn!(file = %path.display(), "viewdef file name is not Type.namespace.html; skipped");
+            skip(&path, "name is not Type.namespace.html".into());
             continue;
         }
         if let Some(first) = seen.get(key) {
             tracing::warn!(file = %path.display(), kept = %first.display(), "duplicate viewdef key; skipped");
+            skip(&path, format!("another file has the key {key}: {}", shown(first)));
             continue;
         }
         let text = std::fs::read_to_string(&path).map_err(|source| SiteError::Read { path: path.clone(), source })?;
@@ -358,7 +407,10 @@ fn load_viewdefs(dir: &Path, into: &mut Viewdefs) -> Result<(), SiteError> {
                 into.insert(key, t.to_string());
                 seen.insert(key.to_string(), path);
             }
-            None => tracing::warn!(file = %path.display(), "viewdef is not exactly one <template> element; skipped"),
+            None => {
+                tracing::warn!(file = %path.display(), "viewdef is not exactly one <template> element; skipped");
+                skip(&path, "not exactly one <template> element".into());
+            }
         }
     }
     Ok(())
@@ -438,6 +490,7 @@ mod tests {
         std::fs::write(dir.join("viewdefs/A.DEFAULT.html"), "<template><b>a</b></template>").unwrap();
         std::fs::write(dir.join("viewdefs/sub/lua.ViewList.DEFAULT.html"), "<template><i></i></template>").unwrap();
         std::fs::write(dir.join("viewdefs/Bad.DEFAULT.html"), "<div></div>").unwrap();
+        std::fs::write(dir.join("viewdefs/sub/option.html"), "<template></template>").unwrap();
         std::fs::create_dir_all(dir.join("lua/ui")).unwrap();
         std::fs::write(dir.join("lua/ui/widgets.lua"), "return 1").unwrap();
         std::fs::write(dir.join("outside.lua"), "return 2").unwrap();
@@ -454,6 +507,14 @@ mod tests {
             "<template><i></i></template>"
         );
         assert!(site.viewdefs.for_type("Bad").is_none());
+        let skipped: Vec<&str> = site.problems.iter().map(|p| p.message.as_str()).collect();
+        assert_eq!(
+            skipped,
+            [
+                "viewdefs/Bad.DEFAULT.html: not exactly one <template> element; skipped",
+                "viewdefs/sub/option.html: name is not Type.namespace.html; skipped",
+            ]
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -490,14 +551,19 @@ mod tests {
         std::fs::write(dir.join("viewdefs/B.DEFAULT.html"), "<template>b</template>").unwrap();
         let live = LiveSite::from(Site::load(&dir).unwrap());
         let ok = |_: &str, text: &str| if text.contains("syntax!") { Err("bad".to_string()) } else { Ok(()) };
-        assert!(live.reload(ok).unwrap().is_none(), "nothing changed");
+        // The trial load fails when main.lua says so.
+        let loads = |main: &LuaFile, _: &LuaSources| match main.contains("error(") {
+            true => Err(SiteProblem { file: "lua/main.lua".into(), message: "fails".into() }),
+            false => Ok(()),
+        };
+        assert!(live.reload(ok, loads).unwrap().is_none(), "nothing changed");
 
         std::fs::write(dir.join("lua/util.lua"), "return 2").unwrap();
         std::fs::write(dir.join("lua/new.lua"), "return 3").unwrap();
         std::fs::write(dir.join("viewdefs/A.DEFAULT.html"), "<template>a2</template>").unwrap();
         std::fs::write(dir.join("viewdefs/C.list-item.html"), "<template>c</template>").unwrap();
         std::fs::remove_file(dir.join("viewdefs/B.DEFAULT.html")).unwrap();
-        let r = live.reload(ok).unwrap().expect("changes");
+        let r = live.reload(ok, loads).unwrap().expect("changes");
         assert_eq!(r.lua_files, ["new.lua", "util.lua"]);
         assert_eq!(r.viewdefs, ["A.DEFAULT", "C.list-item"], "deletions are not sent");
         assert!(r.site.viewdefs.get("B.DEFAULT").is_none());
@@ -505,12 +571,42 @@ mod tests {
 
         std::fs::write(dir.join("lua/util.lua"), "syntax!").unwrap();
         std::fs::remove_file(dir.join("lua/main.lua")).unwrap();
-        assert!(live.reload(ok).unwrap().is_none(), "a broken file and a vanished main.lua change nothing");
+        let r = live.reload(ok, loads).unwrap().expect("a refused file is news for the pages");
+        assert!(r.lua_files.is_empty() && r.viewdefs.is_empty(), "but no code or viewdef changed");
         let site = live.current();
         assert_eq!(&*site.lua_sources["util.lua"], "return 2");
         assert_eq!(r.site.lua_sources["new.lua"].bytecode(), site.lua_sources["new.lua"].bytecode());
         assert!(site.lua_sources["util.lua"].bytecode().is_some(), "the reloaded snapshot is compiled");
         assert_eq!(site.main_lua.as_deref(), Some("x = 1"));
+        assert_eq!(site.problems.len(), 1);
+        assert_eq!(site.problems[0].file, "lua/util.lua");
+        assert_eq!(
+            site.problems[0].message,
+            "lua/util.lua does not compile: bad; the page runs the last good code until you fix it"
+        );
+        assert!(live.reload(ok, loads).unwrap().is_none(), "the same refusal again is not news");
+
+        // New code whose main.lua fails at load: all of it is refused, the old code stays.
+        std::fs::write(dir.join("lua/main.lua"), "error('at load')").unwrap();
+        std::fs::write(dir.join("lua/new.lua"), "return 4").unwrap();
+        let r = live.reload(ok, loads).unwrap().expect("news");
+        assert!(r.lua_files.is_empty());
+        assert_eq!(r.site.main_lua.as_deref(), Some("x = 1"));
+        assert_eq!(&*r.site.lua_sources["new.lua"], "return 3");
+        let files: Vec<&str> = r.site.problems.iter().map(|p| p.file.as_str()).collect();
+        assert_eq!(files, ["lua/main.lua", "lua/util.lua"]);
+
+        // A viewdef a save made invalid is skipped and named; fixing everything clears the list.
+        std::fs::write(dir.join("viewdefs/A.DEFAULT.html"), "<div>no template</div>").unwrap();
+        let r = live.reload(ok, loads).unwrap().expect("news");
+        assert_eq!(r.site.problems.last().unwrap().file, "viewdefs/A.DEFAULT.html");
+        assert!(r.site.problems.last().unwrap().message.contains("not exactly one <template>"));
+        std::fs::write(dir.join("viewdefs/A.DEFAULT.html"), "<template>a3</template>").unwrap();
+        std::fs::write(dir.join("lua/main.lua"), "x = 2").unwrap();
+        std::fs::write(dir.join("lua/util.lua"), "return 5").unwrap();
+        let r = live.reload(ok, loads).unwrap().expect("fixed");
+        assert!(r.site.problems.is_empty(), "{:?}", r.site.problems);
+        assert_eq!(r.lua_files, ["main.lua", "new.lua", "util.lua"]);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

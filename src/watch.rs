@@ -2,8 +2,10 @@
 //! A13).
 //!
 //! A file watcher wakes one task, which waits for 100 ms of quiet and then rereads the site
-//! ([`LiveSite::reload`]), refusing Lua files that do not compile so the old code keeps running, and
-//! hands the new snapshot to every session. Each session then works out for itself what changed: the
+//! ([`LiveSite::reload`]), refusing Lua files that do not compile, and new code whose `main.lua` fails
+//! at load, so the old code keeps running, and hands the new snapshot to every session. The refusals
+//! travel in the snapshot ([`Site::problems`](crate::site::Site::problems)); each session tells its
+//! pages, so the author sees them in the dev panel, not only in this terminal. Each session then works out for itself what changed: the
 //! Lua files it loaded rerun with `session.reloading = true`, changed viewdefs go to the connections
 //! that have their type. Nothing here touches session state.
 
@@ -13,8 +15,11 @@ use std::time::Duration;
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
+use crate::ids::VendedId;
+use crate::lua::{LuaBackend, LuaConfig};
+use crate::protocol::SiteProblem;
 use crate::session::SessionManager;
-use crate::site::LiveSite;
+use crate::site::{LiveSite, LuaFile, LuaSources};
 
 /// Quiet time before a burst of file events counts as one change.
 const DEBOUNCE: Duration = Duration::from_millis(100);
@@ -58,12 +63,20 @@ pub fn spawn(site: Arc<LiveSite>, sessions: Arc<SessionManager>) -> Result<SiteW
             // An editor's save is several events (truncate, write, rename…): wait until they stop.
             while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, woken.recv()).await {}
             let live = site.clone();
-            let reload = tokio::task::spawn_blocking(move || live.reload(compiles)).await;
+            let lua = sessions.session_config().lua.clone();
+            let reload = tokio::task::spawn_blocking(move || {
+                live.reload(compiles, |main, sources| match &lua {
+                    Some(config) => loads(config, main, sources),
+                    None => Ok(()), // connected mode: no session runs main.lua
+                })
+            })
+            .await;
             match reload {
                 Ok(Ok(Some(reload))) => {
                     tracing::info!(
                         lua_files = ?reload.lua_files,
                         viewdefs = ?reload.viewdefs,
+                        problems = reload.site.problems.len(),
                         sessions = sessions.count(),
                         "site reloaded"
                     );
@@ -88,6 +101,21 @@ pub fn compiles(rel: &str, text: &str) -> Result<(), String> {
         .into_function()
         .map(drop)
         .map_err(|e| e.to_string())
+}
+
+/// Runs `main` once in a throwaway Lua state with the reloaded `sources`, as a new session would
+/// (the startup check does the same for the first snapshot). `Err` names `lua/main.lua`; Lua's message
+/// inside names the file and line that failed, which may be a module `main.lua` requires.
+pub fn loads(config: &LuaConfig, main: &LuaFile, sources: &LuaSources) -> Result<(), SiteProblem> {
+    // A state that cannot be created is not the new code's fault: sessions report that themselves.
+    let Ok(mut trial) = LuaBackend::new(VendedId(0), config, sources.clone()) else { return Ok(()) };
+    trial.load_main_file(main).map_err(|e| SiteProblem {
+        file: "lua/main.lua".into(),
+        message: format!(
+            "lua/main.lua fails at load: {}; the page runs the last good code until you fix it",
+            e.description
+        ),
+    })
 }
 
 #[cfg(test)]

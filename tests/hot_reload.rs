@@ -128,6 +128,109 @@ async fn edits_reach_open_sessions_and_broken_code_keeps_the_old() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The `siteProblems` list of a frame's variable-1 update, decoded (development pages only).
+fn site_problems_in(frame: &[Value]) -> Option<Vec<Value>> {
+    frame.iter().find_map(|msg| {
+        let text = msg["data"]["properties"]["siteProblems"].as_str()?;
+        (msg["data"]["varId"] == 1).then(|| serde_json::from_str(text).unwrap())
+    })
+}
+
+/// Reads frames (into `m`) until one carries a `siteProblems` list; returns the list's messages.
+async fn next_site_problems(ws: &mut Ws, m: &mut Mirror) -> Vec<String> {
+    loop {
+        let frame = ws.recv().await;
+        m.apply(&frame);
+        if let Some(list) = site_problems_in(&frame) {
+            return list.iter().map(|p| p["message"].as_str().unwrap().to_string()).collect();
+        }
+    }
+}
+
+/// A save the gateway refuses is not only in the terminal: every open page, and a page opened
+/// meanwhile, gets the site's problems (the file, Lua's `file:line: message`), keeps running the last
+/// good code, and hears that the list is empty once a save fixes it.
+#[tokio::test]
+async fn a_refused_save_reaches_every_page_until_a_good_save_clears_it() {
+    let dir = site(&[
+        ("lua/main.lua", MAIN),
+        ("lua/counter.lua", COUNTER_V1),
+        ("viewdefs/Counter.DEFAULT.html", "<template><h1>v1</h1></template>"),
+    ]);
+    let mut a = args();
+    a.site = Some(dir.clone());
+    a.watch = true;
+    let gw = start(a).await;
+    let id = new_session(&gw).await;
+    let mut tab = connect(&gw, &id, None).await.unwrap();
+    let mut m = open_tab(&mut tab).await;
+
+    // main.lua does not compile.
+    write(&dir, "lua/main.lua", "local Counter = require(\"counter\")\nsession:createAppVariable(Counter:new(\n");
+    let problems = next_site_problems(&mut tab, &mut m).await;
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0].starts_with("lua/main.lua does not compile: "), "{problems:?}");
+    assert!(problems[0].contains("lua/main.lua:3:"), "Lua's file and line: {problems:?}");
+    assert!(problems[0].ends_with("the page runs the last good code until you fix it"), "{problems:?}");
+    // The open page runs the old code.
+    tab.send(set(3, Value::Null, true)).await;
+    tab.until(&mut m, |m| m.value(2) == json!("v1 1")).await;
+
+    // A page opened meanwhile hears of it with its bootstrap, and starts from the last good code.
+    let id2 = new_session(&gw).await;
+    let mut fresh = connect(&gw, &id2, None).await.unwrap();
+    fresh.send(watch(1)).await;
+    let frame = fresh.recv().await;
+    let listed = site_problems_in(&frame).unwrap_or_else(|| panic!("{frame:?}"));
+    assert_eq!(listed[0]["file"], "lua/main.lua");
+    let mut m2 = Mirror::default();
+    m2.apply(&frame);
+    fresh.until(&mut m2, |m| m.prop(1, "type") == Some("Counter")).await;
+
+    // main.lua compiles but fails at load (in a module it requires): refused too, named with the
+    // failing file and line.
+    write(&dir, "lua/counter.lua", "error('counter is broken')\n");
+    write(&dir, "lua/main.lua", MAIN);
+    let problems = loop {
+        // The two saves may land in two reloads.
+        let problems = next_site_problems(&mut tab, &mut m).await;
+        if problems.len() == 1 && problems[0].contains("fails at load") {
+            break problems;
+        }
+    };
+    assert!(problems[0].starts_with("lua/main.lua fails at load: "), "{problems:?}");
+    assert!(problems[0].contains("lua/counter.lua:1:") && problems[0].contains("counter is broken"), "{problems:?}");
+    while next_site_problems(&mut fresh, &mut m2).await != problems {}
+    tab.send(set(3, Value::Null, true)).await;
+    tab.until(&mut m, |m| m.value(2) == json!("v1 2")).await;
+
+    // A viewdef a save broke is skipped and listed; fixing everything empties the list on every page.
+    write(&dir, "viewdefs/Counter.DEFAULT.html", "<h1>v2</h1>");
+    let problems = next_site_problems(&mut tab, &mut m).await;
+    assert!(
+        problems.contains(&"viewdefs/Counter.DEFAULT.html: not exactly one <template> element; skipped".to_string()),
+        "{problems:?}"
+    );
+    write(&dir, "viewdefs/Counter.DEFAULT.html", "<template><h1>v2</h1></template>");
+    write(&dir, "lua/counter.lua", COUNTER_V1);
+    loop {
+        let problems = next_site_problems(&mut tab, &mut m).await;
+        if problems.is_empty() {
+            break;
+        }
+        // The two saves may land in two reloads: the viewdef first.
+        assert!(problems.iter().all(|p| p.starts_with("lua/")), "{problems:?}");
+    }
+    loop {
+        if next_site_problems(&mut fresh, &mut m2).await.is_empty() {
+            break;
+        }
+    }
+    tab.send(set(3, Value::Null, true)).await;
+    tab.until(&mut m, |m| m.value(2) == json!("v1 3")).await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[tokio::test]
 async fn watch_needs_a_site_directory() {
     let mut a = args();

@@ -104,6 +104,14 @@ impl Connections {
         }
     }
 
+    /// Queues notice `msg` (first in the next frame, never merged with updates) for every connection.
+    pub fn push_notice_to_all(&mut self, msg: &ServerMessage) {
+        let delay = self.flush_delay;
+        for c in self.by_id.values_mut() {
+            c.push_notice(msg.clone(), delay);
+        }
+    }
+
     /// Queues `msg` for every connection.
     pub fn push_to_all(&mut self, msg: &ServerMessage) {
         let delay = self.flush_delay;

@@ -858,6 +858,7 @@ mod tests {
             main_lua: Some("seen = session.restored == true session:createAppVariable({})".into()),
             lua_sources: Default::default(),
             viewdefs: Default::default(),
+            problems: Vec::new(),
         };
         let config = Arc::new(SessionConfig {
             site: Arc::new(site.into()),
@@ -879,6 +880,7 @@ mod tests {
             main_lua: Some("counter = (counter or 0) + 1 session:createAppVariable({n = counter})".into()),
             lua_sources: Default::default(),
             viewdefs: Default::default(),
+            problems: Vec::new(),
         };
         let config =
             SessionConfig { site: Arc::new(site.into()), lua: Some(LuaConfig::default()), ..Default::default() };

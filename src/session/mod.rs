@@ -328,7 +328,8 @@ impl Session {
     /// Hot reload (docs/lua-api.md "Hot reload"): adopt the new snapshot, rerun the files this session
     /// loaded whose text changed (in the order it first loaded them, each its own phase), then one pass;
     /// changed viewdefs go to the connections that have their type. A failing file is logged and the
-    /// session goes on with what it has.
+    /// session goes on with what it has. In development every page gets the site's problems when
+    /// they changed (a refused save, or the fix that clears it).
     fn reload(&mut self, site: Arc<Site>) {
         if Arc::ptr_eq(&site, &self.site) {
             return;
@@ -358,6 +359,18 @@ impl Session {
             }
         }
         self.connections.push_reloaded_viewdefs(&viewdefs);
+        if self.config.dev && old.problems != self.site.problems {
+            self.connections.push_notice_to_all(&ServerMessage::site_problems(&self.site.problems));
+        }
+    }
+
+    /// Development: a page bootstrapping (its `watch` of variable 1) hears of the site's current
+    /// problems, so a tab opened after a bad save shows them too. The page starts each connection with
+    /// an empty list, so nothing is sent when there are none.
+    fn tell_site_problems(&mut self, conn: ConnId) {
+        if self.config.dev && !self.site.problems.is_empty() {
+            self.connections.push_notice(conn, ServerMessage::site_problems(&self.site.problems));
+        }
     }
 
     /// A connection closed: the variables it created go (other watchers are told), its watches leave
@@ -419,7 +432,12 @@ impl Session {
         let Some(c) = self.connections.get(conn) else { return };
         match msg {
             Message::Watch(id) => match c.to_global(id) {
-                Some(global) => self.watch(conn, id, global),
+                Some(global) => {
+                    if global == VarId::APP {
+                        self.tell_site_problems(conn);
+                    }
+                    self.watch(conn, id, global)
+                }
                 None => self.error(conn, id, ErrorCode::NotFound, format!("variable {id} not found")),
             },
             Message::Unwatch(id) => {

@@ -123,6 +123,8 @@ export class Client {
     this.viewdefs.clear();
     this.pending.clear();
     this.outbox.clear();
+    // The server restates the site's problems, if any, in its answer to this watch of variable 1.
+    this.problems.siteProblems("[]");
     this.store.add(1, 0, {});
     this.reveal.expect(1, null);
     this.outbox.enqueue("watch", { varId: 1 });
@@ -180,9 +182,13 @@ export class Client {
   applyUpdate(d) {
     const id = d.varId;
     let data = d;
-    if (id === 1 && d.properties && typeof d.properties.viewdefs === "string") {
-      const { viewdefs, ...rest } = d.properties;
-      if (viewdefs !== "") this.deliver(viewdefs);
+    // Variable 1 carries two properties the page takes for itself and never stores: viewdefs, and in
+    // development the site's problems (a refused --watch save, a skipped viewdef file).
+    const props = d.properties;
+    if (id === 1 && props && (typeof props.viewdefs === "string" || typeof props.siteProblems === "string")) {
+      const { viewdefs, siteProblems, ...rest } = props;
+      if (typeof viewdefs === "string" && viewdefs !== "") this.deliver(viewdefs);
+      if (typeof siteProblems === "string") this.problems.siteProblems(siteProblems);
       data = { ...d, properties: rest };
       if (!("value" in d) && Object.keys(rest).length === 0) return;
     }

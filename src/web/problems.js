@@ -5,6 +5,7 @@
 
 const MAX_ENTRIES = 20;
 const NEUTRAL_MS = 8000;
+const SITE_PROBLEM_HINT = "Fix the file and save: every open page picks up the fix.";
 export const NEUTRAL_MESSAGE = "Something went wrong. Please try again, or reload the page.";
 
 /** Whether the server marked this page for development. */
@@ -19,6 +20,7 @@ export class Problems {
     this.entries = new Map(); // key → { title, detail }
     this.panel = null;
     this.neutralShown = false;
+    this.site = []; // the site's problems as the server last listed them
   }
 
   /**
@@ -42,6 +44,37 @@ export class Problems {
     const where = path ? `variable ${varId} (path "${path}")` : `variable ${varId}`;
     const hint = code === "path-failure" ? "\nCheck the binding's path against the object's fields and methods." : "";
     this.report(`var:${varId}`, `${code} in ${where}`, `${description}${hint}`);
+  }
+
+  /**
+   * The site's problems (the `siteProblems` property of variable 1: JSON text of a list of
+   * `{file, message}`): a Lua file a --watch save broke, a viewdef file that was skipped. Each list
+   * replaces the previous one, so a fix removes its entry.
+   */
+  siteProblems(json) {
+    let list;
+    try {
+      list = JSON.parse(json);
+    } catch (e) {
+      console.error("ui-gateway: siteProblems that is not JSON", e);
+      return;
+    }
+    if (!Array.isArray(list)) return;
+    // One file can have two problems (a main.lua that neither compiles nor, with the old text, loads).
+    const key = (p) => `site:${p.file}:${p.message}`;
+    const next = new Map(list.filter((p) => p && typeof p.file === "string").map((p) => [key(p), p]));
+    const gone = this.site.filter((p) => !next.has(key(p)));
+    for (const p of gone) this.entries.delete(key(p));
+    for (const [k, p] of next) {
+      if (!this.entries.has(k)) this.report(k, p.message, SITE_PROBLEM_HINT); // else shown and logged already
+    }
+    this.site = [...next.values()];
+    if (gone.length) this.render();
+  }
+
+  /** Site viewdef files that were skipped, as `viewdefs/…: why; skipped` lines (missing-viewdef hints). */
+  skippedViewdefs() {
+    return this.site.filter((p) => p.file.startsWith("viewdefs/")).map((p) => p.message);
   }
 
   resolve(key) {

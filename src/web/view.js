@@ -111,10 +111,12 @@ export class View {
       const path = rec.props.path ? ` (path "${rec.props.path}")` : "";
       const have = this.ctx.viewdefs.keys().filter((k) => k.startsWith(`${type}.`));
       const others = have.length ? `\nViewdefs of ${type} the page has: ${have.join(", ")}.` : "";
+      const skipped = this.ctx.problems.skippedViewdefs();
+      const notLoaded = skipped.length ? `\nViewdef files of the site that were not loaded:\n${skipped.join("\n")}` : "";
       this.ctx.problems.report(
         `viewdef:${this.varId}`,
         `no viewdef for type ${type} in variable ${this.varId}${path}`,
-        `Tried ${tried.join(", ")}. A viewdef file is named Type.namespace.html.${others}`,
+        `Tried ${tried.join(", ")}. A viewdef file is named Type.namespace.html.${others}${notLoaded}`,
       );
     }, MISSING_VIEWDEF_GRACE_MS);
   }

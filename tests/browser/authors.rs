@@ -265,6 +265,66 @@ async fn watch_shows_a_broken_main_lua_and_recovers_on_save() {
     b.close().await;
 }
 
+/// With --watch, a save that does not compile is in the dev panel of every open page (and of a page
+/// opened meanwhile), with Lua's file and line, while the page runs the last good code; the next good
+/// save removes the entry. A viewdef file skipped for its name is named by the panel's entry for the
+/// viewdef it would have been.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs chromium and chromedriver"]
+async fn watch_shows_a_refused_save_in_the_panel_until_fixed() {
+    const MAIN: &str = "App = session:prototype('App', {n = 1})\nfunction App:inc() self.n = self.n + 1 end\n\
+        Option = session:prototype('Option', {name = 'Zig'})\n\
+        if not session:getApp() then session:createAppVariable(App:new({option = Option:new()})) end\n";
+    let dir = temp_site(&[
+        ("lua/main.lua", MAIN),
+        ("viewdefs/App.DEFAULT.html", "<template><b class=\"n\" ui-value=\"n\"></b><button class=\"inc\" ui-action=\"inc()\">+</button><i class=\"opt\" ui-view=\"option\"></i></template>"),
+        ("viewdefs/option.html", "<template><span ui-value=\"name\"></span></template>"),
+    ]);
+    let mut args = site_args(None);
+    args.site = Some(dir.clone());
+    args.watch = true;
+    let gw = gateway_with(args).await;
+    let b = Browser::launch().await;
+    open_app(&b, &gw).await;
+    b.wait("document.querySelector('.n')?.textContent === '1'").await;
+    // The skipped file is in the panel at once, and the entry for the Option nothing can show names it.
+    b.wait("window.uiGateway.problems().some(p => p.title.includes('viewdefs/option.html: name is not Type.namespace.html'))").await;
+    b.wait("window.uiGateway.problems().some(p => p.title.startsWith('no viewdef for type Option'))").await;
+    let p = problems(&b).await;
+    let missing = p.iter().find(|s| s.starts_with("no viewdef for type Option")).unwrap();
+    assert!(
+        missing.contains("not loaded:\nviewdefs/option.html: name is not Type.namespace.html; skipped"),
+        "{missing}"
+    );
+
+    std::fs::write(dir.join("lua/main.lua"), "App = session:prototype('App', {n = 1})\nfunction App:inc(\n").unwrap();
+    b.wait("window.uiGateway.problems().some(p => p.title.startsWith('lua/main.lua does not compile'))").await;
+    let text = b.text("#ui-dev-errors").await;
+    assert!(text.contains("lua/main.lua:3:"), "Lua's file and line are on the page: {text}");
+    assert!(text.contains("the page runs the last good code until you fix it"), "{text}");
+    let console = b.console_errors().await.join("\n");
+    assert!(console.contains("lua/main.lua does not compile"), "{console}");
+    b.screenshot("watch-refused-save").await;
+    // The last good code runs.
+    b.click(".inc").await;
+    b.wait("document.querySelector('.n')?.textContent === '2'").await;
+    // A page opened now shows it too.
+    let b2 = Browser::launch().await;
+    open_app(&b2, &gw).await;
+    b2.wait("document.querySelector('.n')?.textContent === '1'").await;
+    b2.wait("window.uiGateway.problems().some(p => p.title.startsWith('lua/main.lua does not compile'))").await;
+
+    // A save that fixes it removes the entry on both pages; the skipped viewdef stays listed.
+    std::fs::write(dir.join("lua/main.lua"), format!("{MAIN}App.fixed = true\n")).unwrap();
+    for page in [&b, &b2] {
+        page.wait("!window.uiGateway.problems().some(p => p.title.includes('lua/main.lua'))").await;
+        let p = problems(page).await;
+        assert!(p.iter().any(|s| s.contains("viewdefs/option.html")), "{p:?}");
+    }
+    b2.close().await;
+    b.close().await;
+}
+
 /// The poll of the getting-started walk (`examples/poll`), as a user drives it: votes change the
 /// counts, the total and the leader; typing an option and pressing Enter adds a row and clears the
 /// input; nothing goes to the console as an error.

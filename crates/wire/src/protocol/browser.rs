@@ -153,6 +153,18 @@ pub struct ErrorOut {
     pub description: String,
 }
 
+/// A site file the gateway refused or skipped when it (re)loaded the site: a Lua file that does not
+/// compile or a `main.lua` that fails at load (the last good code keeps running), a viewdef file that
+/// was not loaded. In development the gateway tells every page, so the author sees it where they look
+/// (docs/attributes.md "Errors on the page") and not only in the terminal.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize)]
+pub struct SiteProblem {
+    /// The file, relative to the site directory (`lua/main.lua`, `viewdefs/option.html`).
+    pub file: String,
+    /// What is wrong and what happens meanwhile, one sentence for the author.
+    pub message: String,
+}
+
 /// Ordered property map for outbound updates (`""` = deleted).
 #[derive(Clone, PartialEq, Eq, Debug, Default)]
 pub struct Properties(pub Vec<(String, String)>);
@@ -196,6 +208,16 @@ impl Serialize for VarId {
 impl ServerMessage {
     pub fn error(var_id: VarId, code: ErrorCode, description: impl Into<String>) -> Self {
         ServerMessage::Error(ErrorOut { var_id, code, description: description.into() })
+    }
+
+    /// The site's current problems as a variable-1 update carrying only the `siteProblems` property:
+    /// JSON text of the whole list, `[]` when the last one is gone. Each such update replaces the
+    /// page's previous list.
+    pub fn site_problems(problems: &[SiteProblem]) -> Self {
+        let mut properties = Properties::default();
+        let list = serde_json::to_string(problems).expect("site problems always serialize");
+        properties.set(super::property::name::SITE_PROBLEMS, &list);
+        ServerMessage::Update(UpdateOut { var_id: VarId::APP, value: None, properties })
     }
 
     pub fn from_message_error(e: &MessageError) -> Self {
@@ -289,6 +311,19 @@ mod tests {
         assert_eq!(nesting_depth(br#"{"a":"[[[[\"{{"}"#), 1);
         assert_eq!(nesting_depth(b"[[],[[]]]"), 3);
         assert_eq!(nesting_depth(b"1"), 0);
+    }
+
+    #[test]
+    fn site_problems_are_a_variable_1_property_holding_the_whole_list() {
+        let problem = SiteProblem { file: "lua/main.lua".into(), message: "lua/main.lua does not compile".into() };
+        assert_eq!(
+            encode_server_frame(&[ServerMessage::site_problems(&[problem])]),
+            r#"[{"type":"update","data":{"varId":1,"properties":{"siteProblems":"[{\"file\":\"lua/main.lua\",\"message\":\"lua/main.lua does not compile\"}]"}}}]"#
+        );
+        assert_eq!(
+            encode_server_frame(&[ServerMessage::site_problems(&[])]),
+            r#"[{"type":"update","data":{"varId":1,"properties":{"siteProblems":"[]"}}}]"#
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub mod property;
 
 pub use browser::{
     encode_server_frame, parse_client_frame, ClientFrame, ErrorOut, FrameError, FrameLimits, Properties, ServerMessage,
-    UpdateOut,
+    SiteProblem, UpdateOut,
 };
 pub use code::{close, ErrorCode};
 pub use message::{Create, ErrorReport, Message, MessageError, PropertyWrite, Side, Update};

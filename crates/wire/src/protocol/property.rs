@@ -16,6 +16,9 @@ pub mod name {
     pub const LUA: &str = "lua";
     /// Viewdefs the gateway delivers to browsers; nobody else sets them.
     pub const VIEWDEFS: &str = "viewdefs";
+    /// Development only: the site files a `--watch` reload refused or skipped, delivered to browsers
+    /// on variable 1 like `viewdefs` (see [`crate::protocol::browser::SiteProblem`]); nobody else sets it.
+    pub const SITE_PROBLEMS: &str = "siteProblems";
     /// The value's type, derived; Lua and backends may pin one.
     pub const TYPE: &str = "type";
     /// The priority bucket of the variable's value updates.
@@ -52,8 +55,8 @@ pub fn decide(property: &str, writer: Writer, at_create: bool) -> Decision {
         PATH | ACCESS | CREATE => Decision::Deny,
         LUA if writer == Writer::Browser => Decision::Deny,
         LUA => Decision::Drop,
-        VIEWDEFS if writer == Writer::Backend => Decision::Deny,
-        VIEWDEFS => Decision::Drop,
+        VIEWDEFS | SITE_PROBLEMS if writer == Writer::Backend => Decision::Deny,
+        VIEWDEFS | SITE_PROBLEMS => Decision::Drop,
         TYPE if writer == Writer::Browser => Decision::Drop,
         TYPE => Decision::Pin,
         WRAPPER if writer == Writer::Browser && !at_create => Decision::Deny,
@@ -70,7 +73,7 @@ mod tests {
     fn who_may_set_what() {
         use Decision::*;
         use Writer::*;
-        let rows: [(&str, Writer, bool, Decision); 16] = [
+        let rows: [(&str, Writer, bool, Decision); 18] = [
             ("path", Browser, true, Store),
             ("path", Browser, false, Deny),
             ("access", Lua, false, Deny),
@@ -80,6 +83,8 @@ mod tests {
             ("lua", Lua, true, Drop),
             ("viewdefs", Backend, true, Deny),
             ("viewdefs", Browser, false, Drop),
+            ("siteProblems", Backend, false, Deny),
+            ("siteProblems", Browser, false, Drop),
             ("type", Browser, true, Drop),
             ("type", Lua, false, Pin),
             ("type", Backend, true, Pin),
