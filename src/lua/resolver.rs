@@ -678,7 +678,7 @@ mod tests {
 
     /// Through the resolver: a method that raises is logged at WARN with its file and line.
     #[test]
-    fn a_throwing_method_is_logged_with_file_and_line() {
+    fn a_throwing_method_is_logged_with_file_and_line_and_a_bad_path_without() {
         let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
         let writer = buf.clone();
         let subscriber = tracing_subscriber::fmt()
@@ -707,7 +707,11 @@ mod tests {
         assert!(log.contains("line=1"), "{log}");
         assert!(log.contains("method=\"vote\"") || log.contains("method=vote"), "{log}");
         assert!(log.contains("arithmetic on a nil value"), "{log}");
-        assert!(log.contains("totl is not a function"), "{log}");
+        // A path that does not resolve ran no Lua: it has no file or line, and says what it is.
+        let path_line = log.lines().find(|l| l.contains("totl is not a function")).expect("path failure logged");
+        assert!(path_line.contains("binding path does not resolve"), "{path_line}");
+        assert!(path_line.contains("path=\"totl\"") || path_line.contains("path=totl"), "{path_line}");
+        assert!(!path_line.contains("file=") && !path_line.contains("line="), "{path_line}");
     }
 
     struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
