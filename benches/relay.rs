@@ -10,7 +10,8 @@
 //!   `increment()` (a user event), which the gateway relays to the backend, whose `count` update comes
 //!   back through the gateway to the browser.
 //!
-//! Target: relay ≥ 50 % of echo. `cargo bench --bench relay` (env `RELAY_CONNECTIONS`, `RELAY_SECONDS`).
+//! Target: relay ≥ 50 % of echo. `cargo bench --bench relay` (env `RELAY_CONNECTIONS`, `RELAY_SECONDS`,
+//! `RELAY_LUA_THREADS` for the gateway's `--lua-threads`).
 //!
 //! Both phases are CPU-bound on a small machine, so the bench also accounts CPU time per thread group
 //! (the driver, the server's I/O threads, the `ui-lua` session threads, the backend client's thread)
@@ -340,6 +341,8 @@ fn main() {
     let args = ServeArgs {
         listen: "127.0.0.1:0".parse().unwrap(),
         mode: Mode::Connected,
+        // `--lua-threads` (0 = one per core, the default).
+        lua_threads: env_or("RELAY_LUA_THREADS", 0) as usize,
         site: Some(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/counter_backend/site")),
         ..Default::default()
     };
