@@ -381,6 +381,28 @@ async fn forward(
     }
 }
 
+/// Most frames one write of the backend socket gathers (see [`write_loop`]).
+const COALESCE_FRAMES: usize = 64;
+
+/// Feeds one queued frame into the socket's write buffer (no write yet); a counted frame's bytes add
+/// to `counted`, to leave the connection's queued count once the write is done.
+async fn feed(
+    ws_tx: &mut futures::stream::SplitSink<WebSocket, Message>,
+    text: String,
+    is_counted: bool,
+    counted: &mut usize,
+) -> Result<(), axum::Error> {
+    if is_counted {
+        *counted += text.len();
+    }
+    crate::metrics::metrics().frame_sent("backend", text.len());
+    ws_tx.feed(Message::Text(text.into())).await
+}
+
+/// Writes what the sessions queue for the worker. The link carries every session of the worker, so
+/// frames queue up while a write is under way: whatever is queued when the writer wakes (up to
+/// [`COALESCE_FRAMES`]) goes out in one socket write and one flush, instead of one write, TCP segment
+/// and wake-up of the worker per frame.
 async fn write_loop(
     mut ws_tx: futures::stream::SplitSink<WebSocket, Message>,
     mut rx: mpsc::Receiver<Outgoing>,
@@ -394,20 +416,43 @@ async fn write_loop(
     loop {
         tokio::select! {
             out = rx.recv() => match out {
-                Some(Outgoing::Frame(text)) => {
-                    crate::metrics::metrics().frame_sent("backend", text.len());
-                    if ws_tx.send(Message::Text(text.into())).await.is_err() { break; }
-                }
-                Some(Outgoing::Counted(text)) => {
-                    let len = text.len();
-                    crate::metrics::metrics().frame_sent("backend", len);
-                    let sent = ws_tx.send(Message::Text(text.into())).await;
-                    queued.fetch_sub(len, std::sync::atomic::Ordering::AcqRel);
-                    if sent.is_err() { break; }
-                }
                 Some(Outgoing::Close(code, reason)) => {
                     websocket::send_close(&mut ws_tx, code, reason).await;
                     break;
+                }
+                Some(first) => {
+                    let mut counted = 0;
+                    let mut frames = 0;
+                    let mut next = Some(first);
+                    let mut close = None;
+                    let mut fed = Ok(());
+                    while let Some(out) = next.take() {
+                        fed = match out {
+                            Outgoing::Frame(text) => feed(&mut ws_tx, text, false, &mut counted).await,
+                            Outgoing::Counted(text) => feed(&mut ws_tx, text, true, &mut counted).await,
+                            Outgoing::Close(code, reason) => {
+                                close = Some((code, reason));
+                                break;
+                            }
+                        };
+                        frames += 1;
+                        if fed.is_err() || frames == COALESCE_FRAMES {
+                            break;
+                        }
+                        next = rx.try_recv().ok();
+                    }
+                    let sent = match fed {
+                        Ok(()) => ws_tx.flush().await,
+                        Err(e) => Err(e),
+                    };
+                    queued.fetch_sub(counted, std::sync::atomic::Ordering::AcqRel);
+                    if sent.is_err() {
+                        break;
+                    }
+                    if let Some((code, reason)) = close {
+                        websocket::send_close(&mut ws_tx, code, reason).await;
+                        break;
+                    }
                 }
                 None => {
                     websocket::send_close(&mut ws_tx, close::GOING_AWAY, "").await;

@@ -264,7 +264,7 @@ async fn serve<A: Root>(
             }
             _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {}
             Some(text) = rx.recv() => {
-                if let Err(e) = sink.send(Message::Text(text.into())).await {
+                if let Err(e) = write_replies(&mut sink, &mut rx, text).await {
                     return End::Lost(e.into());
                 }
             }
@@ -288,6 +288,29 @@ async fn serve<A: Root>(
             },
         }
     }
+}
+
+/// Most replies one write to the gateway gathers.
+const COALESCE_FRAMES: usize = 64;
+
+/// Writes `first` and the replies queued behind it (up to [`COALESCE_FRAMES`]) with one flush: one
+/// socket write and one TCP segment for all the sessions that answered meanwhile, instead of one each.
+async fn write_replies<S>(
+    sink: &mut S,
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<String>,
+    first: String,
+) -> Result<(), S::Error>
+where
+    S: futures::Sink<Message> + Unpin,
+{
+    sink.feed(Message::Text(first.into())).await?;
+    for _ in 1..COALESCE_FRAMES {
+        match rx.try_recv() {
+            Ok(text) => sink.feed(Message::Text(text.into())).await?,
+            Err(_) => break,
+        }
+    }
+    sink.flush().await
 }
 
 /// Sends what the session tasks already replied, then closes normally.
