@@ -1,6 +1,6 @@
 //! The Lua shipped in the binary (the repo's `lua/`), compiled once per process.
 //!
-//! Every session loads the prelude and the compatibility shims. Parsing them per session cost about
+//! Every session loads the prelude, the compatibility shims, the sandbox's Lua and the URL paths. Parsing them per session cost about
 //! 100 µs; loading precompiled bytecode costs about a tenth of that. Stripping debug information from
 //! code whose errors always point at the caller (`error(msg, 2)`) also saves about 4 KiB of Lua heap
 //! per session (P6). Only this module loads binary chunks; app code stays text-only (sandbox).
@@ -38,9 +38,13 @@ impl Builtin {
 pub static PRELUDE: Builtin = Builtin::new("=prelude", include_str!("../../lua/prelude.lua"), false);
 /// Lua 5.1 compatibility shims (`lua/compat.lua`).
 pub static COMPAT: Builtin = Builtin::new("=compat", include_str!("../../lua/compat.lua"), false);
+/// The sandbox's Lua half (`lua/sandbox.lua`).
+pub static SANDBOX: Builtin = Builtin::new("=sandbox", include_str!("../../lua/sandbox.lua"), false);
+/// URL paths (`src/lua/url_paths.lua`), run by every session's `session` API. Its errors are raised at
+/// level 0 (no location), so it needs no debug information.
+pub static URL_PATHS: Builtin = Builtin::new("=url_paths", include_str!("url_paths.lua"), false);
 /// `lua.ViewList` / `lua.ViewListItem` (`lua/viewlist.lua`), loaded on first use; it runs app callbacks
 /// (`itemWrapper`), so its errors keep their line numbers.
-pub static SANDBOX: Builtin = Builtin::new("=sandbox", include_str!("../../lua/sandbox.lua"), false);
 pub static VIEWLIST: Builtin = Builtin::new("=lua/viewlist.lua", include_str!("../../lua/viewlist.lua"), true);
 
 #[cfg(test)]
@@ -50,7 +54,7 @@ mod tests {
     #[test]
     fn every_builtin_compiles_and_loads_as_bytecode() {
         let lua = Lua::new();
-        for b in [&PRELUDE, &COMPAT, &SANDBOX, &VIEWLIST] {
+        for b in [&PRELUDE, &COMPAT, &SANDBOX, &URL_PATHS, &VIEWLIST] {
             assert!(b.chunk(&lua).into_function().is_ok(), "{}", b.name);
         }
     }
