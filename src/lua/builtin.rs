@@ -59,6 +59,25 @@ mod tests {
         }
     }
 
+    /// Every Lua file the session code ships goes through a `Builtin`: one that is loaded from its
+    /// text instead is parsed again by every session (URL paths were, and cost a quarter of a
+    /// Contacts creation's CPU; BENCHMARKS.md §13c).
+    #[test]
+    fn the_session_code_loads_no_built_in_lua_from_text() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lua");
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_none_or(|e| e != "rs") || path.ends_with("builtin.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for (n, line) in text.lines().enumerate() {
+                let embeds_lua = line.contains("include_str!(") && line.contains(".lua\"");
+                assert!(!embeds_lua, "{}:{}: embed built-in Lua as a `Builtin` (builtin.rs)", path.display(), n + 1);
+            }
+        }
+    }
+
     #[test]
     fn viewlist_errors_keep_their_line_numbers() {
         let lua = Lua::new();
