@@ -273,12 +273,21 @@ impl Browser {
 
     /// Browser console errors logged so far (drained).
     pub async fn console_errors(&self) -> Vec<String> {
+        self.console_at(&["SEVERE"]).await
+    }
+
+    /// The console's errors and warnings since the last read (reading the log empties it).
+    pub async fn console_errors_and_warnings(&self) -> Vec<String> {
+        self.console_at(&["SEVERE", "WARNING"]).await
+    }
+
+    async fn console_at(&self, levels: &[&str]) -> Vec<String> {
         let v = self.client.issue_cmd(GetLog("browser")).await.expect("browser log");
         v.as_array()
             .cloned()
             .unwrap_or_default()
             .iter()
-            .filter(|e| e["level"] == "SEVERE")
+            .filter(|e| levels.iter().any(|l| e["level"] == *l))
             .map(|e| e["message"].as_str().unwrap_or("").to_string())
             .collect()
     }
