@@ -40,7 +40,7 @@ pub static PRELUDE: Builtin = Builtin::new("=prelude", include_str!("../../lua/p
 pub static COMPAT: Builtin = Builtin::new("=compat", include_str!("../../lua/compat.lua"), false);
 /// The sandbox's Lua half (`lua/sandbox.lua`).
 pub static SANDBOX: Builtin = Builtin::new("=sandbox", include_str!("../../lua/sandbox.lua"), false);
-/// URL paths (`src/lua/url_paths.lua`), run by every session's `session` API. Its errors are raised at
+/// URL paths (`src/lua/url_paths.lua`), loaded on a session's first URL-path call. Its errors are raised at
 /// level 0 (no location), so it needs no debug information.
 pub static URL_PATHS: Builtin = Builtin::new("=url_paths", include_str!("url_paths.lua"), false);
 /// `lua.ViewList` / `lua.ViewListItem` (`lua/viewlist.lua`), loaded on first use; it runs app callbacks

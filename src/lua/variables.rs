@@ -185,11 +185,7 @@ pub fn install(
         })?,
     )?;
 
-    // URL paths: Lua code over the functions above (it wraps createAppVariable).
-    let create_app: mlua::Function = session.get("createAppVariable")?;
-    // Bytecode compiled once per process (`builtin`): parsing this file per session was 3 % of a
-    // Contacts creation's CPU.
-    super::builtin::URL_PATHS.chunk(lua).call::<Value>((session.clone(), create_app))?;
+    install_url_paths(lua, session)?;
 
     let (weak, st) = (ctx.shared.clone(), ctx.state.clone());
     lua.set_named_registry_value(
@@ -210,6 +206,32 @@ pub fn install(
             handle(lua, c.shared.clone(), c.state.clone(), VarId(id)).map(Value::Table)
         })?,
     )?;
+    Ok(())
+}
+
+/// Registry key: whether this state has run the URL-path code.
+const URL_PATHS_LOADED: &str = "ui.url_paths_loaded";
+
+/// URL paths (`url_paths.lua`, docs/lua-api.md "URL paths") load on the first call of one of their
+/// three functions. Most apps register no path, and the code's closures, tables and protos cost every
+/// session several KiB of Lua heap (BENCHMARKS.md §13c). Until then the three names hold loaders: the
+/// first call runs the code (bytecode compiled once per process), which replaces all three and wraps
+/// `createAppVariable` (that wrapper only matters once a path exists: registering marks an app made
+/// before), and goes on to the loaded function.
+fn install_url_paths(lua: &Lua, session: &Table) -> mlua::Result<()> {
+    let create_app: mlua::Function = session.get("createAppVariable")?;
+    for name in ["registerUrlPath", "resolveUrlPath", "navigate"] {
+        let (this, create_app) = (session.clone(), create_app.clone());
+        let loader = lua.create_function(move |lua, args: MultiValue| {
+            if !lua.named_registry_value::<bool>(URL_PATHS_LOADED)? {
+                lua.set_named_registry_value(URL_PATHS_LOADED, true)?;
+                super::builtin::URL_PATHS.chunk(lua).call::<()>((this.clone(), create_app.clone()))?;
+            }
+            let loaded: mlua::Function = this.get(name)?;
+            loaded.call::<MultiValue>(args)
+        })?;
+        session.set(name, loader)?;
+    }
     Ok(())
 }
 
