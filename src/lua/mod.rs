@@ -376,6 +376,22 @@ mod tests {
         assert!(b.eval::<bool>("return session:getApp().a == '' and session.getApp().a == ''").unwrap());
     }
 
+    /// URL paths load on first use: a session that never calls them has none of their code, and one
+    /// that registers a path after making its app still marks variable 1 for the page's router.
+    #[test]
+    fn url_paths_load_on_first_use_and_mark_an_app_made_before() {
+        let mut b = backend();
+        b.load_main("session:createAppVariable({})").unwrap();
+        let loaded = |b: &LuaBackend| b.lua.named_registry_value::<bool>(variables::URL_PATHS_LOADED).unwrap();
+        assert!(!loaded(&b), "no URL-path code before an app asks for it");
+        assert_eq!(b.tracker().property(VarId::APP, "urlPaths"), None);
+        assert!(b.eval::<bool>("return session:resolveUrlPath('/x') == nil").unwrap());
+        assert!(loaded(&b));
+        b.eval::<()>("session:registerUrlPath('/x', session:getApp())").unwrap();
+        assert_eq!(b.tracker().property(VarId::APP, "urlPaths").as_deref(), Some("on"));
+        assert!(b.eval::<bool>("return session.resolveUrlPath('x/') == session:getApp()").unwrap());
+    }
+
     #[test]
     fn failing_main_lua_is_kept_as_the_startup_error() {
         let mut b = backend();

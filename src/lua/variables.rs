@@ -210,7 +210,7 @@ pub fn install(
 }
 
 /// Registry key: whether this state has run the URL-path code.
-const URL_PATHS_LOADED: &str = "ui.url_paths_loaded";
+pub(super) const URL_PATHS_LOADED: &str = "ui.url_paths_loaded";
 
 /// URL paths (`url_paths.lua`, docs/lua-api.md "URL paths") load on the first call of one of their
 /// three functions. Most apps register no path, and the code's closures, tables and protos cost every
