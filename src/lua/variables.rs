@@ -224,8 +224,10 @@ fn install_url_paths(lua: &Lua, session: &Table) -> mlua::Result<()> {
         let (this, create_app) = (session.clone(), create_app.clone());
         let loader = lua.create_function(move |lua, args: MultiValue| {
             if !lua.named_registry_value::<bool>(URL_PATHS_LOADED)? {
-                lua.set_named_registry_value(URL_PATHS_LOADED, true)?;
+                // Marked only once the code has run: a load that fails (the memory limit) is tried
+                // again on the next call rather than leaving this loader to call itself.
                 super::builtin::URL_PATHS.chunk(lua).call::<()>((this.clone(), create_app.clone()))?;
+                lua.set_named_registry_value(URL_PATHS_LOADED, true)?;
             }
             let loaded: mlua::Function = this.get(name)?;
             loaded.call::<MultiValue>(args)
