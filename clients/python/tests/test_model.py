@@ -6,18 +6,7 @@ import pytest
 
 from ui_gateway import ViewList, backoff_delay
 from ui_gateway.session import Session
-
-
-def c(i, p, path, access="r", **props):
-    return {"type": "create", "data": {"id": i, "parentId": p, "properties": {"path": path, "access": access, **props}, "nowatch": True}}
-
-
-def w(i):
-    return {"type": "watch", "data": {"varId": i}}
-
-
-def u(i, v):
-    return {"type": "update", "data": {"varId": i, "value": v}}
+from messages import c, u, w
 
 
 class Item:

@@ -8,6 +8,7 @@ import threading
 import counter
 import pytest
 from conftest import site
+from messages import c, u, w
 
 from ui_gateway.session import Session
 from ui_gateway.testing import AppTest
@@ -160,18 +161,6 @@ def test_unknown_path_shows_the_default_view_and_warns_once(caplog):
 
 
 # ----- a Session fed batches directly -----
-
-
-def c(i, p, path, access="r", **props):
-    return {"type": "create", "data": {"id": i, "parentId": p, "properties": {"path": path, "access": access, **props}, "nowatch": True}}
-
-
-def w(i):
-    return {"type": "watch", "data": {"varId": i}}
-
-
-def u(i, v):
-    return {"type": "update", "data": {"varId": i, "value": v}}
 
 
 def page_msgs(first, url_path):
