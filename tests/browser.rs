@@ -108,10 +108,7 @@ async fn hot_reload_changes_the_open_page() {
             .collect();
     let borrowed: Vec<(&str, &str)> = files.iter().map(|(f, t)| (f.as_str(), t.as_str())).collect();
     let dir = temp_site(&borrowed);
-    let mut args = site_args(None);
-    args.site = Some(dir.clone());
-    args.watch = true;
-    let gw = gateway_with(args).await;
+    let gw = watching(&dir).await;
     let b = Browser::launch().await;
     open_app(&b, &gw).await;
     b.wait("document.querySelector('h1')?.textContent === 'Simple Adder'").await;

@@ -62,6 +62,14 @@ fn viewdefs_in(frame: &[Value]) -> Option<Value> {
     })
 }
 
+/// A gateway serving `dir` with `--watch`.
+async fn start_watching(dir: &std::path::Path) -> ui_gateway::gateway::RunningGateway {
+    let mut a = args();
+    a.site = Some(dir.to_path_buf());
+    a.watch = true;
+    start(a).await
+}
+
 #[tokio::test]
 async fn edits_reach_open_sessions_and_broken_code_keeps_the_old() {
     let dir = site(&[
@@ -71,10 +79,7 @@ async fn edits_reach_open_sessions_and_broken_code_keeps_the_old() {
         ("viewdefs/Counter.DEFAULT.html", "<template><h1>v1</h1></template>"),
         ("viewdefs/Other.DEFAULT.html", "<template><p>other</p></template>"),
     ]);
-    let mut a = args();
-    a.site = Some(dir.clone());
-    a.watch = true;
-    let gw = start(a).await;
+    let gw = start_watching(&dir).await;
     let id = new_session(&gw).await;
     let mut tab = connect(&gw, &id, None).await.unwrap();
     let mut m = open_tab(&mut tab).await;
@@ -157,10 +162,7 @@ async fn a_refused_save_reaches_every_page_until_a_good_save_clears_it() {
         ("lua/counter.lua", COUNTER_V1),
         ("viewdefs/Counter.DEFAULT.html", "<template><h1>v1</h1></template>"),
     ]);
-    let mut a = args();
-    a.site = Some(dir.clone());
-    a.watch = true;
-    let gw = start(a).await;
+    let gw = start_watching(&dir).await;
     let id = new_session(&gw).await;
     let mut tab = connect(&gw, &id, None).await.unwrap();
     let mut m = open_tab(&mut tab).await;
@@ -249,10 +251,7 @@ async fn a_broken_main_lua_under_watch_is_picked_up_when_fixed() {
         ("lua/main.lua", "local App = session:prototype('App', {n = 1})\nsession:createAppVariable(App:new(\n"),
         ("viewdefs/App.DEFAULT.html", "<template><b ui-value=\"n\"></b></template>"),
     ]);
-    let mut a = args();
-    a.site = Some(dir.clone());
-    a.watch = true;
-    let gw = start(a).await;
+    let gw = start_watching(&dir).await;
     let id = new_session(&gw).await;
     let mut ws = connect(&gw, &id, None).await.unwrap();
     ws.send(watch(1)).await;

@@ -245,10 +245,7 @@ async fn watch_shows_a_broken_main_lua_and_recovers_on_save() {
         ("lua/main.lua", "App = session:prototype('App', {n = 1})\nsession:createAppVariable(App:new(\n"),
         ("viewdefs/App.DEFAULT.html", "<template><b class=\"n\" ui-value=\"n\"></b></template>"),
     ]);
-    let mut args = site_args(None);
-    args.site = Some(dir.clone());
-    args.watch = true;
-    let gw = gateway_with(args).await;
+    let gw = watching(&dir).await;
     let b = Browser::launch().await;
     open_app(&b, &gw).await;
     b.wait("document.querySelector('#ui-dev-errors')?.textContent.includes('The app did not start')").await;
@@ -280,10 +277,7 @@ async fn watch_shows_a_refused_save_in_the_panel_until_fixed() {
         ("viewdefs/App.DEFAULT.html", "<template><b class=\"n\" ui-value=\"n\"></b><button class=\"inc\" ui-action=\"inc()\">+</button><i class=\"opt\" ui-view=\"option\"></i></template>"),
         ("viewdefs/option.html", "<template><span ui-value=\"name\"></span></template>"),
     ]);
-    let mut args = site_args(None);
-    args.site = Some(dir.clone());
-    args.watch = true;
-    let gw = gateway_with(args).await;
+    let gw = watching(&dir).await;
     let b = Browser::launch().await;
     open_app(&b, &gw).await;
     b.wait("document.querySelector('.n')?.textContent === '1'").await;

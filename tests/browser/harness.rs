@@ -43,6 +43,14 @@ pub async fn gateway_with(args: ServeArgs) -> RunningGateway {
     RunningGateway::start(&args).await.expect("gateway starts")
 }
 
+/// A gateway serving the site `dir` with `--watch`.
+pub async fn watching(dir: &std::path::Path) -> RunningGateway {
+    let mut args = site_args(None);
+    args.site = Some(dir.to_path_buf());
+    args.watch = true;
+    gateway_with(args).await
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
